@@ -1,0 +1,224 @@
+"""The ``hybridflow`` command.
+
+::
+
+    hybridflow list                       registered pipelines
+    hybridflow describe PIPELINE          parameters, defaults, modes
+    hybridflow profiles                   runner profiles
+    hybridflow run PIPELINE [--mode batch|streaming] [--profile NAME|PATH]
+                   [pipeline params] [any Beam flag]
+    hybridflow generate --count N --out DIR   sample history as JSON lines
+
+Usage errors print one line on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pathlib
+import sys
+from typing import Optional, Sequence
+
+from hybridflow.errors import HybridflowError, UsageError
+
+__all__ = ["main"]
+
+PROG = "hybridflow"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one-line UsageErrors (exit code 2)."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(prog=PROG, description="Hybrid batch + streaming pipelines on Apache Beam.", allow_abbrev=False)
+    parser.add_argument("--log_level", default="WARNING", help="Python log level (default WARNING).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    sub.add_parser("list", help="List registered pipelines.")
+    describe = sub.add_parser("describe", help="Show a pipeline's parameters and modes.")
+    describe.add_argument("pipeline")
+    sub.add_parser("profiles", help="List runner profiles.")
+    run = sub.add_parser(
+        "run",
+        help="Run a pipeline; unknown flags pass through to Beam's PipelineOptions.",
+        allow_abbrev=False,
+        add_help=False,
+    )
+    run.add_argument("pipeline")
+    run.add_argument("--profile", default="direct", help="Runner profile name or YAML path (default: direct).")
+    run.add_argument("-h", "--help", action="store_true")
+    gen = sub.add_parser("generate", help="Write synthetic transactions as JSON lines (a sample history).")
+    gen.add_argument("--count", type=int, default=40000)
+    gen.add_argument("--out", required=True, help="Output directory.")
+    gen.add_argument("--shards", type=int, default=4)
+    gen.add_argument(
+        "--params",
+        default="seed=42&population=42&cards=2000",
+        help="Extra synthetic:// parameters, e.g. 'seed=1&malformed=0.05'.",
+    )
+    return parser
+
+
+def _cmd_list(out) -> int:
+    from hybridflow.pipelines import list_pipelines
+
+    specs = list_pipelines()
+    width = max(len(s.name) for s in specs)
+    for spec in specs:
+        print(f"{spec.name:<{width}}  {spec.description}", file=out)
+    return 0
+
+
+def _describe(spec) -> str:
+    from hybridflow.options import HybridflowOptions, parser_actions
+
+    lines = [f"{spec.name}: {spec.description}", ""]
+    lines.append(f"modes: {', '.join(spec.modes)} (default {spec.default_mode})")
+    lines.append("")
+    lines.append("parameters:")
+
+    def row(action, default_text):
+        flag = action.option_strings[-1] if action.option_strings[-1].startswith("--") else action.option_strings[0]
+        kind = "choice of " + "|".join(map(str, action.choices)) if action.choices else (
+            "flag" if action.nargs == 0 else getattr(action.type, "__name__", "str")
+        )
+        if kind == "duration_arg":
+            kind = "duration"
+        return f"  {flag:<24} {kind:<22} default {default_text}\n      {action.help or ''}"
+
+    common = [a for a in parser_actions(HybridflowOptions) if a.dest in spec.common]
+    for action in common:
+        per_mode = {m: (spec.defaults.get(m) or {}).get(action.dest) for m in spec.modes}
+        if action.dest == "mode":
+            text = spec.default_mode
+        elif len(set(map(str, per_mode.values()))) == 1:
+            text = str(next(iter(per_mode.values())))
+        else:
+            text = "; ".join(f"{m}: {v}" for m, v in per_mode.items())
+        lines.append(row(action, text))
+    if spec.options_class is not None:
+        for action in parser_actions(spec.options_class):
+            lines.append(row(action, action.default))
+    lines.append("")
+    lines.append("runner flags: any Beam pipeline option (--runner, --parallelism, --temp_location ...);")
+    lines.append("profiles: " + _profile_names() + " (--profile NAME or a YAML path)")
+    return "\n".join(lines)
+
+
+def _profile_names() -> str:
+    from hybridflow.runners_config import list_profiles
+
+    return ", ".join(list_profiles())
+
+
+def _cmd_describe(name: str, out) -> int:
+    from hybridflow.pipelines import get_pipeline
+
+    print(_describe(get_pipeline(name)), file=out)
+    return 0
+
+
+def _cmd_profiles(out) -> int:
+    from hybridflow.runners_config import list_profiles, load_profile
+
+    for name in list_profiles():
+        profile = load_profile(name)
+        print(f"{name:<9} {profile.description}", file=out)
+    return 0
+
+
+def _cmd_run(args, beam_flags: Sequence[str], out) -> int:
+    from hybridflow.pipelines import get_pipeline
+    from hybridflow.pipelines.run import run_pipeline
+    from hybridflow.runners_config import load_profile
+
+    spec = get_pipeline(args.pipeline)
+    if args.help:
+        print(_describe(spec), file=out)
+        return 0
+    profile = load_profile(args.profile)
+    options = spec.options(beam_flags, profile.flags())
+    profile.check_required(options)
+    summary = run_pipeline(spec, options)
+    print(summary.render(), file=out)
+    _print_top_alerts(summary.outputs.get("alerts"), out)
+    return 0 if summary.state.endswith("DONE") else 1
+
+
+def _print_top_alerts(location: Optional[str], out, limit: int = 5) -> None:
+    """Prints the first alerts of a local JSON-lines alert output."""
+    if not location or "://" in location or not location.endswith(".jsonl"):
+        return
+    import glob
+
+    alerts = []
+    for path in sorted(glob.glob(location)):
+        with open(path, encoding="utf-8") as f:
+            alerts.extend(json.loads(line) for line in f if line.strip())
+    if not alerts:
+        return
+    alerts.sort(key=lambda a: (a["event_time"], a["rule"], a["key"]))
+    print(f"  first {min(limit, len(alerts))} of {len(alerts)} alerts:", file=out)
+    for a in alerts[:limit]:
+        print(f"    {a['event_time']}  {a['message']}", file=out)
+
+
+def _cmd_generate(args, out) -> int:
+    from hybridflow.io.synthetic import SyntheticTransactions, generate_transactions
+    import urllib.parse
+
+    if args.count < 0 or args.shards < 1:
+        raise UsageError("--count must be >= 0 and --shards >= 1")
+    params = dict(urllib.parse.parse_qsl(args.params, keep_blank_values=True))
+    params.setdefault("count", str(args.count))
+    config = SyntheticTransactions.from_params(params)
+    directory = pathlib.Path(args.out)
+    directory.mkdir(parents=True, exist_ok=True)
+    per_shard = -(-args.count // args.shards)
+    for shard in range(args.shards):
+        first, last = shard * per_shard, min((shard + 1) * per_shard, args.count)
+        path = directory / f"transactions-{shard:05d}-of-{args.shards:05d}.jsonl"
+        with open(path, "w", encoding="utf-8") as f:
+            for line in generate_transactions(config, first, last):
+                f.write(line + "\n")
+    print(f"wrote {args.count} transactions to {directory}/transactions-*.jsonl", file=out)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``hybridflow`` command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = sys.stdout
+    try:
+        parser = _build_parser()
+        args, rest = parser.parse_known_args(argv)
+        logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        if args.command != "run" and rest:
+            raise UsageError(f"unrecognized arguments: {' '.join(rest)} (see `{PROG} --help`)")
+        if args.command == "list":
+            return _cmd_list(out)
+        if args.command == "describe":
+            return _cmd_describe(args.pipeline, out)
+        if args.command == "profiles":
+            return _cmd_profiles(out)
+        if args.command == "generate":
+            return _cmd_generate(args, out)
+        return _cmd_run(args, rest, out)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except HybridflowError as exc:
+        if os.environ.get("HYBRIDFLOW_TRACEBACK"):
+            raise
+        print(f"{PROG}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

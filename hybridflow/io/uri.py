@@ -1,0 +1,103 @@
+"""Parsing of endpoint URIs: one URI names one source or sink.
+
+``data/history/*.jsonl``, ``gs://bucket/path/*.parquet?format=parquet``,
+``kafka://127.0.0.1:9092/transactions``, ``synthetic://transactions?count=100``.
+
+A ``?`` in a local, ``gs://`` or ``s3://`` path is a glob wildcard unless what
+follows it is a ``key=value&...`` query.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import urllib.parse
+from typing import Mapping
+
+from hybridflow.errors import InvalidUriError
+
+__all__ = ["EndpointUri", "parse_uri", "FILE_SCHEMES", "FILE_FORMATS", "file_format"]
+
+FILE_SCHEMES = frozenset({"file", "gs", "s3"})
+FILE_FORMATS = ("jsonl", "csv", "avro", "parquet")
+_EXTENSIONS = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".avro": "avro",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+_QUERY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^&]*(&[A-Za-z_][A-Za-z0-9_]*=[^&]*)*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class EndpointUri:
+    """A parsed endpoint URI.
+
+    ``scheme`` is ``file`` for local paths; ``location`` is the URI without
+    its query (for files: the path or glob handed to Beam's FileSystems);
+    ``params`` the decoded query parameters.
+    """
+
+    raw: str
+    scheme: str
+    location: str
+    netloc: str
+    path: str
+    params: Mapping[str, str]
+
+    @property
+    def is_file(self) -> bool:
+        return self.scheme in FILE_SCHEMES
+
+    def param(self, name: str, default=None):
+        return self.params.get(name, default)
+
+
+def parse_uri(uri: str) -> EndpointUri:
+    """Parses ``uri``; raises :class:`InvalidUriError` naming the problem."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise InvalidUriError(f"empty endpoint URI {uri!r}: give a path or scheme://...")
+    uri = uri.strip()
+    location, params = uri, {}
+    if "?" in uri:
+        head, _, query = uri.rpartition("?")
+        if _QUERY.match(query):
+            location = head
+            params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", location)
+    if not match:
+        return EndpointUri(uri, "file", location, "", location, params)
+    scheme, rest = match.group(1).lower(), match.group(2)
+    if scheme == "file":
+        return EndpointUri(uri, "file", rest, "", rest, params)
+    netloc, _, path = rest.partition("/")
+    if not netloc:
+        raise InvalidUriError(f"{uri!r}: nothing after {scheme}://; see the README for URI forms")
+    return EndpointUri(uri, scheme, location, netloc, path, params)
+
+
+def file_format(endpoint: EndpointUri) -> str:
+    """The file format of ``endpoint``: ``format=`` or the extension."""
+    fmt = endpoint.param("format")
+    if fmt is None:
+        path = endpoint.location.lower()
+        for compressed in (".gz", ".bz2", ".zst", ".deflate"):
+            if path.endswith(compressed):
+                path = path[: -len(compressed)]
+        for ext, name in _EXTENSIONS.items():
+            if path.endswith(ext):
+                fmt = name
+                break
+    if fmt is None:
+        raise InvalidUriError(
+            f"{endpoint.raw!r}: cannot tell the file format; end the path with one of "
+            f"{', '.join(sorted(_EXTENSIONS))} or add ?format=<{'|'.join(FILE_FORMATS)}>"
+        )
+    if fmt not in FILE_FORMATS:
+        raise InvalidUriError(
+            f"{endpoint.raw!r}: unknown format {fmt!r}; use one of {', '.join(FILE_FORMATS)}"
+        )
+    return fmt

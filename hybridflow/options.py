@@ -1,0 +1,181 @@
+"""Every hybridflow flag, as PipelineOptions subclasses, and their resolution.
+
+:class:`HybridflowOptions` holds the flags every pipeline shares (``--mode``,
+``--input``, ``--output`` ...); each pipeline adds its own in a subclass next
+to its ``build`` function. Beam parses every PipelineOptions subclass with one
+parser, so a flag name may be defined only once in the whole package.
+
+:func:`resolve_options` turns a profile plus command-line flags into one
+``PipelineOptions``: profile values first, command-line flags override them;
+unknown flags and bad values raise :class:`~hybridflow.errors.InvalidOptionError`
+naming the flag and the fix; pipeline defaults fill what neither gave.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    StandardOptions,
+    _BeamArgumentParser,
+)
+
+from hybridflow.durations import parse_duration
+from hybridflow.errors import InvalidOptionError
+
+__all__ = ["HybridflowOptions", "resolve_options", "MODES", "duration_arg", "parser_actions"]
+
+MODES = ("batch", "streaming")
+
+
+def duration_arg(value: str) -> float:
+    """argparse type for durations: ``90``, ``90s``, ``10m``, ``2h``."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+class HybridflowOptions(PipelineOptions):
+    """Flags shared by all hybridflow pipelines. Defaults come per pipeline and mode."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--mode",
+            choices=MODES,
+            default=None,
+            help="batch reads bounded sources; streaming reads unbounded ones (default: the pipeline's).",
+        )
+        parser.add_argument("--input", default=None, help="Source URI (path/glob, gs://, s3://, synthetic://...).")
+        parser.add_argument("--output", default=None, help="Output directory or URI prefix for the pipeline's sinks.")
+        parser.add_argument(
+            "--output_format",
+            choices=("jsonl", "parquet", "csv", "avro"),
+            default=None,
+            help="File format of the pipeline's outputs.",
+        )
+        parser.add_argument(
+            "--duration",
+            type=duration_arg,
+            default=None,
+            help="Streaming: stop the unbounded source after this long (e.g. 60s, 10m); windows then drain.",
+        )
+        parser.add_argument("--window", default=None, help="Window spec: fixed:60s, sliding:10m/1m, session:5m.")
+        parser.add_argument(
+            "--allowed_lateness",
+            type=duration_arg,
+            default=None,
+            help="How long after a window ends late records still count (e.g. 5m).",
+        )
+        parser.add_argument(
+            "--cooldown",
+            type=duration_arg,
+            default=None,
+            help="At most one alert per rule and key in this period of event time (0 = all).",
+        )
+
+
+class _StrictParser(_BeamArgumentParser):
+    """Beam's parser, but errors raise InvalidOptionError instead of exiting."""
+
+    def error(self, message):
+        if message.startswith("ambiguous option: "):
+            return
+        raise InvalidOptionError(message)
+
+
+def _all_option_classes() -> list[type]:
+    seen: dict[str, type] = {}
+    for cls in PipelineOptions.__subclasses__():
+        seen.setdefault(str(cls), cls)
+    return list(seen.values())
+
+
+def _strict_parser() -> _StrictParser:
+    parser = _StrictParser(allow_abbrev=False, add_help=False)
+    for cls in _all_option_classes():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def parser_actions(options_class: type) -> list[argparse.Action]:
+    """The argparse actions (flags) defined by one PipelineOptions subclass."""
+    parser = _BeamArgumentParser(allow_abbrev=False, add_help=False)
+    options_class._add_argparse_args(parser)
+    return [a for a in parser._actions if a.option_strings]
+
+
+def _known_flags(parser: argparse.ArgumentParser) -> list[str]:
+    return [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+
+
+def check_flags(flags: Sequence[str]) -> None:
+    """Raises InvalidOptionError for an unknown flag or a bad value."""
+    parser = _strict_parser()
+    try:
+        _, unknown = parser.parse_known_args(list(flags))
+    except InvalidOptionError as exc:
+        raise InvalidOptionError(f"{exc}; see `hybridflow describe PIPELINE` for parameters") from None
+    unknown_flags = [u for u in unknown if u.startswith("-")]
+    if unknown_flags:
+        name = unknown_flags[0].split("=", 1)[0]
+        close = difflib.get_close_matches(name, _known_flags(parser), n=1)
+        hint = f"did you mean {close[0]}?" if close else "see `hybridflow describe PIPELINE` and Beam's pipeline options"
+        raise InvalidOptionError(f"unknown flag {name}: {hint}")
+    stray = [u for u in unknown if not u.startswith("-")]
+    if stray:
+        raise InvalidOptionError(
+            f"unexpected argument {stray[0]!r}: flags take the form --name=value"
+        )
+
+
+def flags_from_mapping(values: Mapping[str, Any]) -> list[str]:
+    """``{"runner": "FlinkRunner", "save_main_session": True}`` -> flags."""
+    flags: list[str] = []
+    for name, value in values.items():
+        flag = f"--{name}"
+        if value is True:
+            flags.append(flag)
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, (list, tuple)):
+            flags.extend(f"{flag}={item}" for item in value)
+        elif isinstance(value, dict):
+            import json
+
+            flags.append(f"{flag}={json.dumps(value)}")
+        else:
+            flags.append(f"{flag}={value}")
+    return flags
+
+
+def resolve_options(
+    argv: Sequence[str],
+    profile_flags: Iterable[str] = (),
+    defaults: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    modes: Sequence[str] = MODES,
+    default_mode: str = "batch",
+) -> PipelineOptions:
+    """One PipelineOptions from a profile's flags, then ``argv`` (which wins).
+
+    ``defaults`` maps a mode to defaults of HybridflowOptions flags; they fill
+    flags that neither the profile nor ``argv`` set.
+    """
+    flags = list(profile_flags) + list(argv)
+    check_flags(flags)
+    options = PipelineOptions(flags)
+    hf = options.view_as(HybridflowOptions)
+    standard = options.view_as(StandardOptions)
+    mode = hf.mode or ("streaming" if standard.streaming else default_mode)
+    if mode not in modes:
+        raise InvalidOptionError(f"--mode={mode}: this pipeline supports {', '.join(modes)}")
+    hf.mode = mode
+    standard.streaming = mode == "streaming"
+    for name, value in ((defaults or {}).get(mode) or {}).items():
+        if getattr(hf, name, None) is None:
+            setattr(hf, name, value)
+    return options

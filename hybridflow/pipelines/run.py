@@ -1,0 +1,106 @@
+"""Running a registered pipeline and summarising the run."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Mapping, Optional
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from hybridflow.io import WriteTo
+from hybridflow.metrics import MetricsSnapshot, query_counters
+from hybridflow.options import HybridflowOptions
+from hybridflow.pipelines import PipelineSpec
+
+__all__ = ["RunSummary", "run_pipeline", "construct"]
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a run did: counts from Beam metrics, where outputs went, how long."""
+
+    pipeline: str
+    mode: str
+    runner: str
+    state: str
+    outputs: Mapping[str, str]
+    metrics: MetricsSnapshot
+    wall_seconds: float
+
+    @property
+    def records_read(self) -> int:
+        return self.metrics.get("records_read")
+
+    @property
+    def records_written(self) -> int:
+        return self.metrics.get("records_written")
+
+    @property
+    def dead_letters(self) -> int:
+        return self.metrics.get("dead_letters")
+
+    def render(self) -> str:
+        m = self.metrics
+        lines = [
+            f"pipeline {self.pipeline} ({self.mode}) on {self.runner}: {self.state} in {self.wall_seconds:.1f}s",
+            f"  records read     {self.records_read}",
+            f"  records written  {self.records_written}",
+            f"  dead letters     {self.dead_letters}"
+            + (
+                " (" + ", ".join(f"{k}={v}" for k, v in sorted(m.prefixed("dead_letters.").items())) + ")"
+                if m.prefixed("dead_letters.")
+                else ""
+            ),
+            f"  late records     {m.get('late_records')}",
+            f"  alerts           {m.get('alerts') - m.get('alerts_suppressed')}",
+            "  outputs:",
+        ]
+        lines += [f"    {name:<13} {location}" for name, location in self.outputs.items()]
+        return "\n".join(lines)
+
+
+def construct(p: beam.Pipeline, spec: PipelineSpec, options: PipelineOptions) -> dict[str, str]:
+    """Builds ``spec`` into ``p`` and adds its sinks; returns output locations."""
+    outputs = spec.build(p, options)
+    locations = {}
+    for name, uri in spec.sinks(options).items():
+        if name not in outputs:
+            continue
+        sink = WriteTo(uri)
+        outputs[name] | f"Write{name.title().replace('_', '')}" >> sink
+        locations[name] = sink.location
+    return locations
+
+
+def run_pipeline(spec: PipelineSpec, options: PipelineOptions, wait: bool = True) -> RunSummary:
+    """Builds and runs ``spec`` with ``options``; waits and summarises."""
+    started = time.monotonic()
+    p = beam.Pipeline(options=options)
+    locations = construct(p, spec, options)
+    result = p.run()
+    state = result.wait_until_finish() if wait else result.state
+    return RunSummary(
+        pipeline=spec.name,
+        mode=options.view_as(HybridflowOptions).mode,
+        runner=_engine(result, options),
+        state=str(state),
+        outputs=locations,
+        metrics=query_counters(result),
+        wall_seconds=time.monotonic() - started,
+    )
+
+
+def _engine(result, options) -> str:
+    """The runner that really ran (DirectRunner picks one of three engines)."""
+    requested = options.view_as(StandardOptions).runner or "DirectRunner"
+    kind = type(result).__name__
+    engine = {
+        "RunnerResult": "FnApiRunner",
+        "DirectPipelineResult": "BundleBasedDirectRunner",
+        "PipelineResult": "PortableRunner",
+    }.get(kind, kind)
+    if "Prism" in kind or (kind == "PipelineResult" and "Prism" in str(requested)):
+        engine = "Prism"
+    return requested if requested == engine else f"{requested} ({engine})"

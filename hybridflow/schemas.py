@@ -1,0 +1,306 @@
+"""Record types of hybridflow and the schema helpers every stage shares.
+
+Records are ``typing.NamedTuple`` classes registered with Beam's ``RowCoder``
+(:func:`register`), so they carry Beam schemas on every runner and work in
+Beam SQL, YAML and DataFrames. Event time is a field of the record
+(``event_time``, a :class:`apache_beam.utils.timestamp.Timestamp`); parsing
+assigns the element timestamp from it.
+
+Validation rules beyond types live next to the record in a class attribute
+``constraints`` mapping a field name to :class:`Range`, :class:`OneOf` or
+:class:`Pattern`; :class:`~hybridflow.transforms.ParseRecords` enforces them.
+
+Every stage that can fail on data emits :class:`DeadLetter` rows: one schema
+for the whole package.
+"""
+
+# No `from __future__ import annotations` here: Beam reads the NamedTuple
+# annotations as real types to derive schemas.
+
+import dataclasses
+import datetime
+import json
+import math
+import re
+import typing
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.utils.timestamp import Timestamp
+
+from hybridflow.errors import SchemaError
+
+__all__ = [
+    "Transaction",
+    "CardProfile",
+    "DeadLetter",
+    "Alert",
+    "LateRecord",
+    "Range",
+    "OneOf",
+    "Pattern",
+    "FieldInfo",
+    "register",
+    "fields_of",
+    "to_timestamp",
+    "to_plain",
+]
+
+# --------------------------------------------------------------------------
+# Constraints
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Inclusive numeric bounds; ``None`` leaves a side open."""
+
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+    def check(self, value: Any) -> Optional[str]:
+        if self.min is not None and value < self.min:
+            return f"{value!r} is below the minimum {self.min}"
+        if self.max is not None and value > self.max:
+            return f"{value!r} is above the maximum {self.max}"
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """The value must be one of ``values``."""
+
+    values: frozenset
+
+    def __init__(self, values: Sequence[Any]):
+        object.__setattr__(self, "values", frozenset(values))
+
+    def check(self, value: Any) -> Optional[str]:
+        if value not in self.values:
+            return f"{value!r} is not one of {sorted(self.values)}"
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Pattern:
+    """A string value must fully match ``regex``."""
+
+    regex: str
+
+    def check(self, value: Any) -> Optional[str]:
+        if re.fullmatch(self.regex, value) is None:
+            return f"{value!r} does not match {self.regex!r}"
+        return None
+
+
+# --------------------------------------------------------------------------
+# Field introspection
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldInfo:
+    """One field of a record type, with ``Optional`` and ``list`` unwrapped."""
+
+    name: str
+    type: Any  # the base type: str, int, float, bool, bytes, Timestamp
+    optional: bool
+    is_list: bool
+
+
+_BASE_TYPES = (str, int, float, bool, bytes, Timestamp)
+
+
+def _unwrap(name: str, tp: Any) -> FieldInfo:
+    optional = False
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1:
+            raise SchemaError(f"field {name!r}: unions other than Optional[X] are not supported")
+        optional, tp = True, args[0]
+        origin = typing.get_origin(tp)
+    is_list = False
+    if origin in (list, Sequence, typing.List):
+        (tp,) = typing.get_args(tp)
+        is_list = True
+    if tp not in _BASE_TYPES:
+        raise SchemaError(
+            f"field {name!r} has type {tp!r}; use one of str, int, float, bool, bytes, "
+            "Timestamp, Optional[...] or list[...] of them"
+        )
+    return FieldInfo(name, tp, optional, is_list)
+
+
+def fields_of(record_type: Any) -> list[FieldInfo]:
+    """The fields of a NamedTuple class or a Beam ``RowTypeConstraint``, in order."""
+    from apache_beam.typehints.row_type import RowTypeConstraint
+
+    if isinstance(record_type, RowTypeConstraint):
+        pairs = list(record_type._fields)
+    elif isinstance(record_type, type) and issubclass(record_type, tuple) and hasattr(
+        record_type, "_fields"
+    ):
+        hints = typing.get_type_hints(record_type)
+        pairs = [(name, hints[name]) for name in record_type._fields]
+    else:
+        raise SchemaError(
+            f"{record_type!r} is not a record type: use a typing.NamedTuple class "
+            "(or a PCollection with a Beam schema)"
+        )
+    return [_unwrap(name, tp) for name, tp in pairs]
+
+
+def register(record_type: type) -> type:
+    """Registers ``record_type`` with Beam's RowCoder; usable as a decorator."""
+    fields_of(record_type)  # validates field types early
+    beam.coders.registry.register_coder(record_type, beam.coders.RowCoder)
+    return record_type
+
+
+# --------------------------------------------------------------------------
+# Conversions
+
+
+def to_timestamp(value: Any) -> Timestamp:
+    """Converts ISO-8601 text, epoch seconds, datetime or Timestamp to a Timestamp.
+
+    Raises ValueError for anything else (including NaN and infinities).
+    """
+    if isinstance(value, Timestamp):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a timestamp")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite timestamp")
+        return Timestamp.of(value)
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return Timestamp.from_utc_datetime(value.astimezone(datetime.timezone.utc))
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return Timestamp.of(float(text))
+        except ValueError:
+            pass
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        dt = datetime.datetime.fromisoformat(text)
+        return to_timestamp(dt)
+    raise ValueError(f"{value!r} is not a timestamp")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Timestamp):
+        return value.to_rfc3339()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return value
+
+
+def to_plain(record: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a record (NamedTuple, beam.Row or dict)."""
+    if isinstance(record, Mapping):
+        items = record.items()
+    elif hasattr(record, "_asdict"):
+        items = record._asdict().items()
+    else:
+        items = vars(record).items()
+    return {k: _plain(v) for k, v in items}
+
+
+def to_json(record: Any) -> str:
+    """One JSON line for a record; keys in field order, UTF-8 kept as is."""
+    return json.dumps(to_plain(record), ensure_ascii=False, allow_nan=False)
+
+
+# --------------------------------------------------------------------------
+# Record types
+
+
+@register
+class Transaction(NamedTuple):
+    """A card transaction, the input of the fraud pipeline."""
+
+    txn_id: str
+    card_id: str
+    customer_id: str
+    merchant_id: str
+    category: str
+    amount: float
+    currency: str
+    country: str
+    event_time: Timestamp
+
+    constraints = {
+        "txn_id": Pattern(r"\S{1,128}"),
+        "card_id": Pattern(r"\S{1,64}"),
+        "amount": Range(min=0.0, max=1_000_000.0),
+        "currency": Pattern(r"[A-Z]{3}"),
+        "country": Pattern(r"[A-Z]{2}"),
+    }
+
+
+@register
+class CardProfile(NamedTuple):
+    """Spending profile of one card, computed by the batch layer from history."""
+
+    card_id: str
+    txn_count: int
+    amount_mean: float
+    amount_stddev: float
+    usual_countries: list[str]
+    last_seen: Timestamp
+
+
+@register
+class DeadLetter(NamedTuple):
+    """A record that a stage could not process, with the reason.
+
+    ``stage`` is the step label, ``error_type`` a short countable reason
+    (``invalid_json``, ``missing_field``, ``out_of_range`` ...), ``payload`` the
+    original input as text, ``failed_at`` the processing time of the failure.
+    """
+
+    stage: str
+    error_type: str
+    message: str
+    payload: str
+    failed_at: Timestamp
+
+
+@register
+class Alert(NamedTuple):
+    """An alert raised by a rule of :class:`~hybridflow.transforms.ThresholdAlerts`.
+
+    ``alert_id`` is deterministic (rule, key and event time), so re-runs and
+    replays give the same ids and downstream sinks can de-duplicate.
+    """
+
+    alert_id: str
+    rule: str
+    key: str
+    value: float
+    threshold: float
+    event_time: Timestamp
+    window_start: Optional[Timestamp]
+    window_end: Optional[Timestamp]
+    message: str
+
+
+@register
+class LateRecord(NamedTuple):
+    """A record that arrived after its window closed (past the allowed lateness).
+
+    Emitted by :class:`~hybridflow.transforms.WindowedAggregate` on its
+    ``late`` output instead of being dropped; ``record`` is the record as JSON.
+    """
+
+    stage: str
+    key: str
+    window_start: Timestamp
+    window_end: Timestamp
+    event_time: Timestamp
+    record: str

@@ -1,0 +1,468 @@
+"""WindowedAggregate: keyed event-time window aggregation, batch or streaming.
+
+On a bounded input it is Beam's own ``WindowInto`` + ``CombinePerKey``: one
+pane per window. On an unbounded input it runs as a stateful DoFn in the
+global window that keeps one accumulator per key and window and fires panes
+from event-time timers. Doing the windowing by hand is what makes records
+later than the allowed lateness an explicit ``late`` output: a GroupByKey
+would drop them silently.
+
+Lateness is judged against what the key has learnt of the watermark: when a
+timer set at time T fires, the watermark has passed T. A key that has not yet
+had a timer fire (its first records, or after all its windows closed and a
+long silence) may therefore accept a record that Beam would call droppable;
+such a record still reaches the output, in a pane, never nowhere.
+
+Both paths use the same exact accumulator
+(:mod:`hybridflow.transforms.aggregations`), so the final pane of each window
+is identical batch or streaming.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+import apache_beam as beam
+from apache_beam.coders import PickleCoder, VarIntCoder
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.typehints.row_type import RowTypeConstraint
+from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
+
+from hybridflow.durations import parse_duration
+from hybridflow.errors import SchemaError
+from hybridflow.metrics import CountElements, counter
+from hybridflow.schemas import LateRecord, fields_of, to_json
+from hybridflow.transforms.aggregations import Accumulator, AggregationsLike, parse_aggregations
+from hybridflow.transforms.windows import (
+    Accumulation,
+    PaneTiming,
+    TriggerSpec,
+    WindowSpec,
+    trigger_spec,
+    window_spec,
+)
+
+__all__ = ["WindowedAggregate", "LATE"]
+
+LATE = "late"
+_RESERVED = ("window_start", "window_end", "pane", "pane_index")
+
+
+class _AggregateCombineFn(beam.CombineFn):
+    def __init__(self, accumulator: Accumulator):
+        self._acc = accumulator
+
+    def create_accumulator(self):
+        return self._acc.create()
+
+    def add_input(self, acc, record):
+        return self._acc.add(acc, record)
+
+    def merge_accumulators(self, accs):
+        return self._acc.merge(accs)
+
+    def extract_output(self, acc):
+        return acc  # rows are built with the window in _BatchRows
+
+
+class _AssignWindows(beam.DoFn):
+    """(key, record) -> ((key, start, end), record) per window (fixed / sliding)."""
+
+    def __init__(self, window: WindowSpec):
+        self._window = window
+
+    def setup(self):
+        self._in = counter("records_in")
+
+    def process(self, element, timestamp=beam.DoFn.TimestampParam):
+        key, record = element
+        self._in.inc()
+        for start, end in self._window.assign(timestamp.micros):
+            yield (key, start, end), record
+
+
+class _BatchRows(beam.DoFn):
+    """((key, start, end), accumulator) -> one ON_TIME row at the window's end."""
+
+    def __init__(self, key_field: str, accumulator: Accumulator):
+        self._key_field = key_field
+        self._acc = accumulator
+
+    def setup(self):
+        self._out = counter("records_out")
+
+    def process(self, element):
+        (key, start, end), acc = element
+        self._out.inc()
+        row = beam.Row(
+            **{self._key_field: key},
+            window_start=Timestamp(micros=start),
+            window_end=Timestamp(micros=end),
+            pane=PaneTiming.ON_TIME.value,
+            pane_index=0,
+            **self._acc.extract(acc),
+        )
+        yield beam.window.TimestampedValue(row, Timestamp(micros=end - 1))
+
+
+class _SessionKeys(beam.DoFn):
+    """After Beam's own session merging: (key, acc) in a window -> ((key, start, end), acc)."""
+
+    def process(self, element, window=beam.DoFn.WindowParam):
+        key, acc = element
+        yield (key, window.start.micros, window.end.micros), acc
+
+
+@dataclasses.dataclass
+class _Window:
+    """Streaming state of one (key, window)."""
+
+    total: list
+    delta: list
+    fired: bool = False  # the on-time pane has fired
+    index: int = 0  # index of the next pane
+    new: int = 0  # records since the last pane
+
+
+class _StreamingAggregate(beam.DoFn):
+    """Per key: accumulators per window, panes from event-time timers."""
+
+    WINDOWS = ReadModifyWriteStateSpec("windows", PickleCoder())
+    WATERMARK = ReadModifyWriteStateSpec("watermark", VarIntCoder())
+    EVENT_TIMER = TimerSpec("event", TimeDomain.WATERMARK)
+
+    def __init__(self, key_field, window: WindowSpec, accumulator, trigger: TriggerSpec, lateness_micros, stage):
+        self._key_field = key_field
+        self._window = window
+        self._acc = accumulator
+        self._trigger = trigger
+        self._lateness = lateness_micros
+        self._stage = stage
+
+    def setup(self):
+        self._in = counter("records_in")
+        self._out = counter("records_out")
+        self._late = counter("late_records")
+
+    # -- panes --------------------------------------------------------------
+
+    def _pane(self, key, bounds, win: _Window, timing: PaneTiming):
+        accumulating = self._trigger.accumulation is Accumulation.ACCUMULATING
+        values = self._acc.extract(win.total if accumulating else win.delta)
+        row = beam.Row(
+            **{self._key_field: key},
+            window_start=Timestamp(micros=bounds[0]),
+            window_end=Timestamp(micros=bounds[1]),
+            pane=timing.value,
+            pane_index=win.index,
+            **values,
+        )
+        win.index += 1
+        win.new = 0
+        win.delta = self._acc.create()
+        self._out.inc()
+        return beam.window.TimestampedValue(row, Timestamp(micros=bounds[1] - 1))
+
+    def _deadline(self, bounds, win: _Window) -> int:
+        max_ts = bounds[1] - 1
+        return max_ts + self._lateness if win.fired else max_ts
+
+    def _arm(self, windows: Mapping, timer):
+        if windows:
+            deadline = min(self._deadline(b, w) for b, w in windows.items())
+            # Portable runners keep timers in milliseconds: set the timer at
+            # the millisecond holding the deadline (see on_event_time).
+            timer.set(Timestamp(micros=deadline - deadline % 1000))
+
+    # -- windows ------------------------------------------------------------
+
+    def _merge_session(self, windows: dict, bounds):
+        """Merges ``bounds`` with overlapping sessions; returns the merged bounds."""
+        start, end = bounds
+        merged = []
+        for other in sorted(windows):
+            if other[0] < end and start < other[1]:
+                merged.append(other)
+                start, end = min(start, other[0]), max(end, other[1])
+        if not merged or merged == [(start, end)]:
+            return (start, end)
+        parts = [windows.pop(b) for b in merged]
+        windows[(start, end)] = _Window(
+            total=self._acc.merge(p.total for p in parts),
+            delta=self._acc.merge(p.delta for p in parts),
+            fired=any(p.fired for p in parts),
+            index=max(p.index for p in parts),
+            new=sum(p.new for p in parts),
+        )
+        return (start, end)
+
+    def process(
+        self,
+        element,
+        timestamp=beam.DoFn.TimestampParam,
+        windows_state=beam.DoFn.StateParam(WINDOWS),
+        watermark_state=beam.DoFn.StateParam(WATERMARK),
+        event_timer=beam.DoFn.TimerParam(EVENT_TIMER),
+    ):
+        key, record = element
+        self._in.inc()
+        t = timestamp.micros
+        known_watermark = watermark_state.read()
+        if known_watermark is None:
+            known_watermark = MIN_TIMESTAMP.micros
+        windows = windows_state.read() or {}
+        for bounds in self._window.assign(t):
+            if bounds[1] - 1 + self._lateness < known_watermark:
+                self._late.inc()
+                yield beam.pvalue.TaggedOutput(
+                    LATE,
+                    LateRecord(
+                        stage=self._stage,
+                        key=str(key),
+                        window_start=Timestamp(micros=bounds[0]),
+                        window_end=Timestamp(micros=bounds[1]),
+                        event_time=timestamp,
+                        record=to_json(record),
+                    ),
+                )
+                continue
+            if self._window.merging:
+                if bounds not in windows:
+                    windows[bounds] = _Window(self._acc.create(), self._acc.create())
+                bounds = self._merge_session(windows, bounds)
+            win = windows.get(bounds)
+            if win is None:
+                win = windows[bounds] = _Window(self._acc.create(), self._acc.create())
+            self._acc.add(win.total, record)
+            self._acc.add(win.delta, record)
+            win.new += 1
+            if win.fired:
+                if win.new >= self._trigger.late_count:
+                    yield self._pane(key, bounds, win, PaneTiming.LATE)
+            elif self._trigger.early_count is not None and win.new >= self._trigger.early_count:
+                yield self._pane(key, bounds, win, PaneTiming.EARLY)
+        windows_state.write(windows)
+        self._arm(windows, event_timer)
+
+    @on_timer(EVENT_TIMER)
+    def on_event_time(
+        self,
+        key=beam.DoFn.KeyParam,
+        fire_time=beam.DoFn.TimestampParam,
+        windows_state=beam.DoFn.StateParam(WINDOWS),
+        watermark_state=beam.DoFn.StateParam(WATERMARK),
+        event_timer=beam.DoFn.TimerParam(EVENT_TIMER),
+    ):
+        # The watermark has passed the timer's millisecond: everything up to
+        # its last microsecond is due.
+        now = fire_time.micros - fire_time.micros % 1000 + 999
+        watermark_state.write(max(watermark_state.read() or MIN_TIMESTAMP.micros, now + 1))
+        windows = windows_state.read() or {}
+        for bounds in sorted(windows):
+            win = windows[bounds]
+            if not win.fired and bounds[1] - 1 <= now:
+                win.fired = True
+                yield self._pane(key, bounds, win, PaneTiming.ON_TIME)
+            if win.fired and bounds[1] - 1 + self._lateness <= now:
+                if win.new:  # late records not yet emitted (late_count > 1)
+                    yield self._pane(key, bounds, win, PaneTiming.LATE)
+                del windows[bounds]
+        windows_state.write(windows)
+        self._arm(windows, event_timer)
+
+
+class _StreamingAggregateWithEarlyTimer(_StreamingAggregate):
+    """Adds processing-time early firings every ``trigger.early_every`` seconds."""
+
+    EARLY_TIMER = TimerSpec("early", TimeDomain.REAL_TIME)
+    EARLY_ARMED = ReadModifyWriteStateSpec("early_armed", VarIntCoder())
+
+    def process(
+        self,
+        element,
+        timestamp=beam.DoFn.TimestampParam,
+        windows_state=beam.DoFn.StateParam(_StreamingAggregate.WINDOWS),
+        watermark_state=beam.DoFn.StateParam(_StreamingAggregate.WATERMARK),
+        event_timer=beam.DoFn.TimerParam(_StreamingAggregate.EVENT_TIMER),
+        early_armed=beam.DoFn.StateParam(EARLY_ARMED),
+        early_timer=beam.DoFn.TimerParam(EARLY_TIMER),
+    ):
+        yield from super().process(element, timestamp, windows_state, watermark_state, event_timer)
+        if not early_armed.read():
+            early_armed.write(1)
+            early_timer.set(Timestamp.now() + self._trigger.early_every)
+
+    @on_timer(EARLY_TIMER)
+    def on_processing_time(
+        self,
+        key=beam.DoFn.KeyParam,
+        windows_state=beam.DoFn.StateParam(_StreamingAggregate.WINDOWS),
+        early_armed=beam.DoFn.StateParam(EARLY_ARMED),
+    ):
+        early_armed.clear()
+        windows = windows_state.read() or {}
+        for bounds in sorted(windows):
+            win = windows[bounds]
+            if not win.fired and win.new:
+                yield self._pane(key, bounds, win, PaneTiming.EARLY)
+        windows_state.write(windows)
+
+
+class WindowedAggregate(beam.PTransform):
+    """Aggregates records per key and event-time window.
+
+    Output rows (``beam.Row`` with a schema, in the global window, timestamped
+    at the end of their window) carry the key field, the window
+    (``window_start``, ``window_end``), the pane (``pane``: EARLY, ON_TIME or
+    LATE; ``pane_index``) and one field per aggregation. Bounded input gives
+    exactly one ON_TIME pane per key and window. Unbounded input fires an
+    ON_TIME pane when the watermark passes the end of the window, EARLY panes
+    as the trigger asks, and a LATE pane for records within
+    ``allowed_lateness``; records later than that go to the ``late`` output
+    (:class:`~hybridflow.schemas.LateRecord`), counted in
+    ``hybridflow/late_records``.
+
+    Args:
+      key: the key field of the input records.
+      window: a window spec or its text/dict form (``sliding:10m/1m``).
+      aggregations: ``{"n": "count", "total": "sum(amount)"}`` or a list of
+        :class:`~hybridflow.transforms.aggregations.Aggregation`.
+      trigger: a :class:`TriggerSpec` or dict (``{"early_every": "10s"}``).
+      allowed_lateness: how long after the end of a window records are still
+        counted (seconds or ``"5m"``).
+
+    Returns a tuple-like result ``(aggregates, late)`` with attributes
+    ``.aggregates`` and ``.late``.
+
+    Example::
+
+        >>> import apache_beam as beam
+        >>> from hybridflow import WindowedAggregate
+        >>> from hybridflow.testing import transactions
+        >>> with beam.Pipeline() as p:
+        ...     out = (p | beam.Create(transactions([("c1", 10.0, 5), ("c1", 5.0, 20)]))
+        ...              | WindowedAggregate(key="card_id", window="fixed:60s",
+        ...                                  aggregations={"n": "count", "total": "sum(amount)"}))
+        ...     _ = out.aggregates | beam.Map(lambda r: print(r.card_id, r.n, r.total))
+        c1 2 15.0
+    """
+
+    def __init__(
+        self,
+        key: str,
+        window: Union[WindowSpec, Mapping[str, Any], str],
+        aggregations: AggregationsLike,
+        trigger: Union[TriggerSpec, Mapping[str, Any], None] = None,
+        allowed_lateness: Union[float, str] = 0,
+    ):
+        super().__init__()
+        self._key = key
+        self._window = window_spec(window)
+        self._aggregations = parse_aggregations(aggregations)
+        self._trigger = trigger_spec(trigger)
+        try:
+            self._lateness = parse_duration(allowed_lateness)
+        except ValueError as exc:
+            raise SchemaError(f"WindowedAggregate.allowed_lateness: {exc}") from None
+        clash = {a.name for a in self._aggregations} & (set(_RESERVED) | {key})
+        if clash:
+            raise SchemaError(f"WindowedAggregate: aggregation names {sorted(clash)} clash with output fields")
+
+    def _row_type(self, input_fields) -> RowTypeConstraint:
+        by_name = {f.name: f for f in input_fields}
+        if self._key not in by_name:
+            raise SchemaError(
+                f"WindowedAggregate: key {self._key!r} is not a field of the input "
+                f"({', '.join(by_name)})"
+            )
+        for agg in self._aggregations:
+            if agg.field is not None and agg.field not in by_name:
+                raise SchemaError(
+                    f"WindowedAggregate: aggregation {agg.name!r} reads {agg.field!r}, which is "
+                    f"not a field of the input ({', '.join(by_name)})"
+                )
+            if agg.fn not in ("count", "count_distinct") and by_name[agg.field].type not in (int, float):
+                raise SchemaError(
+                    f"WindowedAggregate: {agg.fn}({agg.field}) needs a numeric field"
+                )
+        key_field = by_name[self._key]
+        key_type = Optional[key_field.type] if key_field.optional else key_field.type
+        return RowTypeConstraint.from_fields(
+            [
+                (self._key, key_type),
+                ("window_start", Timestamp),
+                ("window_end", Timestamp),
+                ("pane", str),
+                ("pane_index", int),
+            ]
+            + [(a.name, a.output_type) for a in self._aggregations]
+        )
+
+    def expand(self, pcoll):
+        row_type = self._row_type(fields_of(pcoll.element_type))
+        accumulator = Accumulator(self._aggregations)
+        key_field = self._key
+        key_type = row_type.get_type_for(key_field)
+        keyed = pcoll | "KeyBy" >> beam.Map(lambda r: (getattr(r, key_field), r)).with_output_types(
+            typing.Tuple[key_type, pcoll.element_type]
+        )
+        if pcoll.is_bounded:
+            # Windows are assigned here, with the same arithmetic as the
+            # streaming path, and aggregated in the global window: Beam's
+            # windowed GroupByKey in Python pays a trigger-driver call per
+            # key and window. Sessions need merging, so they use Beam's.
+            window_key = typing.Tuple[key_type, int, int]
+            if self._window.merging:
+                per_window = (
+                    keyed
+                    | "CountIn" >> CountElements("records_in")
+                    | "Window" >> beam.WindowInto(self._window.beam_windowfn())
+                    | "Aggregate" >> beam.CombinePerKey(_AggregateCombineFn(accumulator))
+                    | "WindowKeys" >> beam.ParDo(_SessionKeys()).with_output_types(
+                        typing.Tuple[window_key, typing.Any]
+                    )
+                    | "Unwindow" >> beam.WindowInto(beam.window.GlobalWindows())
+                )
+            else:
+                per_window = (
+                    keyed
+                    | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
+                    | "AssignWindows" >> beam.ParDo(_AssignWindows(self._window)).with_output_types(
+                        typing.Tuple[window_key, pcoll.element_type]
+                    )
+                    | "Aggregate" >> beam.CombinePerKey(_AggregateCombineFn(accumulator))
+                )
+            aggregates = per_window | "ToRows" >> beam.ParDo(
+                _BatchRows(key_field, accumulator)
+            ).with_output_types(row_type)
+            late = pcoll.pipeline | "NoLateRecords" >> beam.Create([]).with_output_types(LateRecord)
+            return _Result(aggregates, late)
+        fn_class = _StreamingAggregateWithEarlyTimer if self._trigger.early_every else _StreamingAggregate
+        fn = fn_class(
+            key_field, self._window, accumulator, self._trigger, round(self._lateness * 1e6), self.label
+        )
+        result = (
+            keyed
+            | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
+            | "Aggregate" >> beam.ParDo(fn).with_output_types(row_type).with_outputs(LATE, main="aggregates")
+        )
+        result[LATE].element_type = LateRecord
+        return _Result(result.aggregates, result[LATE])
+
+
+class _Result(tuple):
+    """``(aggregates, late)`` with attribute access."""
+
+    def __new__(cls, aggregates, late):
+        return super().__new__(cls, (aggregates, late))
+
+    @property
+    def aggregates(self):
+        return self[0]
+
+    @property
+    def late(self):
+        return self[1]

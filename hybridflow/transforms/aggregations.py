@@ -1,0 +1,214 @@
+"""Aggregation specs and the exact, order-independent accumulator behind them.
+
+Sums, means and standard deviations are computed *exactly* (floats are
+accumulated as scaled integers) and rounded once at the end, so the result
+does not depend on the order in which a runner delivers records. That is what
+lets a batch run and a streaming run of the same data agree to the last bit.
+
+Functions: ``count``, ``sum``, ``min``, ``max``, ``mean``, ``stddev`` (sample),
+``count_distinct`` (exact).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+from hybridflow.errors import SchemaError
+
+__all__ = ["Aggregation", "parse_aggregations", "Accumulator", "AGGREGATE_FUNCTIONS"]
+
+_SCALE = 1074  # 2**-1074 is the smallest positive double: every float is an integer multiple
+_ONE = 1 << _SCALE
+
+# name -> (needs a field, output type)
+AGGREGATE_FUNCTIONS: Mapping[str, tuple[bool, Any]] = {
+    "count": (False, int),
+    "sum": (True, float),
+    "min": (True, Optional[float]),
+    "max": (True, Optional[float]),
+    "mean": (True, Optional[float]),
+    "stddev": (True, Optional[float]),
+    "count_distinct": (True, int),
+}
+
+_CALL = re.compile(r"^\s*([a-z_]+)\s*(?:\(\s*([A-Za-z_][A-Za-z0-9_]*)?\s*\))?\s*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Aggregation:
+    """One output column: ``name = fn(field)``.
+
+    ``count`` without a field counts records; with a field, non-null values.
+    """
+
+    name: str
+    fn: str
+    field: Optional[str] = None
+
+    def __post_init__(self):
+        if self.fn not in AGGREGATE_FUNCTIONS:
+            raise SchemaError(
+                f"aggregation {self.name!r}: unknown function {self.fn!r}; "
+                f"use one of {', '.join(AGGREGATE_FUNCTIONS)}"
+            )
+        needs_field, _ = AGGREGATE_FUNCTIONS[self.fn]
+        if needs_field and not self.field:
+            raise SchemaError(f"aggregation {self.name!r}: {self.fn} needs a field, e.g. {self.fn}(amount)")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
+            raise SchemaError(f"aggregation name {self.name!r} is not a valid field name")
+
+    @property
+    def output_type(self):
+        return AGGREGATE_FUNCTIONS[self.fn][1]
+
+
+AggregationsLike = Union[Mapping[str, Any], Sequence[Any]]
+
+
+def _one(name: str, spec: Any) -> Aggregation:
+    if isinstance(spec, Aggregation):
+        return spec
+    if isinstance(spec, str):
+        match = _CALL.match(spec)
+        if not match:
+            raise SchemaError(f"aggregation {name!r}: cannot read {spec!r}; write e.g. 'sum(amount)' or 'count'")
+        return Aggregation(name, match.group(1), match.group(2))
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - {"name", "fn", "field"}
+        if unknown:
+            raise SchemaError(f"aggregation {name!r}: unknown keys {sorted(unknown)}; use fn and field")
+        return Aggregation(spec.get("name", name), spec.get("fn", ""), spec.get("field"))
+    raise SchemaError(f"aggregation {name!r}: {spec!r} is not an aggregation spec")
+
+
+def parse_aggregations(aggregations: AggregationsLike) -> tuple[Aggregation, ...]:
+    """Reads ``{"total": "sum(amount)", "n": "count"}``, a list of
+    :class:`Aggregation` or a list of dicts ``{name, fn, field}``."""
+    if isinstance(aggregations, Mapping):
+        result = tuple(_one(name, spec) for name, spec in aggregations.items())
+    else:
+        result = tuple(_one(getattr(s, "name", None) or (s.get("name") if isinstance(s, Mapping) else str(s)), s)
+                       for s in aggregations)
+    if not result:
+        raise SchemaError("at least one aggregation is needed, e.g. {'n': 'count'}")
+    names = [a.name for a in result]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise SchemaError(f"aggregation names must be unique; repeated: {sorted(duplicates)}")
+    return result
+
+
+def _exact(x: Any) -> int:
+    """``x`` as an integer multiple of 2**-1074 (exact for every finite float)."""
+    n, d = x.as_integer_ratio()
+    return n << (_SCALE - d.bit_length() + 1)
+
+
+class Accumulator:
+    """Create/add/merge/extract for a tuple of aggregations.
+
+    The accumulator is a plain list (picklable, cheap); slots per function:
+    count -> [n]; sum -> [exact]; min/max -> [value or None];
+    mean -> [n, exact]; stddev -> [n, exact, exact squares];
+    count_distinct -> [set].
+    """
+
+    def __init__(self, aggregations: Iterable[Aggregation]):
+        self.aggregations = tuple(aggregations)
+
+    def create(self) -> list:
+        acc: list = []
+        for agg in self.aggregations:
+            if agg.fn in ("count", "sum"):
+                acc.append(0)
+            elif agg.fn in ("min", "max"):
+                acc.append(None)
+            elif agg.fn == "mean":
+                acc.append([0, 0])
+            elif agg.fn == "stddev":
+                acc.append([0, 0, 0])
+            else:
+                acc.append(set())
+        return acc
+
+    def add(self, acc: list, record: Any) -> list:
+        for i, agg in enumerate(self.aggregations):
+            fn = agg.fn
+            if fn == "count" and agg.field is None:
+                acc[i] += 1
+                continue
+            value = getattr(record, agg.field)
+            if value is None:
+                continue
+            if fn == "count":
+                acc[i] += 1
+            elif fn == "sum":
+                acc[i] += _exact(value)
+            elif fn == "min":
+                acc[i] = value if acc[i] is None or value < acc[i] else acc[i]
+            elif fn == "max":
+                acc[i] = value if acc[i] is None or value > acc[i] else acc[i]
+            elif fn == "mean":
+                slot = acc[i]
+                slot[0] += 1
+                slot[1] += _exact(value)
+            elif fn == "stddev":
+                slot = acc[i]
+                e = _exact(value)
+                slot[0] += 1
+                slot[1] += e
+                slot[2] += e * e
+            else:
+                acc[i].add(value)
+        return acc
+
+    def merge(self, accs: Iterable[list]) -> list:
+        accs = iter(accs)
+        result = next(accs, None)
+        if result is None:
+            return self.create()
+        result = [list(v) if isinstance(v, list) else (set(v) if isinstance(v, set) else v) for v in result]
+        for other in accs:
+            for i, agg in enumerate(self.aggregations):
+                fn, mine, theirs = agg.fn, result[i], other[i]
+                if fn in ("count", "sum"):
+                    result[i] = mine + theirs
+                elif fn in ("min", "max"):
+                    if theirs is not None and (
+                        mine is None or (theirs < mine if fn == "min" else theirs > mine)
+                    ):
+                        result[i] = theirs
+                elif fn in ("mean", "stddev"):
+                    result[i] = [a + b for a, b in zip(mine, theirs)]
+                else:
+                    mine |= theirs
+        return result
+
+    def extract(self, acc: list) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for agg, slot in zip(self.aggregations, acc):
+            fn = agg.fn
+            if fn == "count":
+                out[agg.name] = slot
+            elif fn == "sum":
+                out[agg.name] = slot / _ONE
+            elif fn in ("min", "max"):
+                out[agg.name] = None if slot is None else float(slot)
+            elif fn == "mean":
+                n, total = slot
+                out[agg.name] = None if n == 0 else total / (n * _ONE)
+            elif fn == "stddev":
+                n, total, squares = slot
+                if n < 2:
+                    out[agg.name] = None
+                else:
+                    # sample variance, exact until the final rounding
+                    numerator = n * squares - total * total
+                    variance = numerator / (n * (n - 1) * _ONE * _ONE)
+                    out[agg.name] = math.sqrt(max(variance, 0.0))
+            else:
+                out[agg.name] = len(slot)
+        return out

@@ -1,0 +1,45 @@
+"""Packaging for hybridflow. The Beam pin lives in hybridflow/_pins.py."""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+BEAM_VERSION = re.search(
+    r'^BEAM_VERSION = "([^"]+)"', (HERE / "hybridflow" / "_pins.py").read_text(), re.M
+).group(1)
+
+setup(
+    name="hybridflow",
+    version="0.1.0",
+    description="Reusable Apache Beam transforms and pipelines for hybrid batch + streaming systems",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["hybridflow", "hybridflow.*"]),
+    package_data={"hybridflow": ["runners_config/*.yaml", "py.typed"]},
+    install_requires=[
+        f"apache-beam=={BEAM_VERSION}",
+        "pyarrow>=14",
+        "fastavro>=1.9",
+        "PyYAML>=6",
+    ],
+    extras_require={
+        "gcp": [f"apache-beam[gcp]=={BEAM_VERSION}"],
+        "aws": [f"apache-beam[aws]=={BEAM_VERSION}", "boto3>=1.28"],
+        "kafka": ["kafka-python>=2.0"],
+        "test": [
+            f"apache-beam[test]=={BEAM_VERSION}",
+            "pytest>=8",
+            "pytest-timeout>=2.2",
+            "hypothesis>=6.100",
+        ],
+        "bench": ["duckdb>=1.0", "psutil>=5.9"],
+    },
+    entry_points={"console_scripts": ["hybridflow=hybridflow.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Topic :: System :: Distributed Computing",
+    ],
+)
