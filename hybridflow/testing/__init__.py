@@ -13,13 +13,43 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import apache_beam as beam
 from apache_beam.testing.test_stream import TestStream
+from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.schemas import Transaction, to_timestamp
 
-__all__ = ["transactions", "CreateEvents", "event_stream", "EventStream", "Watermark", "START"]
+__all__ = [
+    "transactions",
+    "CreateEvents",
+    "event_stream",
+    "EventStream",
+    "Watermark",
+    "START",
+    "batch_pipeline",
+    "streaming_pipeline",
+    "Collect",
+    "collected",
+]
 
 START = to_timestamp("2026-01-01T00:00:00Z")
+
+
+def batch_pipeline(*flags: str):
+    """A TestPipeline on the FnApiRunner (Beam's batch engine), chosen explicitly:
+    DirectRunner would silently pick Prism, FnApiRunner or the bundle runner."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    return TestPipeline(options=PipelineOptions(["--runner=FnApiRunner", *flags]))
+
+
+def streaming_pipeline(*flags: str):
+    """A streaming TestPipeline on Beam's bundle-based DirectRunner, the runner
+    that executes ``TestStream`` with watermark and processing-time control."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    return TestPipeline(options=PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming", *flags]))
 
 
 def transactions(
@@ -105,6 +135,12 @@ def event_stream(
             stream.add_elements([beam.window.TimestampedValue(item, getattr(item, timestamp_field))])
             if processing_time_step:
                 stream.advance_processing_time(processing_time_step)
+    # Beam's bundle-based DirectRunner does not hold a downstream global
+    # window open for timers that fire only when the watermark jumps to
+    # infinity (their output would be dropped), so pass through the end of
+    # the global window first, as a real source's watermark would.
+    end = GlobalWindow().max_timestamp().micros
+    stream.advance_watermark_to(Timestamp(micros=end - end % 1000 - 1000))
     stream.advance_watermark_to_infinity()
     return stream
 
@@ -130,3 +166,52 @@ class EventStream(beam.PTransform):
         if self._record_type is not None:
             out.element_type = self._record_type
         return out
+
+
+class _CollectFn(beam.DoFn):
+    def __init__(self, directory: str):
+        self._directory = directory
+
+    def start_bundle(self):
+        self._buffer = []
+
+    def process(self, element):
+        self._buffer.append(element)
+
+    def finish_bundle(self):
+        if self._buffer:
+            import os
+            import pickle
+            import uuid
+
+            os.makedirs(self._directory, exist_ok=True)
+            path = os.path.join(self._directory, f"{uuid.uuid4().hex}.pkl")
+            with open(path + ".tmp", "wb") as f:
+                pickle.dump(self._buffer, f)
+            os.replace(path + ".tmp", path)
+
+
+class Collect(beam.PTransform):
+    """Saves every element under ``directory`` (a local path); read them back
+    with :func:`collected` after the pipeline finished. Works on every local
+    runner (workers write files; nothing depends on sharing the process)."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self._directory = str(directory)
+
+    def expand(self, pcoll):
+        return pcoll | "Save" >> beam.ParDo(_CollectFn(self._directory))
+
+
+def collected(directory) -> list:
+    """The elements saved by :class:`Collect` under ``directory``."""
+    import glob
+    import os
+    import pickle
+
+    out: list = []
+    for path in sorted(glob.glob(os.path.join(str(directory), "*.pkl"))):
+        with open(path, "rb") as f:
+            out.extend(pickle.load(f))
+    return out

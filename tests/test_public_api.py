@@ -1,0 +1,40 @@
+"""The public API is curated: this test locks the exported names."""
+
+import hybridflow
+import hybridflow.transforms
+
+EXPECTED = {
+    "BEAM_VERSION",
+    "ReadFrom", "WriteTo", "SyntheticTransactions",
+    "ParseRecords", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Aggregation",
+    "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
+    "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",
+    "Transaction", "CardProfile", "Alert", "DeadLetter", "LateRecord", "Range", "OneOf", "Pattern",
+    "HybridflowOptions", "PipelineSpec", "register_pipeline", "get_pipeline", "list_pipelines",
+    "HybridflowError", "UsageError", "UnknownPipelineError", "UnknownProfileError",
+    "InvalidOptionError", "InvalidUriError", "MissingExtraError", "SchemaError",
+    "ConnectorError", "RecordError",
+}
+
+
+def test_exported_names_are_exactly_the_curated_set():
+    assert set(hybridflow.__all__) == EXPECTED
+    assert len(hybridflow.__all__) == len(EXPECTED), "duplicate names in __all__"
+
+
+def test_every_exported_name_resolves():
+    for name in hybridflow.__all__:
+        assert getattr(hybridflow, name) is not None, name
+
+
+def test_core_transforms_are_exported_from_both_places():
+    for name in ("ParseRecords", "Enrich", "WindowedAggregate", "ThresholdAlerts"):
+        assert name in hybridflow.transforms.__all__
+        assert getattr(hybridflow.transforms, name) is getattr(hybridflow, name)
+
+
+def test_every_error_derives_from_the_one_tree():
+    for name in hybridflow.__all__:
+        obj = getattr(hybridflow, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, hybridflow.HybridflowError), name

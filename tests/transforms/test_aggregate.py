@@ -1,0 +1,211 @@
+"""WindowedAggregate: exact batch results, streaming panes and late data, parity."""
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from hybridflow import SchemaError, WindowedAggregate
+from hybridflow.testing import (
+    START,
+    Collect,
+    collected,
+    CreateEvents,
+    EventStream,
+    Watermark,
+    batch_pipeline,
+    streaming_pipeline,
+    transactions,
+)
+
+AGGS = {"n": "count", "total": "sum(amount)", "top": "max(amount)", "avg": "mean(amount)"}
+
+
+def secs(t):
+    """Whole seconds from START to ``t``."""
+    return (t.micros - START.micros) // 1_000_000
+
+
+def summary(row):
+    """(card, window start offset s, window end offset s, pane, index, n, total)."""
+    return (
+        row.card_id,
+        secs(row.window_start),
+        secs(row.window_end),
+        row.pane,
+        row.pane_index,
+        row.n,
+        row.total,
+    )
+
+
+def final(rows):
+    """The last pane of each (key, window) that fired on time: what parity compares.
+
+    Windows with only EARLY panes are speculative: with sessions they may have
+    been merged into a larger window before the watermark reached them."""
+    last = {}
+    for r in rows:
+        if r.pane == "EARLY":
+            continue
+        k = (r.card_id, r.window_start, r.window_end)
+        if k not in last or r.pane_index > last[k].pane_index:
+            last[k] = r
+    return sorted(
+        (k[0], secs(k[1]), secs(k[2]), r.n, r.total, r.top, r.avg) for k, r in last.items()
+    )
+
+
+EVENTS = transactions(
+    [("c1", 10.0, 5), ("c1", 5.0, 20), ("c2", 1.5, 70), ("c1", 2.0, 65), ("c1", 0.1, 59.999), ("c2", 0.2, 119)]
+)
+
+
+class TestBatch:
+    def test_fixed_windows_exact(self):
+        with batch_pipeline() as p:
+            out = p | CreateEvents(EVENTS) | WindowedAggregate(key="card_id", window="fixed:60s", aggregations=AGGS)
+            assert_that(
+                out.aggregates | beam.Map(summary),
+                equal_to(
+                    [
+                        ("c1", 0, 60, "ON_TIME", 0, 3, 15.1),
+                        ("c1", 60, 120, "ON_TIME", 0, 1, 2.0),
+                        ("c2", 60, 120, "ON_TIME", 0, 2, 1.7),
+                    ]
+                ),
+            )
+            assert_that(out.late, equal_to([]), label="no late output in batch")
+
+    def test_sliding_windows_match_beam_boundaries(self):
+        with batch_pipeline() as p:
+            events = transactions([("c1", 10.0, 5), ("c1", 5.0, 40)])
+            out = p | CreateEvents(events) | WindowedAggregate(
+                key="card_id", window="sliding:60s/30s", aggregations={"n": "count", "total": "sum(amount)",
+                                                                       "top": "max(amount)", "avg": "mean(amount)"}
+            )
+            assert_that(
+                out.aggregates | beam.Map(lambda r: (secs(r.window_start), r.n)),
+                equal_to([(-30, 1), (0, 2), (30, 1)]),
+            )
+
+    def test_session_windows(self):
+        events = transactions([("c1", 1, 0), ("c1", 2, 50), ("c1", 4, 200), ("c2", 8, 10)])
+        with batch_pipeline() as p:
+            out = p | CreateEvents(events) | WindowedAggregate(key="card_id", window="session:60s", aggregations=AGGS)
+            assert_that(
+                out.aggregates | beam.Map(summary),
+                equal_to(
+                    [
+                        ("c1", 0, 110, "ON_TIME", 0, 2, 3.0),
+                        ("c1", 200, 260, "ON_TIME", 0, 1, 4.0),
+                        ("c2", 10, 70, "ON_TIME", 0, 1, 8.0),
+                    ]
+                ),
+            )
+
+    def test_wrong_input_fails_at_construction(self):
+        p = batch_pipeline()
+        pcoll = p | CreateEvents(EVENTS)
+        with pytest.raises(SchemaError, match="nosuch"):
+            _ = pcoll | WindowedAggregate(key="nosuch", window="fixed:60s", aggregations={"n": "count"})
+        with pytest.raises(SchemaError, match="numeric"):
+            _ = pcoll | "2" >> WindowedAggregate(key="card_id", window="fixed:60s", aggregations={"s": "sum(country)"})
+
+    def test_unknown_function_fails_at_construction(self):
+        with pytest.raises(SchemaError, match="median"):
+            WindowedAggregate(key="card_id", window="fixed:60s", aggregations={"m": "median(amount)"})
+
+
+@pytest.mark.streaming
+class TestStreaming:
+    def test_on_time_late_and_too_late(self):
+        """Watermark moves; a record within the allowed lateness fires a LATE pane;
+        a record past it reaches the late output with its window."""
+        items = (
+            transactions([("c1", 10.0, 5), ("c1", 5.0, 20)])
+            + [Watermark(START + 61)]  # window [0, 60) fires on time
+            + transactions([("c1", 1.0, 30)])  # late but within 30 s of lateness
+            + [Watermark(START + 100)]  # window [0, 60) is now past 60 + 30
+            + transactions([("c1", 7.0, 40), ("c2", 3.0, 90)])  # c1 too late; c2 on time
+        )
+        with streaming_pipeline() as p:
+            out = p | EventStream(items) | WindowedAggregate(
+                key="card_id", window="fixed:60s", aggregations=AGGS, allowed_lateness="30s"
+            )
+            assert_that(
+                out.aggregates | beam.Map(summary),
+                equal_to(
+                    [
+                        ("c1", 0, 60, "ON_TIME", 0, 2, 15.0),
+                        ("c1", 0, 60, "LATE", 1, 3, 16.0),
+                        ("c2", 60, 120, "ON_TIME", 0, 1, 3.0),
+                    ]
+                ),
+            )
+            assert_that(
+                out.late | beam.Map(lambda r: (r.key, secs(r.window_start), secs(r.window_end),
+                                               secs(r.event_time), '"amount": 7.0' in r.record)),
+                equal_to([("c1", 0, 60, 40, True)]),
+                label="late output",
+            )
+
+    def test_early_panes_by_count_accumulating_and_discarding(self):
+        items = transactions([("c1", 1.0, 1), ("c1", 2.0, 2), ("c1", 3.0, 3), ("c1", 4.0, 4), ("c1", 5.0, 5)])
+        for mode, expected in (
+            ("accumulating", [("EARLY", 0, 2, 3.0), ("EARLY", 1, 4, 10.0), ("ON_TIME", 2, 5, 15.0)]),
+            ("discarding", [("EARLY", 0, 2, 3.0), ("EARLY", 1, 2, 7.0), ("ON_TIME", 2, 1, 5.0)]),
+        ):
+            with streaming_pipeline() as p:
+                out = p | EventStream(items) | WindowedAggregate(
+                    key="card_id",
+                    window="fixed:60s",
+                    aggregations=AGGS,
+                    trigger={"early_count": 2, "accumulation": mode},
+                )
+                assert_that(
+                    out.aggregates | beam.Map(lambda r: (r.pane, r.pane_index, r.n, r.total)),
+                    equal_to(expected),
+                    label=mode,
+                )
+
+    def test_session_windows_merge_in_streaming(self):
+        items = transactions([("c1", 1, 0), ("c1", 4, 200), ("c1", 2, 50), ("c2", 8, 10)])
+        with streaming_pipeline() as p:
+            out = p | EventStream(items) | WindowedAggregate(key="card_id", window="session:60s", aggregations=AGGS)
+            assert_that(
+                out.aggregates | beam.Map(summary),
+                equal_to(
+                    [
+                        ("c1", 0, 110, "ON_TIME", 0, 2, 3.0),
+                        ("c1", 200, 260, "ON_TIME", 0, 1, 4.0),
+                        ("c2", 10, 70, "ON_TIME", 0, 1, 8.0),
+                    ]
+                ),
+            )
+
+
+@pytest.mark.streaming
+@pytest.mark.parametrize("window", ["fixed:60s", "sliding:60s/20s", "session:30s"])
+def test_parity_batch_equals_streaming(window, tmp_path):
+    """The same events, bounded and via TestStream, give identical final panes."""
+    import random
+
+    rng = random.Random(7)
+    events = transactions(
+        [(f"c{rng.randrange(4)}", round(rng.uniform(0, 500), 2), round(rng.uniform(0, 600), 3)) for _ in range(120)]
+    )
+    rng.shuffle(events)
+    spec = dict(key="card_id", window=window, aggregations={**AGGS, "sd": "stddev(amount)"})
+
+    with batch_pipeline() as p:
+        out = p | CreateEvents(events) | WindowedAggregate(**spec)
+        out.aggregates | Collect(tmp_path / "batch")
+    with streaming_pipeline() as p:
+        items = events[:60] + [Watermark(START + 1)] + events[60:]
+        out = p | EventStream(items) | WindowedAggregate(**spec, trigger={"early_count": 7})
+        out.aggregates | Collect(tmp_path / "stream")
+    batch_rows, stream_rows = collected(tmp_path / "batch"), collected(tmp_path / "stream")
+    assert batch_rows, "no output"
+    assert final(batch_rows) == final(stream_rows)
+    sd = {(r.card_id, r.window_start): r.sd for r in batch_rows}
+    assert sd == {(r.card_id, r.window_start): r.sd for r in stream_rows if r.pane == "ON_TIME"}
