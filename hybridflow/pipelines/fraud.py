@@ -17,7 +17,7 @@ profiles from ``--profiles`` or built from a bounded ``--history``.
 from __future__ import annotations
 
 import collections
-from typing import Any
+from typing import Any, Optional
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -25,7 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from hybridflow.errors import InvalidOptionError
 from hybridflow.io import ReadFrom
 from hybridflow.io.uri import parse_uri
-from hybridflow.options import HybridflowOptions
+from hybridflow.options import HybridflowOptions, duration_arg
 from hybridflow.pipelines import PipelineSpec, register_pipeline
 from hybridflow.schemas import CardProfile, Transaction
 from hybridflow.transforms import (
@@ -98,6 +98,18 @@ class FraudOptions(PipelineOptions):
             type=int,
             default=5,
             help="Profile rules apply only to cards with at least this many past transactions.",
+        )
+        parser.add_argument(
+            "--early_count",
+            type=int,
+            default=None,
+            help="Streaming: fire an early window pane every N transactions of a card.",
+        )
+        parser.add_argument(
+            "--early_every",
+            type=duration_arg,
+            default=None,
+            help="Streaming: fire early window panes every so often (processing time, e.g. 10s).",
         )
         parser.add_argument(
             "--usual_country_share",
@@ -230,6 +242,8 @@ class ScoreTransactions(beam.PTransform):
       window: the per-card window (e.g. ``sliding:5m/1m``).
       velocity_threshold, zscore_threshold, min_history: rule parameters.
       allowed_lateness, cooldown: seconds.
+      early_count, early_every: early (speculative) window panes in streaming
+        every N records / every so many seconds of processing time.
     """
 
     def __init__(
@@ -241,8 +255,11 @@ class ScoreTransactions(beam.PTransform):
         min_history: int = 5,
         allowed_lateness: float = 300.0,
         cooldown: float = 600.0,
+        early_count: Optional[int] = None,
+        early_every: Optional[float] = None,
     ):
         super().__init__()
+        self._trigger = {"early_count": early_count, "early_every": early_every}
         self._profiles = profiles
         self._window = window
         self._velocity_threshold = velocity_threshold
@@ -291,6 +308,7 @@ class ScoreTransactions(beam.PTransform):
                 "countries": "count_distinct(country)",
             },
             allowed_lateness=self._allowed_lateness,
+            trigger=self._trigger,
         )
         window_alerts = windows.aggregates | "VelocityRule" >> ThresholdAlerts(
             [Rule("velocity", field="txn_count", op=">=", threshold=self._velocity_threshold)],
@@ -350,6 +368,8 @@ def build(p: beam.Pipeline, options: PipelineOptions) -> dict[str, Any]:
         min_history=fo.min_history,
         allowed_lateness=hf.allowed_lateness,
         cooldown=hf.cooldown,
+        early_count=fo.early_count,
+        early_every=fo.early_every,
     )
     dead_letters.append(scored["dead_letters"])
     outputs["alerts"] = scored["alerts"]

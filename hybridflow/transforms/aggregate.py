@@ -214,7 +214,7 @@ class _StreamingAggregate(beam.DoFn):
         if known_watermark is None:
             known_watermark = MIN_TIMESTAMP.micros
         windows = windows_state.read() or {}
-        for bounds in self._window.assign(t):
+        for bounds in sorted(self._window.assign(t)):  # earliest window first
             if bounds[1] - 1 + self._lateness < known_watermark:
                 self._late.inc()
                 yield beam.pvalue.TaggedOutput(
