@@ -193,6 +193,8 @@ def to_timestamp(value: Any) -> Timestamp:
 def _plain(value: Any) -> Any:
     if isinstance(value, Timestamp):
         return value.to_rfc3339()
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, bytes):

@@ -1,0 +1,81 @@
+import json
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from hybridflow import InvalidUriError, ReadFrom, SyntheticTransactions
+from hybridflow.io.synthetic import generate_transactions
+from hybridflow.testing import batch_pipeline
+
+
+def parsed(lines):
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            out.append(None)
+    return out
+
+
+def test_deterministic_from_seed():
+    a = list(generate_transactions(SyntheticTransactions(seed=1), 0, 500))
+    b = list(generate_transactions(SyntheticTransactions(seed=1), 0, 500))
+    c = list(generate_transactions(SyntheticTransactions(seed=2), 0, 500))
+    assert a == b and a != c
+    # any index range reproduces the same records
+    assert list(generate_transactions(SyntheticTransactions(seed=1), 250, 300)) == a[250:300]
+
+
+def test_shares_of_malformed_disorder_and_late():
+    cfg = SyntheticTransactions(seed=5, malformed=0.1, disorder=0.2, late=0.05, rate=10.0)
+    lines = list(generate_transactions(cfg, 0, 20000))
+    records = parsed(lines)
+    broken = sum(1 for r in records if r is None or "card_id" not in r or not isinstance(r["amount"], float)
+                 or r["amount"] < 0 or r["currency"] == "EURO" or r["event_time"] == "yesterday")
+    assert 0.08 < broken / len(lines) < 0.12
+    from hybridflow.schemas import to_timestamp
+
+    start = to_timestamp("2026-01-01T00:00:00Z")
+    delays = []
+    for i, r in enumerate(records):
+        if r and r.get("event_time") not in (None, "yesterday"):
+            delays.append((start + i / 10.0 - to_timestamp(r["event_time"])).micros / 1e6)
+    late = sum(1 for d in delays if d >= cfg.late_delay)
+    out_of_order = sum(1 for d in delays if 0.01 < d < cfg.late_delay)
+    assert 0.04 < late / len(delays) < 0.06
+    assert 0.15 < out_of_order / len(delays) < 0.22
+
+
+def test_population_is_shared_across_seeds():
+    home = {}
+    for seed in (1, 2):
+        for r in parsed(generate_transactions(SyntheticTransactions(seed=seed, population=9, cards=5,
+                                                                    malformed=0, fraud=0), 0, 2000)):
+            home.setdefault(seed, {}).setdefault(r["card_id"], set()).add(r["customer_id"])
+    assert home[1] == home[2]
+
+
+def test_bounded_read_counts():
+    with batch_pipeline() as p:
+        n = p | ReadFrom("synthetic://transactions?count=12345&seed=3") | beam.combiners.Count.Globally()
+        assert_that(n, equal_to([12345]))
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("synthetic://transactions?count=-1", "count=-1"),
+    ("synthetic://transactions?malformed=2", "malformed=2.0"),
+    ("synthetic://transactions?colour=red", "unknown parameter 'colour'"),
+    ("synthetic://transactions?rate=fast", "rate='fast'"),
+    ("synthetic://sensors", "unknown generator"),
+])
+def test_bad_parameters(uri, message):
+    with pytest.raises(InvalidUriError, match=message.replace("(", r"\(").replace("?", r"\?")):
+        ReadFrom(uri)
+
+
+def test_boundedness():
+    assert SyntheticTransactions(count=10).is_bounded
+    assert not SyntheticTransactions(rate=5).is_bounded
+    assert not SyntheticTransactions(count=10, duration=5).is_bounded

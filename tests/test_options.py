@@ -1,0 +1,48 @@
+import pytest
+
+from hybridflow import InvalidOptionError, UnknownProfileError, get_pipeline
+from hybridflow.options import HybridflowOptions, resolve_options
+from hybridflow.pipelines.fraud import FraudOptions
+from hybridflow.runners_config import list_profiles, load_profile
+from apache_beam.options.pipeline_options import FlinkRunnerOptions, StandardOptions
+
+
+def test_profiles_ship_with_the_package():
+    assert list_profiles() == ["dataflow", "direct", "flink", "prism"]
+    flink = load_profile("flink")
+    assert "--runner=FlinkRunner" in flink.flags()
+    assert "--job_server_jvm_properties=--add-opens=java.base/java.lang=ALL-UNNAMED" in flink.flags()
+
+
+def test_command_line_overrides_profile_and_defaults_fill_the_rest():
+    spec = get_pipeline("fraud")
+    options = spec.options(["--parallelism=4", "--velocity_threshold=3", "--mode=streaming"],
+                           load_profile("flink").flags())
+    assert options.view_as(FlinkRunnerOptions).parallelism == 4
+    assert options.view_as(StandardOptions).runner == "FlinkRunner"
+    assert options.view_as(StandardOptions).streaming is True
+    assert options.view_as(FraudOptions).velocity_threshold == 3
+    hf = options.view_as(HybridflowOptions)
+    assert hf.input.startswith("synthetic://transactions?rate=")
+    assert hf.output == "output/fraud-streaming"
+
+
+def test_streaming_flag_implies_streaming_mode():
+    options = resolve_options(["--streaming"])
+    assert options.view_as(HybridflowOptions).mode == "streaming"
+
+
+def test_unknown_profile_and_missing_required():
+    with pytest.raises(UnknownProfileError, match="direct, flink, prism"):
+        load_profile("nosuch")
+    dataflow = load_profile("dataflow")
+    options = get_pipeline("fraud").options(["--project=p"], dataflow.flags())
+    with pytest.raises(InvalidOptionError, match="--region, --temp_location"):
+        dataflow.check_required(options)
+
+
+def test_bad_profile_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("options: [1, 2]\n")
+    with pytest.raises(InvalidOptionError, match="mapping"):
+        load_profile(str(bad))
