@@ -22,8 +22,8 @@ $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	$(PIP) install --quiet -e .
 	touch $@
 
-$(VENV)/.stamp-test: $(VENV)/.stamp-base setup.py
-	$(PIP) install --quiet -e '.[test,bench]'
+$(VENV)/.stamp-test: $(VENV)/.stamp-base setup.py Makefile
+	$(PIP) install --quiet -e '.[test,bench,gcp,aws]'
 	touch $@
 
 venv: $(VENV)/.stamp-base

@@ -15,38 +15,68 @@ Compose the transforms in your own Beam code::
 """
 
 from hybridflow._pins import BEAM_VERSION
-from hybridflow.errors import (
-    ConnectorError,
-    HybridflowError,
-    InvalidOptionError,
-    InvalidUriError,
-    MissingExtraError,
-    RecordError,
-    SchemaError,
-    UnknownPipelineError,
-    UnknownProfileError,
-    UsageError,
-)
-from hybridflow.io import ReadFrom, SyntheticTransactions, WriteTo
-from hybridflow.options import HybridflowOptions
-from hybridflow.pipelines import PipelineSpec, get_pipeline, list_pipelines, register_pipeline
-from hybridflow.schemas import Alert, CardProfile, DeadLetter, LateRecord, OneOf, Pattern, Range, Transaction
-from hybridflow.transforms import (
-    Accumulation,
-    Aggregation,
-    Enrich,
-    FixedWindow,
-    MissingKeyPolicy,
-    NotInRule,
-    ParseRecords,
-    Rule,
-    SessionWindow,
-    SlidingWindow,
-    ThresholdAlerts,
-    TriggerSpec,
-    WindowedAggregate,
-    ZScoreRule,
-)
+
+# Public names and the module each lives in. They are imported on first use
+# (PEP 562), so `hybridflow --help` and usage errors answer without importing
+# Apache Beam, and the CLI can keep Beam's import-time warnings quiet.
+_EXPORTS = {
+    "ReadFrom": "hybridflow.io",
+    "WriteTo": "hybridflow.io",
+    "SyntheticTransactions": "hybridflow.io",
+    "ParseRecords": "hybridflow.transforms",
+    "Enrich": "hybridflow.transforms",
+    "MissingKeyPolicy": "hybridflow.transforms",
+    "WindowedAggregate": "hybridflow.transforms",
+    "Aggregation": "hybridflow.transforms",
+    "FixedWindow": "hybridflow.transforms",
+    "SlidingWindow": "hybridflow.transforms",
+    "SessionWindow": "hybridflow.transforms",
+    "TriggerSpec": "hybridflow.transforms",
+    "Accumulation": "hybridflow.transforms",
+    "ThresholdAlerts": "hybridflow.transforms",
+    "Rule": "hybridflow.transforms",
+    "ZScoreRule": "hybridflow.transforms",
+    "NotInRule": "hybridflow.transforms",
+    "Transaction": "hybridflow.schemas",
+    "CardProfile": "hybridflow.schemas",
+    "Alert": "hybridflow.schemas",
+    "DeadLetter": "hybridflow.schemas",
+    "LateRecord": "hybridflow.schemas",
+    "Range": "hybridflow.schemas",
+    "OneOf": "hybridflow.schemas",
+    "Pattern": "hybridflow.schemas",
+    "HybridflowOptions": "hybridflow.options",
+    "PipelineSpec": "hybridflow.pipelines",
+    "register_pipeline": "hybridflow.pipelines",
+    "get_pipeline": "hybridflow.pipelines",
+    "list_pipelines": "hybridflow.pipelines",
+    "HybridflowError": "hybridflow.errors",
+    "UsageError": "hybridflow.errors",
+    "UnknownPipelineError": "hybridflow.errors",
+    "UnknownProfileError": "hybridflow.errors",
+    "InvalidOptionError": "hybridflow.errors",
+    "InvalidUriError": "hybridflow.errors",
+    "MissingExtraError": "hybridflow.errors",
+    "SchemaError": "hybridflow.errors",
+    "ConnectorError": "hybridflow.errors",
+    "RecordError": "hybridflow.errors",
+}
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hybridflow' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __version__ = "0.1.0"
 

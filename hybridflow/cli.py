@@ -192,6 +192,25 @@ def _cmd_generate(args, out) -> int:
     return 0
 
 
+def _import_beam_quietly() -> None:
+    """Imports Apache Beam with its import-time warnings about optional
+    dependencies (GCS, BigQuery clients ...) silenced; later warnings show."""
+    import warnings
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import apache_beam  # noqa: F401
+            import apache_beam.io.gcp.gcsfilesystem  # noqa: F401  (warns when the gcp extra is absent)
+    except ImportError:
+        pass
+    finally:
+        root.setLevel(level)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``hybridflow`` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -200,6 +219,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser = _build_parser()
         args, rest = parser.parse_known_args(argv)
         logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        _import_beam_quietly()
         if args.command != "run" and rest:
             raise UsageError(f"unrecognized arguments: {' '.join(rest)} (see `{PROG} --help`)")
         if args.command == "list":
