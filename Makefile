@@ -9,12 +9,13 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test venv venv-test lint clean help
+.PHONY: demo test venv venv-test lint clean help tools-services
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
 	@echo "make test   - install the test extra and run the test suite"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
+	@echo "make tools-services - provision the local test services and the Kafka expansion service (cached)"
 
 $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +24,7 @@ $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-base setup.py Makefile
-	$(PIP) install --quiet -e '.[test,bench,gcp,aws]'
+	$(PIP) install --quiet -e '.[test,bench,gcp,aws,kafka,postgres]'
 	touch $@
 
 venv: $(VENV)/.stamp-base
@@ -38,7 +39,14 @@ demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
 	$(VENV)/bin/hybridflow run fraud --mode batch --profile direct \
 		--input '$(DEMO_HISTORY)/*.jsonl' --output $(DEMO_OUTPUT)
 
-test: $(VENV)/.stamp-test
+# Local services for the connector tests (Kafka broker and Beam's Java Kafka IO from Maven, the
+# Pub/Sub fake and Bigtable emulator from Go, moto / gcp-storage-emulator / bqemulator in their own
+# venvs, Debian's PostgreSQL), under ~/.cache/hybridflow; idempotent, seconds when cached.
+tools-services:
+	PYTHON=$(PYTHON) tools/services/provision.sh all
+	tools/kafka/provision.sh
+
+test: $(VENV)/.stamp-test tools-services
 	$(PY) -m pytest
 
 clean:

@@ -28,7 +28,10 @@ setup(
     extras_require={
         "gcp": [f"apache-beam[gcp]=={BEAM_VERSION}"],
         "aws": [f"apache-beam[aws]=={BEAM_VERSION}", "boto3>=1.28"],
+        # Beam's Kafka IO is Java (cross-language); kafka-python checks the broker and topics
+        # up front and backs the test helpers
         "kafka": ["kafka-python>=2.0"],
+        "postgres": ["psycopg[binary]>=3.1"],
         "test": [
             f"apache-beam[test]=={BEAM_VERSION}",
             "pytest>=8",
