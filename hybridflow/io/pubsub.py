@@ -7,7 +7,7 @@ typed later by :class:`~hybridflow.transforms.ParseRecords`.
 Attributes:
 
 - ``timestamp_attribute``: the writer sets it to the record's event time (the
-  ``timestamp_field``, milliseconds since the epoch); the reader takes element
+  ``timestamp_field``, RFC 3339 with microseconds); the reader takes element
   timestamps from it (Beam's ``timestamp_attribute``, which also drives the
   watermark on Dataflow). Without it, the publish time is the timestamp.
 - ``id_attribute``: the writer sets it from ``id_field``; the reader drops
@@ -161,7 +161,9 @@ class ReadFromPubSub(beam.PTransform):
             attribute = self._id_attribute
             messages = (
                 messages
-                | "KeyById" >> beam.Map(lambda m: (m.attributes.get(attribute) or m.message_id or "", m))
+                | "KeyById" >> beam.Map(lambda m: (m.attributes.get(attribute) or m.message_id or "", m)).with_output_types(
+                    tuple[str, Any]
+                )
                 | "Deduplicate" >> DeduplicatePerKey(processing_time_duration=DEDUPLICATE_SECONDS)
                 | "DropKey" >> beam.Map(lambda kv: kv[1])
             )
@@ -187,7 +189,7 @@ class _ToMessage(beam.DoFn):
             if value is not None:
                 attributes[name] = str(value)
         if self._timestamp_attribute:
-            attributes[self._timestamp_attribute] = str(getattr(record, self._timestamp_field).micros // 1000)
+            attributes[self._timestamp_attribute] = getattr(record, self._timestamp_field).to_rfc3339()
         if self._id_attribute:
             attributes[self._id_attribute] = str(getattr(record, self._id_field))
         yield PubsubMessage(to_json(record).encode("utf-8"), attributes)
@@ -199,7 +201,7 @@ class WriteToPubSub(beam.PTransform):
     Args:
       topic: ``projects/P/topics/T``.
       timestamp_attribute: attribute set to the record's ``timestamp_field``
-        (milliseconds since the epoch), for readers' event time.
+        (RFC 3339, microseconds), for readers' event time.
       timestamp_field: the record's event-time field (default ``event_time``).
       id_attribute: attribute set to the record's ``id_field`` (for readers'
         de-duplication); both or neither.
