@@ -6,12 +6,22 @@ schema with day partitioning on a field, ``STREAMING_INSERTS``,
 job; the load job reads them from the GCS emulator's disk directory, so run
 :class:`~hybridflow.testing.services.gcs.GcsEmulator` with ``on_disk=True``
 and pass its ``disk_root``), and ``ReadFromBigQuery(table=...,
-method=DIRECT_READ)``. What does not: ``EXPORT`` reads (the extract job
-neither expands ``*`` in the destination URI nor writes through the GCS
-emulator, HTTP 500) and any ``query=`` read (the emulator does not
-materialise a query into a destination table, so Beam's temporary table is
-missing). Writing to a dataset that does not exist answers HTTP 500 (real
-BigQuery: 404), which Beam retries for minutes: create datasets first.
+method=DIRECT_READ)``. What does not (bqemulator 1.4.0):
+
+- ``EXPORT`` reads: the extract job neither expands ``*`` in the destination
+  URI nor writes through the GCS emulator (HTTP 500);
+- any ``query=`` read: the emulator does not materialise a query into a
+  destination table, so Beam's temporary table is missing (404);
+- partitioning from a load job: ``load.timePartitioning`` is accepted and
+  ignored, so a table created by ``FILE_LOADS`` is unpartitioned (tables
+  created by ``tables.insert``, as streaming inserts do, are partitioned);
+- per-row insert errors: ``insertAll`` never returns ``insertErrors``; it
+  accepts nulls in REQUIRED columns and unknown fields, and answers a
+  wrongly typed value with HTTP 500, which clients retry. So the path of
+  rejected rows to dead letters cannot be exercised here;
+- a write to a dataset that does not exist answers HTTP 500 (real BigQuery:
+  404), which Beam retries for minutes: create datasets first (hybridflow's
+  sink checks the dataset up front).
 
 Beam has no emulator switch for BigQuery: :meth:`BigQueryEmulator.redirect_beam`
 points its two clients (apitools ``BigqueryV2`` for tables and jobs,
