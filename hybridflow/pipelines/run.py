@@ -10,6 +10,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from hybridflow.io import WriteTo
+from hybridflow.io.options import sink_overrides
 from hybridflow.metrics import MetricsSnapshot, query_counters
 from hybridflow.options import HybridflowOptions
 from hybridflow.pipelines import PipelineSpec
@@ -62,15 +63,22 @@ class RunSummary:
 
 
 def construct(p: beam.Pipeline, spec: PipelineSpec, options: PipelineOptions) -> dict[str, str]:
-    """Builds ``spec`` into ``p`` and adds its sinks; returns output locations."""
+    """Builds ``spec`` into ``p`` and adds its sinks (``--sink`` overrides the
+    pipeline's own per output); returns output locations."""
     outputs = spec.build(p, options)
+    sinks = {name: [uri] for name, uri in spec.sinks(options).items()}
+    sinks.update(sink_overrides(options, outputs))
     locations = {}
-    for name, uri in spec.sinks(options).items():
+    for name, uris in sinks.items():
         if name not in outputs:
             continue
-        sink = WriteTo(uri)
-        outputs[name] | f"Write{name.title().replace('_', '')}" >> sink
-        locations[name] = sink.location
+        label = f"Write{name.title().replace('_', '')}"
+        written = []
+        for i, uri in enumerate(uris):
+            sink = WriteTo(uri)
+            outputs[name] | (label if i == 0 else f"{label}{i + 1}") >> sink
+            written.append(sink.location)
+        locations[name] = ", ".join(written)
     return locations
 
 

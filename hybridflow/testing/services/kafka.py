@@ -243,19 +243,33 @@ def produce(bootstrap: str, topic: str, messages: Iterable[tuple[Optional[bytes]
     return n
 
 
-def consume(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> list:
-    """Reads ``count`` messages of ``topic`` from the start (or fewer at ``timeout``);
-    returns kafka-python ``ConsumerRecord`` objects (``key``, ``value``, ``timestamp`` ...)."""
-    from kafka import KafkaConsumer
+def consume(bootstrap: str, topic: str, count: int = 0, timeout: float = 60.0) -> list:
+    """Every message of ``topic`` from the start, as kafka-python ``ConsumerRecord`` objects
+    (``key``, ``value``, ``timestamp`` ...): reads up to the end offsets, and waits up to
+    ``timeout`` seconds for at least ``count`` messages to be there."""
+    from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     out: list = []
     deadline = time.monotonic() + timeout
     try:
-        while len(out) < count and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                out.extend(batch)
+        partitions = None
+        while not partitions:
+            found = consumer.partitions_for_topic(topic)
+            partitions = [TopicPartition(topic, p) for p in sorted(found or ())]
+            if not partitions:
+                if time.monotonic() > deadline:
+                    return out
+                time.sleep(0.1)
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        while True:
+            end = consumer.end_offsets(partitions)
+            while any(consumer.position(tp) < end[tp] for tp in partitions):
+                for batch in consumer.poll(timeout_ms=500).values():
+                    out.extend(batch)
+            if len(out) >= count or time.monotonic() > deadline:
+                return out
+            time.sleep(0.2)
     finally:
         consumer.close()
-    return out
