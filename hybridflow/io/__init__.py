@@ -18,8 +18,9 @@ local path / ``gs://`` / ``s3://`` glob              yes        yes             
 
 Each connector is a public ``ReadFromX`` / ``WriteToX`` PTransform in its own
 module, thin over Beam's own IO; ``ReadFrom`` / ``WriteTo`` only dispatch.
-Connector modules are imported when their scheme is used, so a missing
-optional dependency is reported then, as ``pip install hybridflow[extra]``.
+Connectors import their client libraries only when a pipeline uses them, so
+a missing optional dependency is reported then, as
+``pip install hybridflow[extra]`` (:class:`~hybridflow.errors.MissingExtraError`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ from typing import Any, Optional
 import apache_beam as beam
 
 from hybridflow.errors import InvalidUriError
+from hybridflow.io.bigquery import ReadFromBigQuery, WriteToBigQuery
+from hybridflow.io.bigtable import WriteToBigtable
 from hybridflow.io.files import ReadFromFiles, WriteToFiles
+from hybridflow.io.kafka import ReadFromKafka, WriteToKafka
 from hybridflow.io.options import ConnectorOptions
+from hybridflow.io.postgres import ReadFromPostgres
+from hybridflow.io.pubsub import ReadFromPubSub, WriteToPubSub
 from hybridflow.io.synthetic import ReadSyntheticTransactions, SyntheticTransactions, generate_transactions
 from hybridflow.io.uri import EndpointUri, file_format, parse_uri
 
@@ -40,6 +46,14 @@ __all__ = [
     "WriteTo",
     "ReadFromFiles",
     "WriteToFiles",
+    "ReadFromPubSub",
+    "WriteToPubSub",
+    "ReadFromKafka",
+    "WriteToKafka",
+    "ReadFromBigQuery",
+    "WriteToBigQuery",
+    "WriteToBigtable",
+    "ReadFromPostgres",
     "ReadSyntheticTransactions",
     "SyntheticTransactions",
     "generate_transactions",

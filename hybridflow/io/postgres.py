@@ -217,7 +217,8 @@ class ReadFromPostgres(beam.PTransform):
         try:
             conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = lines[-1] if lines else type(exc).__name__
             raise ConnectorError(f"{self._uri}: cannot connect ({reason}); check host, port, user and database") from exc
         with conn:
             if conn.execute("SELECT to_regclass(%s)", (sql.Identifier(*self._table).as_string(conn),)).fetchone()[0] is None:
