@@ -1,9 +1,14 @@
-"""``python -m hybridflow.testing.services NAME``: run one local service until Ctrl-C.
+"""``python -m hybridflow.testing.services NAME [RESOURCE ...]``: run one local service until Ctrl-C.
 
-Prints how to reach it (addresses and environment variables), e.g.::
+Creates the named resources, then prints how to reach the service::
 
+    $ python -m hybridflow.testing.services kafka transactions alerts
+    kafka ready in 4.2s: kafka://127.0.0.1:40121/TOPIC (topics: transactions, alerts)
     $ python -m hybridflow.testing.services kafka-expansion
-    kafka-expansion ready in 2.1s: --kafka_expansion_service=127.0.0.1:40121
+    kafka-expansion ready in 2.1s: --kafka_expansion_service=127.0.0.1:40733
+
+Resources: Kafka topics; Pub/Sub topics (each with a subscription ``<topic>-sub``);
+S3 / GCS buckets; Bigtable tables as ``TABLE:FAMILY[,FAMILY]``; BigQuery datasets.
 """
 
 from __future__ import annotations
@@ -14,44 +19,77 @@ import sys
 from hybridflow.testing import services
 
 
-def _describe(name: str, service) -> str:
-    if name == "kafka":
-        return f"bootstrap servers {service.bootstrap} (kafka://{service.bootstrap}/TOPIC)"
-    if name == "kafka-expansion":
-        return f"--kafka_expansion_service={service.address}"
-    if name == "s3":
-        return " ".join(service.pipeline_flags)
-    if name == "postgres":
-        return service.url
-    return " ".join(f"{k}={v}" for k, v in service.env.items())
+def _kafka(service, resources):
+    from hybridflow.testing.services.kafka import create_topic
+
+    for topic in resources:
+        create_topic(service.bootstrap, topic)
+    return f"kafka://{service.bootstrap}/TOPIC"
+
+
+def _pubsub(service, resources):
+    for name in resources:
+        service.create_subscription(service.create_topic(name), f"{name}-sub")
+    return f"export PUBSUB_EMULATOR_HOST={service.host}; pubsub://projects/{services.pubsub.PROJECT}/topics/TOPIC"
+
+
+def _bigtable(service, resources):
+    for spec in resources:
+        table, _, families = spec.partition(":")
+        service.create_table(table, (families or "d").split(","))
+    return (f"export BIGTABLE_EMULATOR_HOST={service.host}; "
+            f"bigtable://{services.bigtable.PROJECT}/{services.bigtable.INSTANCE}/TABLE?key=FIELD")
+
+
+def _buckets(service, resources):
+    for bucket in resources:
+        service.create_bucket(bucket)
+
+
+def _s3(service, resources):
+    _buckets(service, resources)
+    return " ".join(service.pipeline_flags)
+
+
+def _gcs(service, resources):
+    _buckets(service, resources)
+    return f"export STORAGE_EMULATOR_HOST={service.host}"
+
+
+def _bigquery(service, resources):
+    for dataset in resources:
+        service.create_dataset(dataset)
+    return (f"BIGQUERY_EMULATOR_HOST={service.url} (Beam needs redirect_beam() in-process, see "
+            "hybridflow.testing.services.bigquery)")
 
 
 SERVICES = {
-    "kafka": services.KafkaBroker,
-    "kafka-expansion": services.KafkaExpansionService,
-    "pubsub": services.PubSubEmulator,
-    "bigtable": services.BigtableEmulator,
-    "s3": services.S3Server,
-    "gcs": services.GcsEmulator,
-    "bigquery": services.BigQueryEmulator,
-    "postgres": services.PostgresServer,
+    "kafka": (services.KafkaBroker, _kafka),
+    "kafka-expansion": (services.KafkaExpansionService, lambda s, r: f"--kafka_expansion_service={s.address}"),
+    "pubsub": (services.PubSubEmulator, _pubsub),
+    "bigtable": (services.BigtableEmulator, _bigtable),
+    "s3": (services.S3Server, _s3),
+    "gcs": (lambda: services.GcsEmulator(on_disk=True), _gcs),
+    "bigquery": (services.BigQueryEmulator, _bigquery),
+    "postgres": (services.PostgresServer, lambda s, r: s.url),
 }
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or argv[0] not in SERVICES:
-        print(f"usage: python -m hybridflow.testing.services {{{'|'.join(SERVICES)}}}", file=sys.stderr)
+    if not argv or argv[0] not in SERVICES:
+        print(f"usage: python -m hybridflow.testing.services {{{'|'.join(SERVICES)}}} [RESOURCE ...]", file=sys.stderr)
         return 2
-    name = argv[0]
+    name, resources = argv[0], argv[1:]
+    make, describe = SERVICES[name]
     try:
-        service = SERVICES[name]().start()
+        service = make().start()
     except services.ServiceUnavailable as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 1
     try:
-        print(f"{name} ready in {service.startup_seconds:.1f}s: {_describe(name, service)} (Ctrl-C stops it)",
-              flush=True)
+        print(f"{name} ready in {service.startup_seconds:.1f}s: {describe(service, resources)}"
+              + (f" (created: {', '.join(resources)})" if resources else "") + "; Ctrl-C stops it", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         signal.pause()
     except KeyboardInterrupt:

@@ -4,7 +4,8 @@ Every service is a :class:`ServiceProcess` subclass: ``start()`` launches it in
 its own process group with its output in a log file under a private temporary
 directory, waits until it answers, and returns ``self``; ``stop()`` terminates
 the whole process group (then kills it) and removes the directory. They are
-context managers. Binaries come from ``make tools-services``
+context managers. On Linux a service also gets SIGTERM when the process that
+started it dies, even if that process is killed hard. Binaries come from ``make tools-services``
 (``tools/services/provision.sh``) under :func:`tools_home`.
 """
 
@@ -81,6 +82,17 @@ def _tail(log: Optional[pathlib.Path], lines: int = 15) -> str:
     return f"; last lines of {log}:\n" + "\n".join(text)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the process that started it dies (Linux), so a
+    test run killed hard leaves no service behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def stop_process(proc: Optional[subprocess.Popen], timeout: float = 15.0) -> None:
     """SIGTERM to the process group of ``proc``, SIGKILL after ``timeout``."""
     if proc is None or proc.poll() is not None:
@@ -135,7 +147,8 @@ class ServiceProcess:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 list(map(str, cmd)), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=dict(env) if env is not None else None, start_new_session=True, cwd=self.workdir, **kwargs,
+                env=dict(env) if env is not None else None, start_new_session=True, cwd=self.workdir,
+                preexec_fn=_die_with_parent, **kwargs,
             )
         self.processes.append(proc)
         return proc
