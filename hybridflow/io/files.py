@@ -15,7 +15,9 @@ writers produce windowed files every ``triggering_frequency`` seconds of
 *processing* time: Beam's windowed file sinks drop elements behind the
 watermark (allowed lateness 0), and late panes, late records and dead letters
 are behind it by nature, so each element is re-stamped with the time it
-reaches the sink. Event time stays in the record's fields.
+reaches the sink. Event time stays in the record's fields. An empty JSON-lines
+output on ``s3://`` writes no file: Beam's S3 writer cannot complete a
+zero-byte object.
 
 ``partition_by="event_time"`` (a Timestamp field) lays the output out
 Hive-style by that field's UTC date and hour, the batch layer's layout::
@@ -456,6 +458,9 @@ class WriteToFiles(beam.PTransform):
                     num_shards=self._num_shards,
                     shard_name_template=template,
                     triggering_frequency=frequency,
+                    # Beam's S3 writer cannot finish a zero-byte object (a multipart upload with no
+                    # parts: MalformedXML), so an empty output writes no file on s3://
+                    skip_if_empty=self._prefix.startswith("s3://"),
                 )
             )
         record_type = self._resolve_record_type(pcoll)

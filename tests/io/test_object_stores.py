@@ -54,6 +54,13 @@ def test_gcs_partitioned_by_event_hour(tmp_path, gcs_emulator, gcs_bucket):
     assert names == {"batch/dt=2026-01-01/hour=00", "batch/dt=2026-01-01/hour=01"}
 
 
+def test_empty_output_on_s3_writes_no_object(s3_server, s3_bucket):
+    # Beam's S3 writer fails on a zero-byte object (MalformedXML): an empty JSON-lines output writes none
+    with batch_pipeline(*s3_server.pipeline_flags) as p:
+        _ = p | beam.Create([]).with_output_types(Edge) | WriteTo(f"s3://{s3_bucket}/empty/late.jsonl")
+    assert "Contents" not in s3_server.client().list_objects_v2(Bucket=s3_bucket)
+
+
 def test_malformed_lines_on_s3_reach_dead_letters(tmp_path, s3_server, s3_bucket):
     body = '{"id": "ok", "text": null, "count": 1, "amount": 2.5, "flag": true, "tags": [], "scores": [], ' \
            '"event_time": "2026-01-01T00:00:00Z"}\n{"id": "bad json\n{"id": "x", "count": "many"}\n'

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 
 from hybridflow.testing import services
 
@@ -80,6 +81,7 @@ def main(argv=None) -> int:
     if not argv or argv[0] not in SERVICES:
         print(f"usage: python -m hybridflow.testing.services {{{'|'.join(SERVICES)}}} [RESOURCE ...]", file=sys.stderr)
         return 2
+    warnings.filterwarnings("ignore", "Connecting to Bigtable emulator")
     name, resources = argv[0], argv[1:]
     make, describe = SERVICES[name]
     try:
