@@ -15,6 +15,9 @@ from tests.io.edge_records import EDGES, Edge
 
 PARSED = [r._replace(text=r.text or None) for r in EDGES]
 
+# Kafka pipelines take 10-15 s here; a hung Java worker should fail the test in minutes, not 15.
+pytestmark = pytest.mark.timeout(300)
+
 
 def kafka_pipeline(*flags):
     """A batch TestPipeline that skips TestPipeline's runner-API round trip, which cannot
@@ -43,8 +46,9 @@ def test_bounded_read_round_trip_kafka_time_and_dead_letters(tmp_path, kafka_bro
     payloads += [(None, b'{"id": "trunc', 1767225600000), (None, b"\xff\xfe not utf-8", 1767225600000)]
     produce(kafka_broker.bootstrap, topic, payloads)
     with kafka_pipeline(f"--kafka_expansion_service={kafka_expansion_service.address}") as p:
-        parsed = p | ReadFrom(f"kafka://{kafka_broker.bootstrap}/{topic}?max_records={len(payloads)}") | ParseRecords(
-            Edge, timestamp_field=None)
+        # max_seconds too: if a message went missing the read ends and the comparison says which
+        uri = f"kafka://{kafka_broker.bootstrap}/{topic}?max_records={len(payloads)}&max_seconds=120"
+        parsed = p | ReadFrom(uri) | ParseRecords(Edge, timestamp_field=None)
         (parsed.records
          | beam.Map(lambda r, ts=beam.DoFn.TimestampParam: (r, ts.micros))
          | "Records" >> Collect(tmp_path / "records"))

@@ -18,7 +18,7 @@ from hybridflow.pipelines.run import construct
 from hybridflow.testing import Collect, collected
 from hybridflow.testing.services.bigtable import INSTANCE, PROJECT
 
-pytestmark = [pytest.mark.streaming, pytest.mark.slow]
+pytestmark = [pytest.mark.streaming, pytest.mark.slow, pytest.mark.timeout(600)]
 
 POPULATION = "population=42&cards=40"
 HISTORY = f"synthetic://transactions?count=3000&seed=42&{POPULATION}&malformed=0"

@@ -228,19 +228,20 @@ def delete_topic(bootstrap: str, topic: str) -> None:
 
 
 def produce(bootstrap: str, topic: str, messages: Iterable[tuple[Optional[bytes], bytes, Optional[int]]]) -> int:
-    """Sends ``(key, value, timestamp_ms)`` messages and flushes; returns how many."""
+    """Sends ``(key, value, timestamp_ms)`` messages and waits until the broker has every one
+    (an undelivered message raises); returns how many."""
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    n = 0
     try:
-        for key, value, timestamp_ms in messages:
-            producer.send(topic, key=key, value=value, timestamp_ms=timestamp_ms)
-            n += 1
+        sent = [producer.send(topic, key=key, value=value, timestamp_ms=timestamp_ms)
+                for key, value, timestamp_ms in messages]
         producer.flush(30)
+        for future in sent:
+            future.get(timeout=30)
     finally:
         producer.close()
-    return n
+    return len(sent)
 
 
 def consume(bootstrap: str, topic: str, count: int = 0, timeout: float = 60.0) -> list:
