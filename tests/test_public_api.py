@@ -47,7 +47,7 @@ IO_EXPECTED = {
     "ConnectorOptions",
 }
 SERVICES_EXPECTED = {
-    "ServiceProcess", "ServiceUnavailable", "free_port", "tools_home", "KafkaBroker", "KafkaExpansionService",
+    "ServiceProcess", "LoopbackBinary", "ServiceUnavailable", "free_port", "tools_home", "KafkaBroker", "KafkaExpansionService",
     "PubSubEmulator", "BigtableEmulator", "S3Server", "GcsEmulator", "anonymous_gcp", "BigQueryEmulator",
     "PostgresServer",
 }

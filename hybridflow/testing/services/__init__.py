@@ -29,7 +29,13 @@ that module). Example::
         ...  # ReadFrom(f"pubsub://{topic}") talks to the fake
 """
 
-from hybridflow.testing.services._process import ServiceProcess, ServiceUnavailable, free_port, tools_home
+from hybridflow.testing.services._process import (
+    LoopbackBinary,
+    ServiceProcess,
+    ServiceUnavailable,
+    free_port,
+    tools_home,
+)
 from hybridflow.testing.services.bigquery import BigQueryEmulator
 from hybridflow.testing.services.bigtable import BigtableEmulator
 from hybridflow.testing.services.gcs import GcsEmulator, anonymous_gcp
@@ -40,6 +46,7 @@ from hybridflow.testing.services.s3 import S3Server
 
 __all__ = [
     "ServiceProcess",
+    "LoopbackBinary",
     "ServiceUnavailable",
     "free_port",
     "tools_home",

@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 from typing import Callable, Mapping, Optional, Sequence
 
-__all__ = ["ServiceUnavailable", "ServiceProcess", "tools_home", "free_port", "wait_for"]
+__all__ = ["ServiceUnavailable", "ServiceProcess", "LoopbackBinary", "tools_home", "free_port", "wait_for"]
 
 
 class ServiceUnavailable(RuntimeError):
@@ -191,3 +191,31 @@ class ServiceProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class LoopbackBinary(ServiceProcess):
+    """A service that is one provisioned binary listening on ``host`` (``127.0.0.1:<free port>``),
+    ready when the port accepts connections. Subclasses set ``binary`` (a path under
+    ``tools_home() / "services" / "bin"``), ``description`` and :meth:`_arguments`."""
+
+    binary = ""
+    description = ""
+    start_timeout = 30.0
+
+    def __init__(self, binary: Optional[pathlib.Path] = None):
+        super().__init__()
+        self.binary_path = binary or tools_home() / "services" / "bin" / self.binary
+        self.port = free_port()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _arguments(self) -> list[str]:
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        binary = self._require(self.binary_path, self.description)
+        proc = self._spawn([binary, *self._arguments()], f"{self.name}.log")
+        wait_for(lambda: tcp_open(self.port), f"{self.description} on {self.host}", self.start_timeout, proc,
+                 self.log_path(f"{self.name}.log"))

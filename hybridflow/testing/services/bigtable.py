@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from hybridflow.testing.services._process import ServiceProcess, free_port, tcp_open, tools_home, wait_for
+from hybridflow.testing.services._process import LoopbackBinary
 
 __all__ = ["BigtableEmulator", "PROJECT", "INSTANCE"]
 
@@ -18,30 +18,19 @@ PROJECT = "hybridflow-test"
 INSTANCE = "test-instance"
 
 
-class BigtableEmulator(ServiceProcess):
+class BigtableEmulator(LoopbackBinary):
     """The emulator on ``127.0.0.1:<free port>``; ``host`` is ``BIGTABLE_EMULATOR_HOST``."""
 
     name = "bigtable"
-    start_timeout = 30.0
-
-    def __init__(self, binary=None):
-        super().__init__()
-        self.binary = binary or tools_home() / "services" / "bin" / "bigtable-emulator"
-        self.port = free_port()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    binary = "bigtable-emulator"
+    description = "the Bigtable emulator"
 
     @property
     def env(self) -> Mapping[str, str]:
         return {"BIGTABLE_EMULATOR_HOST": self.host}
 
-    def _start(self) -> None:
-        binary = self._require(self.binary, "the Bigtable emulator")
-        proc = self._spawn([binary, "-host", "127.0.0.1", "-port", str(self.port)], "emulator.log")
-        wait_for(lambda: tcp_open(self.port), f"Bigtable emulator on {self.host}", self.start_timeout, proc,
-                 self.log_path("emulator.log"))
+    def _arguments(self) -> list[str]:
+        return ["-host", "127.0.0.1", "-port", str(self.port)]
 
     def admin_table(self, table_id: str, project: str = PROJECT, instance: str = INSTANCE):
         """The admin ``google.cloud.bigtable.table.Table`` handle of ``table_id``."""

@@ -9,37 +9,26 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from hybridflow.testing.services._process import ServiceProcess, free_port, tcp_open, tools_home, wait_for
+from hybridflow.testing.services._process import LoopbackBinary
 
 __all__ = ["PubSubEmulator", "PROJECT"]
 
 PROJECT = "hybridflow-test"  # Beam validates project ids: 6-30 characters
 
 
-class PubSubEmulator(ServiceProcess):
+class PubSubEmulator(LoopbackBinary):
     """pstest on ``127.0.0.1:<free port>``; ``host`` is the ``PUBSUB_EMULATOR_HOST`` value."""
 
     name = "pubsub"
-    start_timeout = 30.0
-
-    def __init__(self, binary=None):
-        super().__init__()
-        self.binary = binary or tools_home() / "services" / "bin" / "pstest-server"
-        self.port = free_port()
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+    binary = "pstest-server"
+    description = "the Pub/Sub fake (pstest-server)"
 
     @property
     def env(self) -> Mapping[str, str]:
         return {"PUBSUB_EMULATOR_HOST": self.host, "PUBSUB_PROJECT_ID": PROJECT}
 
-    def _start(self) -> None:
-        binary = self._require(self.binary, "the Pub/Sub fake (pstest-server)")
-        proc = self._spawn([binary, "-port", str(self.port)], "pstest.log")
-        wait_for(lambda: tcp_open(self.port), f"Pub/Sub fake on {self.host}", self.start_timeout, proc,
-                 self.log_path("pstest.log"))
+    def _arguments(self) -> list[str]:
+        return ["-port", str(self.port)]
 
     # -- admin helpers (the env var must be set: call them while the service runs)
     def create_topic(self, name: str, project: str = PROJECT) -> str:

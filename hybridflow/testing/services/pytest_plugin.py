@@ -48,59 +48,27 @@ def _started(service):
         _unavailable(service.name, f"{exc}; install the test extras (`make venv-test`)")
 
 
-def _service_fixture(factory):
+def _service_fixture(name: str, module: str, cls: str):
+    """The session fixture ``name``: starts ``hybridflow.testing.services.<module>.<cls>()``, stops it after."""
+
     def fixture():
-        service = _started(factory())
+        import importlib
+
+        service = _started(getattr(importlib.import_module(f"hybridflow.testing.services.{module}"), cls)())
         try:
             yield service
         finally:
             service.stop()
 
-    return fixture
+    return pytest.fixture(scope="session", name=name)(fixture)
 
 
-def _kafka_broker():
-    from hybridflow.testing.services.kafka import KafkaBroker
-
-    return KafkaBroker()
-
-
-def _kafka_expansion():
-    from hybridflow.testing.services.kafka import KafkaExpansionService
-
-    return KafkaExpansionService()
-
-
-def _pubsub():
-    from hybridflow.testing.services.pubsub import PubSubEmulator
-
-    return PubSubEmulator()
-
-
-def _bigtable():
-    from hybridflow.testing.services.bigtable import BigtableEmulator
-
-    return BigtableEmulator()
-
-
-def _s3():
-    from hybridflow.testing.services.s3 import S3Server
-
-    return S3Server()
-
-
-def _postgres():
-    from hybridflow.testing.services.postgres import PostgresServer
-
-    return PostgresServer()
-
-
-kafka_broker = pytest.fixture(scope="session")(_service_fixture(_kafka_broker))
-kafka_expansion_service = pytest.fixture(scope="session")(_service_fixture(_kafka_expansion))
-pubsub_emulator = pytest.fixture(scope="session")(_service_fixture(_pubsub))
-bigtable_emulator = pytest.fixture(scope="session")(_service_fixture(_bigtable))
-s3_server = pytest.fixture(scope="session")(_service_fixture(_s3))
-postgres_server = pytest.fixture(scope="session")(_service_fixture(_postgres))
+kafka_broker = _service_fixture("kafka_broker", "kafka", "KafkaBroker")
+kafka_expansion_service = _service_fixture("kafka_expansion_service", "kafka", "KafkaExpansionService")
+pubsub_emulator = _service_fixture("pubsub_emulator", "pubsub", "PubSubEmulator")
+bigtable_emulator = _service_fixture("bigtable_emulator", "bigtable", "BigtableEmulator")
+s3_server = _service_fixture("s3_server", "s3", "S3Server")
+postgres_server = _service_fixture("postgres_server", "postgres", "PostgresServer")
 
 
 @pytest.fixture(scope="session")
