@@ -60,7 +60,7 @@ def row_key(key: Any, time: Optional[Timestamp] = None, bucket_seconds: int = 36
     if time is None:
         return str(key).encode("utf-8")
     bucket_millis = (time.micros // 1_000_000 // bucket_seconds) * bucket_seconds * 1000
-    return f"{key}#{REVERSED_MAX_MILLIS - bucket_millis:013d}".encode("utf-8")
+    return f"{key}#{REVERSED_MAX_MILLIS - bucket_millis:013d}".encode()
 
 
 def _plain(value: Any) -> Any:

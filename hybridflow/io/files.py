@@ -200,7 +200,7 @@ def partition_path(time: Timestamp) -> str:
     >>> partition_path(Timestamp.of(1767229199.5))
     'dt=2026-01-01/hour=00'
     """
-    moment = datetime.datetime.fromtimestamp(time.micros // 1_000_000, tz=datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(time.micros // 1_000_000, tz=datetime.UTC)
     return moment.strftime("dt=%Y-%m-%d/hour=%H")
 
 

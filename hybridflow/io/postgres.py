@@ -167,7 +167,7 @@ class _ReadRange(_PostgresFn):
             cursor.execute(query, params)
             names = [d.name for d in cursor.description]
             for row in cursor:
-                yield {name: _plain(value) for name, value in zip(names, row)}
+                yield {name: _plain(value) for name, value in zip(names, row, strict=True)}
 
 
 class ReadFromPostgres(beam.PTransform):

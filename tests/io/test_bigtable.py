@@ -5,7 +5,7 @@ import pytest
 
 from hybridflow import ConnectorError, InvalidUriError, ParseRecords, ReadFrom, WriteTo
 from hybridflow.io.bigtable import row_key, row_to_dict
-from hybridflow.testing import Collect, START, batch_pipeline, collected, transactions
+from hybridflow.testing import START, Collect, batch_pipeline, collected, transactions
 from hybridflow.testing.services.bigtable import INSTANCE, PROJECT
 from tests.io.edge_records import EDGES, Edge
 

@@ -45,6 +45,7 @@ def test_unschemad_input_is_rejected_at_construction(tmp_path):
 # --------------------------------------------------------------------------
 # Hive-style partitions by event date and hour, and unbounded writes
 
+from hybridflow.testing import Collect, collected  # noqa: E402
 from tests.io.edge_records import EDGES, Edge  # noqa: E402
 
 
@@ -54,18 +55,13 @@ def _as_parsed(records):
     return [r._replace(text=r.text or None) for r in records]
 
 
-def _read_back(pattern, schema=Edge):
-    from hybridflow.testing import Collect, collected
-    import tempfile
-
-    out = tempfile.mkdtemp()
+def _read_back(pattern, out, schema=Edge):
+    """The parsed records (sorted) and dead letters of the files matching ``pattern``."""
     with batch_pipeline() as p:
         parsed = p | ReadFrom(pattern) | ParseRecords(schema, timestamp_field=None)
-        parsed.records | "Records" >> Collect(f"{out}/records")
-        parsed.dead_letters | "Dead" >> Collect(f"{out}/dead")
-    from hybridflow.testing import collected as got
-
-    return sorted(got(f"{out}/records")), got(f"{out}/dead")
+        parsed.records | "Records" >> Collect(out / "records")
+        parsed.dead_letters | "Dead" >> Collect(out / "dead")
+    return sorted(collected(out / "records")), collected(out / "dead")
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "avro"])
@@ -78,9 +74,9 @@ def test_partitioned_by_event_date_and_hour(tmp_path, fmt):
     assert {w.rsplit("/", 1)[0] for w in written} == {"dt=2026-01-01/hour=00", "dt=2026-01-01/hour=01"}, written
     assert all(w.rsplit("/", 1)[1].startswith("edges-") for w in written), written
     expected = _as_parsed(EDGES)
-    hour0, dead = _read_back(f"{tmp_path}/dt=2026-01-01/hour=00/*.{fmt}")
+    hour0, dead = _read_back(f"{tmp_path}/dt=2026-01-01/hour=00/*.{fmt}", tmp_path / "hour0")
     assert hour0 == sorted(expected[:4]) and dead == []
-    everything, dead = _read_back(sink.location)
+    everything, dead = _read_back(sink.location, tmp_path / "all")
     assert everything == sorted(expected) and dead == []
 
 
@@ -107,5 +103,5 @@ def test_unbounded_input_writes_windowed_files(tmp_path, uri):
         _ = p | EventStream(EDGES[:3] + [Watermark(START + 120)] + EDGES[3:]) | sink
     fmt = uri.split("?")[0].rsplit(".", 1)[1]
     assert list(tmp_path.rglob(f"*.{fmt}")), "no files written"
-    everything, dead = _read_back(sink.location)
+    everything, dead = _read_back(sink.location, tmp_path / "read")
     assert everything == sorted(_as_parsed(EDGES)) and dead == []

@@ -45,7 +45,7 @@ def test_streaming_read_event_time_dedupe_and_dead_letters(tmp_path, pubsub_emul
     messages = [(to_json(r).encode(), {"ts": r.event_time.to_rfc3339(), "eid": r.id}) for r in EDGES]
     messages.append(messages[0])  # redelivered: same id
     messages.append((b'{"id": "broken', {"eid": "m1", "ts": "1767225600000"}))
-    messages.append(('{"id": "x", "count": "1", "event_time": "2026-01-01T00:00:00Z"}'.encode(), {"eid": "m2"}))
+    messages.append((b'{"id": "x", "count": "1", "event_time": "2026-01-01T00:00:00Z"}', {"eid": "m2"}))
     pubsub_emulator.publish(topic, messages)
 
     def build(p):
