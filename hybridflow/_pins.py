@@ -5,4 +5,9 @@ the Python SDK, the Prism binary and the Java jars (Flink job server,
 expansion services) built by ``tools/`` must all be of this version.
 """
 
-BEAM_VERSION = "2.77.0"
+# 2.70.0, not the newest 2.77.0: it is the newest Beam version for which every
+# Java piece this package runs can be assembled from Maven modules served here
+# (Flink 1.19 runner module + job service -> the Flink job server; Kafka IO +
+# expansion service), and the Prism module is served by the Go proxy at the
+# same tag. The Python SDK is pinned to the same version so all sides agree.
+BEAM_VERSION = "2.70.0"
