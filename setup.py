@@ -24,6 +24,7 @@ setup(
         "pyarrow>=14",
         "fastavro>=1.9",
         "PyYAML>=6",
+        "ddsketch>=3.0,<4",  # percentile sketches (deterministic, mergeable)
     ],
     extras_require={
         "gcp": [f"apache-beam[gcp]=={BEAM_VERSION}"],

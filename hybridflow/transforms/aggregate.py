@@ -384,7 +384,7 @@ class WindowedAggregate(beam.PTransform):
                     f"WindowedAggregate: aggregation {agg.name!r} reads {agg.field!r}, which is "
                     f"not a field of the input ({', '.join(by_name)})"
                 )
-            if agg.fn not in ("count", "count_distinct") and by_name[agg.field].type not in (int, float):
+            if agg.fn not in ("count", "count_distinct", "approx_distinct") and by_name[agg.field].type not in (int, float):
                 raise SchemaError(
                     f"WindowedAggregate: {agg.fn}({agg.field}) needs a numeric field"
                 )
