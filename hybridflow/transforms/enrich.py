@@ -174,8 +174,7 @@ class Enrich(beam.PTransform):
         ...         by_table.records | "T" >> beam.Map(lambda r: f"table  {r.card_id} {r.profile_amount_mean}"),
         ...         by_lookup.records | "L" >> beam.Map(lambda r: f"lookup {r.card_id} {r.profile_amount_mean}"),
         ...         by_lookup.dead_letters | "D" >> beam.Map(lambda d: f"dead letter {d.error_type}"))
-        ...     _ = (lines | beam.Flatten() | beam.combiners.ToList()
-        ...                | beam.Map(lambda lines: print(*sorted(lines), sep="\n")))
+        ...     _ = lines | beam.Flatten() | beam.combiners.ToList() | beam.FlatMap(sorted) | beam.Map(print)
         dead letter missing_key
         lookup c1 40.0
         table  c1 40.0
