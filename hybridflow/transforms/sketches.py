@@ -22,8 +22,8 @@ a fast and fully-mergeable quantile sketch with relative-error guarantees",
 VLDB 2019), from Datadog's ``ddsketch`` package, with the cubically
 interpolated key mapping: it uses only IEEE arithmetic (no ``log``), so
 bucket boundaries are the same on every platform. Every returned quantile is
-within 1 % (relative) of a value at that rank, and is clamped to the exact
-minimum and maximum.
+within 1 % (relative) of the value at that rank, clamped to the exact minimum
+and maximum; quantiles 0 and 1 are the exact minimum and maximum.
 """
 
 from __future__ import annotations
@@ -201,6 +201,10 @@ class QuantileSketch:
         """The value at quantile ``q`` (0..1), or None when empty."""
         if self._min is None:
             return None
+        if q <= 0:
+            return self._min
+        if q >= 1:
+            return self._max
         value = self._sketch.get_quantile_value(q)
         return float(min(max(value, self._min), self._max))
 
