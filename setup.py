@@ -18,7 +18,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["hybridflow", "hybridflow.*"]),
-    package_data={"hybridflow": ["runners_config/*.yaml", "py.typed"]},
+    package_data={"hybridflow": ["runners_config/*.yaml", "beam_yaml/*.yaml", "py.typed"]},
     install_requires=[
         f"apache-beam=={BEAM_VERSION}",
         "pyarrow>=14",
@@ -30,8 +30,9 @@ setup(
         "gcp": [f"apache-beam[gcp]=={BEAM_VERSION}"],
         "aws": [f"apache-beam[aws]=={BEAM_VERSION}", "boto3>=1.28"],
         "kafka": ["kafka-python>=2.0"],
+        "yaml": [f"apache-beam[yaml]=={BEAM_VERSION}"],  # Beam YAML pipelines (hybridflow.beam_yaml)
         "test": [
-            f"apache-beam[test]=={BEAM_VERSION}",
+            f"apache-beam[test,yaml]=={BEAM_VERSION}",
             "pytest>=8",
             "pytest-timeout>=2.2",
             "hypothesis>=6.100",
