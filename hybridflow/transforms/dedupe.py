@@ -8,12 +8,16 @@ again, and so on. Dropped records are counted (``hybridflow/duplicates`` and
 ``hybridflow/filtered``), never lost silently.
 
 On a bounded input this is a GroupByKey per id. On an unbounded input it is a
-stateful DoFn per id that holds each record until the watermark passes its
-event time (so an earlier duplicate that arrives later still wins, exactly as
-in batch), then decides with the rule above; the state of an id expires by an
-event-time timer ``within`` after the last kept record. A record behind the
-watermark (late) is judged against the last kept record still in state; an
-id whose state has expired is new again.
+stateful DoFn per id that emits the first record of an id as soon as it
+arrives and remembers its event time; a later record of that id less than
+``within`` away (before or after) is dropped; an event-time timer forgets the
+id once the watermark passes ``within`` after the last kept record. So the
+two agree whenever the records of one id arrive in event-time order, which
+includes every re-delivery of the same record (equal times, and the same
+record whichever copy is kept). A duplicate that arrives *before* an earlier
+copy of itself is where they differ: streaming kept the first to arrive.
+Emitting on arrival (rather than when the watermark passes) keeps latency low
+and needs no output watermark hold.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import typing
 from typing import Any, Optional, Union
 
 import apache_beam as beam
-from apache_beam.coders import PickleCoder, VarIntCoder
+from apache_beam.coders import VarIntCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
@@ -79,73 +83,43 @@ class _StampFn(beam.DoFn):
 
 
 class _DedupeStreaming(_Counters, beam.DoFn):
-    """Streaming: per id, pending records until the watermark passes them; the
-    last kept time until ``within`` after it."""
+    """Streaming: per id, the time of the last kept record until ``within`` after it."""
 
-    PENDING = ReadModifyWriteStateSpec("pending", PickleCoder())
     LAST_KEPT = ReadModifyWriteStateSpec("last_kept", VarIntCoder())
-    TIMER = TimerSpec("due", TimeDomain.WATERMARK)
+    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
 
     def __init__(self, within_micros: int):
         self._within = within_micros
 
-    def _arm(self, pending, last_kept, timer):
-        times = [t for t, _, _ in pending]
-        if last_kept is not None:
-            times.append(last_kept + self._within)
-        if times:
-            # Portable runners keep timers in milliseconds: fire at the
-            # millisecond holding the earliest due time (see `due`).
-            first = min(times)
-            timer.set(Timestamp(micros=first - first % 1000))
-
     def process(
         self,
         element,
-        pending_state=beam.DoFn.StateParam(PENDING),
         last_state=beam.DoFn.StateParam(LAST_KEPT),
-        timer=beam.DoFn.TimerParam(TIMER),
+        expiry=beam.DoFn.TimerParam(EXPIRY),
     ):
         _, (t, record) = element
         self._in.inc()
-        pending = pending_state.read() or []
-        pending.append(_order(t, record) + (record,))
-        pending_state.write(pending)
-        self._arm(pending, last_state.read(), timer)
+        last = last_state.read()
+        if last is not None and abs(t - last) < self._within:
+            self._drop()
+            return
+        if last is None or t > last:
+            last_state.write(t)
+            # Portable runners keep timers in milliseconds: expire at the
+            # millisecond after last + within (see `expire`).
+            end = t + self._within
+            expiry.set(Timestamp(micros=end - end % 1000))
+        self._out.inc()
+        yield record  # keeps its event-time timestamp
 
-    @on_timer(TIMER)
-    def due(
-        self,
-        fire_time=beam.DoFn.TimestampParam,
-        pending_state=beam.DoFn.StateParam(PENDING),
-        last_state=beam.DoFn.StateParam(LAST_KEPT),
-        timer=beam.DoFn.TimerParam(TIMER),
-    ):
+    @on_timer(EXPIRY)
+    def expire(self, fire_time=beam.DoFn.TimestampParam, last_state=beam.DoFn.StateParam(LAST_KEPT)):
         # The watermark has passed the timer's millisecond: everything up to
         # its last microsecond is due.
         now = fire_time.micros - fire_time.micros % 1000 + 999
         last = last_state.read()
-        pending = sorted(pending_state.read() or [], key=lambda x: x[:2])
-        keep = [p for p in pending if p[0] > now]
-        for t, _, record in (p for p in pending if p[0] <= now):
-            # In event-time order t >= last; a late record may be earlier.
-            if last is not None and abs(t - last) < self._within:
-                self._drop()
-                continue
-            last = t if last is None else max(last, t)
-            self._out.inc()
-            yield beam.window.TimestampedValue(record, Timestamp(micros=t))
         if last is not None and last + self._within <= now:
-            last = None  # expired: the id is new again
-        if keep:
-            pending_state.write(keep)
-        else:
-            pending_state.clear()
-        if last is None:
-            last_state.clear()
-        else:
-            last_state.write(last)
-        self._arm(keep, last, timer)
+            last_state.clear()  # the id is new again
 
 
 class Dedupe(beam.PTransform):
@@ -156,9 +130,10 @@ class Dedupe(beam.PTransform):
     counted in ``hybridflow/duplicates`` (and ``hybridflow/filtered``); a
     record ``within`` or more after the last kept one is kept again. Bounded
     input: exact, by grouping per id. Unbounded input: a stateful DoFn that
-    emits each record once the watermark passes its event time and forgets an
-    id ``within`` after its last kept record, so batch and streaming agree on
-    every record that is not late. The output has the input's type, element
+    emits the first record of an id on arrival and forgets the id (event-time
+    timer) ``within`` after its last kept record; batch and streaming agree
+    when each id's records arrive in event-time order (always true for
+    re-deliveries of one record). The output has the input's type, element
     timestamps and windowing.
 
     Args:

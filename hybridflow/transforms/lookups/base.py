@@ -61,8 +61,8 @@ class TTLCache:
 class LookupHandler(EnrichmentSourceHandler[Any, beam.Row], abc.ABC):
     """Looks up the reference row of a key, with an in-process TTL cache.
 
-    Subclasses give the reference row type (:attr:`schema`), the reference
-    key field (:attr:`key`) and :meth:`lookup`; clients are opened in
+    Subclasses pass the reference row type (``schema``) and its key field
+    (``key``) to this constructor and implement :meth:`lookup`; clients are opened in
     :meth:`open` (called from ``__enter__``, i.e. the DoFn's ``setup``) and
     released in :meth:`close`. Only configuration is pickled: the cache and
     clients are created on the worker.
@@ -83,10 +83,19 @@ class LookupHandler(EnrichmentSourceHandler[Any, beam.Row], abc.ABC):
 
     def __init__(
         self,
+        schema: Any,
+        key: str,
         cache_ttl: Union[float, str] = 0,
         cache_size: int = 100_000,
         clock: Optional[Callable[[], float]] = None,
     ):
+        names = [f.name for f in fields_of(schema)]
+        if key not in names:
+            raise SchemaError(
+                f"{type(self).__name__}: key {key!r} is not a field of {schema!r} ({', '.join(names)})"
+            )
+        self._schema = schema
+        self._key = key
         try:
             self._cache_ttl = parse_duration(cache_ttl)
         except ValueError as exc:
@@ -100,14 +109,14 @@ class LookupHandler(EnrichmentSourceHandler[Any, beam.Row], abc.ABC):
     # -- what a backend provides -------------------------------------------
 
     @property
-    @abc.abstractmethod
     def schema(self) -> Any:
         """The reference row type (a NamedTuple class or Beam row type)."""
+        return self._schema
 
     @property
-    @abc.abstractmethod
     def key(self) -> str:
         """The reference field that holds the key."""
+        return self._key
 
     @abc.abstractmethod
     def lookup(self, key: Any) -> Optional[Mapping[str, Any]]:

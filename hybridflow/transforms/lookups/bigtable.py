@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Optional, Union
 
 from hybridflow.errors import ConnectorError, RecordError, SchemaError, require
-from hybridflow.schemas import fields_of
 from hybridflow.transforms.lookups.base import LookupHandler
 from hybridflow.transforms.parse import record_parser
 
@@ -92,31 +91,18 @@ class BigtableLookup(LookupHandler):
         cache_size: int = 100_000,
         clock: Optional[Callable[[], float]] = None,
     ):
-        super().__init__(cache_ttl=cache_ttl, cache_size=cache_size, clock=clock)
+        super().__init__(schema, key, cache_ttl=cache_ttl, cache_size=cache_size, clock=clock)
         for name, value in (("project", project), ("instance", instance), ("table", table)):
             if not value:
                 raise SchemaError(f"BigtableLookup: {name} is required")
-        names = [f.name for f in fields_of(schema)]
-        if key not in names:
-            raise SchemaError(f"BigtableLookup: key {key!r} is not a field of {schema!r} ({', '.join(names)})")
         self._project = project
         self._instance = instance
         self._table = table
-        self._key = key
-        self._schema = schema
         self._column_family = column_family
         self._app_profile_id = app_profile_id
         self._encoding = encoding
         self._inner = None
         self._parse = None
-
-    @property
-    def schema(self):
-        return self._schema
-
-    @property
-    def key(self) -> str:
-        return self._key
 
     def open(self) -> None:
         require("google.cloud.bigtable", "BigtableLookup", "gcp")

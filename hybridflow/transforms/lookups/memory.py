@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from hybridflow.errors import SchemaError
-from hybridflow.schemas import fields_of
 from hybridflow.transforms.lookups.base import LookupHandler
 
 __all__ = ["InMemoryLookup"]
@@ -45,28 +44,15 @@ class InMemoryLookup(LookupHandler):
         cache_size: int = 100_000,
         clock: Optional[Callable[[], float]] = None,
     ):
-        super().__init__(cache_ttl=cache_ttl, cache_size=cache_size, clock=clock)
         rows = list(rows)
         if schema is None:
             if not rows or isinstance(rows[0], Mapping):
                 raise SchemaError("InMemoryLookup: give schema=... (a NamedTuple class) for dict or empty rows")
             schema = type(rows[0])
-        names = [f.name for f in fields_of(schema)]
-        if key not in names:
-            raise SchemaError(f"InMemoryLookup: key {key!r} is not a field of {schema!r} ({', '.join(names)})")
-        self._schema = schema
-        self._key = key
+        super().__init__(schema, key, cache_ttl=cache_ttl, cache_size=cache_size, clock=clock)
         self._rows: dict = {}
         for row in rows:
             self.put(row)
-
-    @property
-    def schema(self):
-        return self._schema
-
-    @property
-    def key(self) -> str:
-        return self._key
 
     def put(self, row: Any) -> None:
         """Adds or replaces the row of its key."""
