@@ -25,6 +25,9 @@ setup(
         "fastavro>=1.9",
         "PyYAML>=6",
         "ddsketch>=3.0,<4",  # percentile sketches (deterministic, mergeable)
+        # Beam's Enrichment / RequestResponseIO (Enrich with a lookup handler) import
+        # google.api_core unconditionally, but Beam lists it only in its gcp extra
+        "google-api-core>=2,<3",
     ],
     extras_require={
         "gcp": [f"apache-beam[gcp]=={BEAM_VERSION}"],
