@@ -18,19 +18,24 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["hybridflow", "hybridflow.*"]),
-    package_data={"hybridflow": ["runners_config/*.yaml", "py.typed"]},
+    package_data={"hybridflow": ["runners_config/*.yaml", "beam_yaml/*.yaml", "py.typed"]},
     install_requires=[
         f"apache-beam=={BEAM_VERSION}",
         "pyarrow>=14",
         "fastavro>=1.9",
         "PyYAML>=6",
+        "ddsketch>=3.0,<4",  # percentile sketches (deterministic, mergeable)
+        # Beam's Enrichment / RequestResponseIO (Enrich with a lookup handler) import
+        # google.api_core unconditionally, but Beam lists it only in its gcp extra
+        "google-api-core>=2,<3",
     ],
     extras_require={
         "gcp": [f"apache-beam[gcp]=={BEAM_VERSION}"],
         "aws": [f"apache-beam[aws]=={BEAM_VERSION}", "boto3>=1.28"],
         "kafka": ["kafka-python>=2.0"],
+        "yaml": [f"apache-beam[yaml]=={BEAM_VERSION}"],  # Beam YAML pipelines (hybridflow.beam_yaml)
         "test": [
-            f"apache-beam[test]=={BEAM_VERSION}",
+            f"apache-beam[test,yaml]=={BEAM_VERSION}",
             "pytest>=8",
             "pytest-timeout>=2.2",
             "hypothesis>=6.100",

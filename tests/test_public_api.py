@@ -8,6 +8,7 @@ EXPECTED = {
     "ReadFrom", "WriteTo", "SyntheticTransactions",
     "ParseRecords", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Aggregation",
     "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
+    "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup",
     "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",
     "Transaction", "CardProfile", "Alert", "DeadLetter", "LateRecord", "Range", "OneOf", "Pattern",
     "HybridflowOptions", "PipelineSpec", "register_pipeline", "get_pipeline", "list_pipelines",
@@ -28,7 +29,7 @@ def test_every_exported_name_resolves():
 
 
 def test_core_transforms_are_exported_from_both_places():
-    for name in ("ParseRecords", "Enrich", "WindowedAggregate", "ThresholdAlerts"):
+    for name in ("ParseRecords", "Enrich", "WindowedAggregate", "Dedupe", "ThresholdAlerts"):
         assert name in hybridflow.transforms.__all__
         assert getattr(hybridflow.transforms, name) is getattr(hybridflow, name)
 

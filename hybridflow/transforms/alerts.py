@@ -253,9 +253,18 @@ class ThresholdAlerts(beam.PTransform):
 
     Example::
 
-        alerts = aggregates | ThresholdAlerts(
-            [{"name": "velocity", "field": "txn_count", "op": ">=", "threshold": 8}],
-            key="card_id", cooldown="10m")
+        >>> import apache_beam as beam
+        >>> from hybridflow import ThresholdAlerts
+        >>> from hybridflow.testing import CreateEvents, batch_pipeline, transactions
+        >>> txns = transactions([("c1", 950.0, 5), ("c1", 990.0, 30), ("c2", 20.0, 40), ("c1", 999.0, 900)])
+        >>> with batch_pipeline() as p:
+        ...     alerts = p | CreateEvents(txns) | ThresholdAlerts(
+        ...         [{"name": "big", "field": "amount", "op": ">=", "threshold": 900}],
+        ...         key="card_id", cooldown="10m")
+        ...     _ = (alerts | beam.Map(lambda a: (a.key, a.value)) | beam.combiners.ToList()
+        ...                 | beam.FlatMap(sorted) | beam.Map(print))
+        ('c1', 950.0)
+        ('c1', 999.0)
     """
 
     def __init__(

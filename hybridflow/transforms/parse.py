@@ -263,10 +263,15 @@ class ParseRecords(beam.PTransform):
 
         >>> import apache_beam as beam
         >>> from hybridflow import ParseRecords, Transaction
-        >>> with beam.Pipeline() as p:
-        ...     parsed = (p | beam.Create(['{"bad json'])
-        ...                 | ParseRecords(Transaction))
+        >>> from hybridflow.testing import batch_pipeline
+        >>> good = ('{"txn_id": "t1", "card_id": "c1", "customer_id": "u1", "merchant_id": "m1", '
+        ...         '"category": "food", "amount": "12.50", "currency": "EUR", "country": "FR", '
+        ...         '"event_time": "2026-01-01T00:00:05Z"}')
+        >>> with batch_pipeline() as p:
+        ...     parsed = p | beam.Create([good, '{"bad json']) | ParseRecords(Transaction)
+        ...     _ = parsed.records | beam.Map(lambda t: print(t.txn_id, t.amount, t.event_time))
         ...     _ = parsed.dead_letters | beam.Map(lambda d: print(d.error_type))
+        t1 12.5 Timestamp(1767225605)
         invalid_json
     """
 
