@@ -94,13 +94,16 @@ def run_pipeline(spec: PipelineSpec, options: PipelineOptions, wait: bool = True
 
 def _engine(result, options) -> str:
     """The runner that really ran (DirectRunner picks one of three engines)."""
-    requested = options.view_as(StandardOptions).runner or "DirectRunner"
+    requested = str(options.view_as(StandardOptions).runner or "DirectRunner")
     kind = type(result).__name__
     engine = {
         "RunnerResult": "FnApiRunner",
         "DirectPipelineResult": "BundleBasedDirectRunner",
         "PipelineResult": "PortableRunner",
     }.get(kind, kind)
-    if "Prism" in kind or (kind == "PipelineResult" and "Prism" in str(requested)):
+    # a portable result from DirectRunner or PrismRunner means Prism ran it
+    if kind == "PipelineResult" and requested.replace("Runner", "") in ("Direct", "SwitchingDirect", "Prism"):
         engine = "Prism"
-    return requested if requested == engine else f"{requested} ({engine})"
+    if requested.replace("Runner", "") == engine.replace("Runner", ""):
+        return requested
+    return f"{requested} ({engine})"

@@ -204,13 +204,13 @@ class _CooldownStreaming(beam.DoFn):
         seen = seen_state.read() or set()
         if bucket in seen:
             self._suppressed.inc()
-            return
-        seen.add(bucket)
-        seen_state.write(seen)
-        # forget buckets a full cooldown after they end
-        expiry_micros = (max(seen) + 2) * self._cooldown
-        expiry.set(Timestamp(micros=expiry_micros - expiry_micros % 1000))
-        yield alert
+        else:
+            seen.add(bucket)
+            seen_state.write(seen)
+            # forget buckets a full cooldown after they end
+            expiry_micros = (max(seen) + 2) * self._cooldown
+            expiry.set(Timestamp(micros=expiry_micros - expiry_micros % 1000))
+            yield alert
 
     @on_timer(EXPIRY)
     def expire(self, fire_time=beam.DoFn.TimestampParam, seen_state=beam.DoFn.StateParam(SEEN)):

@@ -102,15 +102,15 @@ class _DedupeStreaming(_Counters, beam.DoFn):
         last = last_state.read()
         if last is not None and abs(t - last) < self._within:
             self._drop()
-            return
-        if last is None or t > last:
-            last_state.write(t)
-            # Portable runners keep timers in milliseconds: expire at the
-            # millisecond after last + within (see `expire`).
-            end = t + self._within
-            expiry.set(Timestamp(micros=end - end % 1000))
-        self._out.inc()
-        yield record  # keeps its event-time timestamp
+        else:
+            if last is None or t > last:
+                last_state.write(t)
+                # Portable runners keep timers in milliseconds: expire at the
+                # millisecond after last + within (see `expire`).
+                end = t + self._within
+                expiry.set(Timestamp(micros=end - end % 1000))
+            self._out.inc()
+            yield record  # keeps its event-time timestamp
 
     @on_timer(EXPIRY)
     def expire(self, fire_time=beam.DoFn.TimestampParam, last_state=beam.DoFn.StateParam(LAST_KEPT)):

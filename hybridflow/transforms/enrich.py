@@ -84,8 +84,8 @@ class _LookupJoinFn(_JoinFn):
         if status == "invalid":
             reason, message = value
             yield self._dead.dead_letter(self._stage, reason, message, record)
-            return
-        yield from self._join(record, value)
+        else:
+            yield from self._join(record, value)
 
 
 class _KeyedCaller(Caller):

@@ -226,12 +226,14 @@ class _ParseFn(beam.DoFn):
         try:
             record = self._parse(self._decode(element))
         except RecordError as exc:
-            yield self._dead.dead_letter(self._stage, exc.reason, str(exc), element)
-            return
-        self._out.inc()
-        if self._timestamp_field is None:
+            record, problem = None, exc
+        if record is None:
+            yield self._dead.dead_letter(self._stage, problem.reason, str(problem), element)
+        elif self._timestamp_field is None:
+            self._out.inc()
             yield record
         else:
+            self._out.inc()
             yield beam.window.TimestampedValue(record, getattr(record, self._timestamp_field))
 
 
