@@ -6,10 +6,17 @@ parameters) and turns it into the commands, in order:
 1. ``python setup.py sdist`` of hybridflow into ``templates/PIPELINE/dist/``;
 2. ``gcloud builds submit`` of ``templates/PIPELINE`` to Cloud Build, which
    builds the Dockerfile and pushes the image (no local Docker needed);
-3. ``gcloud dataflow flex-template build``: the template spec (image +
-   metadata.json) to ``gs://BUCKET/templates/PIPELINE.json``;
+3. ``gcloud storage cp`` of the template spec file (image + metadata.json,
+   written locally by :meth:`FlexLaunch.write_spec`) to
+   ``gs://BUCKET/templates/PIPELINE.json``;
 4. ``gcloud dataflow flex-template run``: a job from that spec, with the
    parameters.
+
+The spec file is the one ``gcloud dataflow flex-template build`` writes, but
+complete: gcloud (checked with version 528) copies only the name,
+description and parameters of metadata.json and drops ``streaming``,
+``supportsAtLeastOnce``, ``supportsExactlyOnce`` and ``defaultStreamingMode``.
+A test compares the two with ``gcloud ... build --print-only``.
 
 Parameters are checked offline first (names, regexes, the pipeline's own
 parser), and the committed template must match a fresh build, so a launch
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import pathlib
 import re
 import shlex
@@ -129,6 +137,11 @@ class FlexLaunch:
     def directory(self) -> pathlib.Path:
         return pathlib.Path(self.template_dir or f"templates/{self.pipeline}")
 
+    @property
+    def spec_file(self) -> pathlib.Path:
+        """The local copy of the template spec file (in the gitignored dist/)."""
+        return self.directory / "dist" / f"{self.pipeline}-spec.json"
+
     def resolved_job_name(self) -> str:
         if self.job_name:
             return self.job_name
@@ -149,17 +162,31 @@ class FlexLaunch:
                 f"run `hybridflow template build {self.pipeline} --out {self.directory}` first"
             )
 
+    def spec(self) -> dict:
+        """The flex template spec file: the image, the SDK language, metadata.json."""
+        metadata = json.loads((self.directory / "metadata.json").read_text(encoding="utf-8"))
+        return {
+            "image": self.image_uri,
+            "sdkInfo": {"language": "PYTHON"},
+            "metadata": metadata,
+            "defaultEnvironment": {},
+        }
+
+    def write_spec(self) -> pathlib.Path:
+        """Writes :meth:`spec` to :attr:`spec_file` (local; uploaded by a command)."""
+        self.spec_file.parent.mkdir(parents=True, exist_ok=True)
+        self.spec_file.write_text(json.dumps(self.spec(), indent=2) + "\n", encoding="utf-8")
+        return self.spec_file
+
     # -- commands ---------------------------------------------------------
     def build_commands(self) -> list[list[str]]:
-        """sdist of hybridflow, image build (Cloud Build), template spec."""
-        directory = str(self.directory)
+        """sdist of hybridflow, image build (Cloud Build), spec upload."""
         return [
             [sys.executable, "setup.py", "-q", "sdist", "--formats=gztar",
              f"--dist-dir={(self.directory / 'dist').resolve()}"],
-            [self.gcloud, "builds", "submit", directory, f"--tag={self.image_uri}", f"--project={self.project}"],
-            [self.gcloud, "dataflow", "flex-template", "build", self.spec_uri,
-             f"--image={self.image_uri}", "--sdk-language=PYTHON",
-             f"--metadata-file={self.directory / 'metadata.json'}", f"--project={self.project}"],
+            [self.gcloud, "builds", "submit", str(self.directory), f"--tag={self.image_uri}",
+             f"--project={self.project}"],
+            [self.gcloud, "storage", "cp", str(self.spec_file), self.spec_uri, f"--project={self.project}"],
         ]
 
     def run_command(self, job_name: Optional[str] = None) -> list[str]:
