@@ -9,6 +9,7 @@ EXPECTED = {
     "ParseRecords", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Aggregation",
     "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
     "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",
+    "LaunchOnAlert", "Launcher", "LaunchRecord", "SubprocessLauncher", "FlexTemplateLauncher",
     "Transaction", "CardProfile", "Alert", "DeadLetter", "LateRecord", "Range", "OneOf", "Pattern",
     "HybridflowOptions", "PipelineSpec", "register_pipeline", "get_pipeline", "list_pipelines",
     "HybridflowError", "UsageError", "UnknownPipelineError", "UnknownProfileError",
