@@ -83,7 +83,7 @@ def _launch(args, out) -> int:
     launch.check()
     commands = launch.commands(build=not args.skip_build)
     if not args.skip_build:
-        print(f"wrote the template spec {launch.write_spec()} (uploaded to {launch.spec_uri})", file=out)
+        print(f"wrote {launch.write_spec()}: the template spec to upload to {launch.spec_uri}", file=out)
     if args.dry_run:
         print(f"# offline checks passed; the commands of `hybridflow template launch {args.pipeline}`:", file=out)
         print(render_commands(commands), file=out)

@@ -71,7 +71,8 @@ def test_dry_run_prints_the_commands(hybridflow_cmd, template_copy):
                  "--templates", str(template_copy), "--job-name", "fraud-dry", "--dry-run")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"wrote the template spec {template_copy}/dist/fraud-spec.json")
+    assert lines[0] == (f"wrote {template_copy}/dist/fraud-spec.json: the template spec to upload to "
+                        "gs://my-project-hybridflow/templates/fraud.json")
     assert lines[1].startswith("# offline checks passed")
     assert "setup.py -q sdist" in lines[2]
     assert lines[3].startswith("gcloud builds submit")

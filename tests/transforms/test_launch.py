@@ -175,3 +175,15 @@ def test_streaming_alerts_launch_real_batch_runs(tmp_path):
         assert glob.glob(f"{record.job}/profiles-*.parquet")
         assert record.launched_at.micros > 0
     assert records[0].launched_at <= records[1].launched_at
+
+
+@pytest.mark.streaming
+def test_readme_event_driven_example_runs(tmp_path):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (block,) = re.findall(r"<!-- example: launch-on-alert -->\n```python\n(.*?)```", readme, re.S)
+    namespace = {"__name__": "readme_launch_example"}
+    exec(compile(block, "README.md", "exec"), namespace)
+    namespace["run"](str(tmp_path))
