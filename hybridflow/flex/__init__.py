@@ -17,8 +17,10 @@ Example::
     launch = FlexLaunch("fraud", project="my-project", region="us-central1",
                         parameters={"output": "gs://my-bucket/fraud"})
     launch.check()            # offline: parameters and template files
-    print(launch.commands())  # sdist, gcloud builds submit, flex-template build, run
+    print(launch.commands())  # sdist, gcloud builds submit, storage cp of the spec, flex-template run
 """
+
+from hybridflow._lazy import lazy_exports
 
 # Imported on first use (PEP 562): the CLI adds its `template` command from
 # hybridflow.flex.cli without importing Apache Beam.
@@ -35,20 +37,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hybridflow.flex' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "run_template",

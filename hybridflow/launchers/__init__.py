@@ -32,6 +32,7 @@ from typing import Mapping, NamedTuple, Optional, Sequence
 
 from apache_beam.utils.timestamp import Timestamp
 
+from hybridflow._lazy import lazy_exports
 from hybridflow.errors import SchemaError
 from hybridflow.schemas import register
 
@@ -123,6 +124,10 @@ class LaunchRequest:
             window_start=alert.window_start,
             window_end=alert.window_end,
         )
+
+    def fields(self) -> dict:
+        """The request's fields (they are also fields of :class:`LaunchRecord`)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def placeholders(self) -> dict[str, str]:
         """Values for ``{name}`` in launcher arguments."""
@@ -229,14 +234,8 @@ def _first_line(text: str) -> str:
     return lines[0][:500] if lines else ""
 
 
-def __getattr__(name):
-    # The backends import the pipeline registry; load them on first use.
-    if name == "SubprocessLauncher":
-        from hybridflow.launchers.local import SubprocessLauncher
-
-        return SubprocessLauncher
-    if name == "FlexTemplateLauncher":
-        from hybridflow.launchers.dataflow import FlexTemplateLauncher
-
-        return FlexTemplateLauncher
-    raise AttributeError(f"module 'hybridflow.launchers' has no attribute {name!r}")
+# The backends import the pipeline registry: load them on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"SubprocessLauncher": "hybridflow.launchers.local", "FlexTemplateLauncher": "hybridflow.launchers.dataflow"},
+)

@@ -196,19 +196,13 @@ class _Launch(beam.DoFn):
             pipeline=self._launcher.pipeline,
             backend=self._launcher.backend,
             requested_by=self._requested_by,
-            rule=alert.rule,
-            key=alert.key,
-            alert_id=alert.alert_id,
-            reason=alert.message,
-            window_start=alert.window_start,
-            window_end=alert.window_end,
-            event_time=alert.event_time,
             launched_at=launched_at,
             status=result.status.value,
             exit_code=result.exit_code,
             job=result.job,
             command=result.command,
             detail=result.detail,
+            **request.fields(),
         )
 
 
