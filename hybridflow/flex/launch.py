@@ -37,7 +37,7 @@ import sys
 from typing import Mapping, Optional, Sequence
 
 from hybridflow.errors import ConnectorError, InvalidOptionError, UsageError
-from hybridflow.flex.files import PACKAGE_SDIST, PACKAGE_VERSION, render_template
+from hybridflow.flex.files import LAUNCHER_BASE_IMAGE, PACKAGE_VERSION, render_template
 from hybridflow.flex.metadata import check_parameters
 
 __all__ = ["FlexLaunch", "run_commands", "source_root", "gcloud_parameters", "job_name_for"]
@@ -155,7 +155,7 @@ class FlexLaunch:
 
         spec = get_pipeline(self.pipeline)
         check_parameters(spec, self.parameters)
-        drift = render_template(spec).drift(self.directory)
+        drift = render_template(spec, self._base_image()).drift(self.directory)
         if drift:
             raise UsageError(
                 f"{self.directory}: {', '.join(drift)} missing or out of date: "
@@ -177,6 +177,12 @@ class FlexLaunch:
         self.spec_file.parent.mkdir(parents=True, exist_ok=True)
         self.spec_file.write_text(json.dumps(self.spec(), indent=2) + "\n", encoding="utf-8")
         return self.spec_file
+
+    def _base_image(self) -> str:
+        """The FROM image of the template's Dockerfile (``template build --image``)."""
+        dockerfile = self.directory / "Dockerfile"
+        found = re.search(r"^FROM (\S+)", dockerfile.read_text(encoding="utf-8"), re.M) if dockerfile.is_file() else None
+        return found.group(1) if found else LAUNCHER_BASE_IMAGE
 
     # -- commands ---------------------------------------------------------
     def build_commands(self) -> list[list[str]]:

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from hybridflow import UsageError
 from hybridflow.flex.launch import FlexLaunch, gcloud_parameters, job_name_for
 from tests.conftest import REPO
 from tests.flex.conftest import offline_env
@@ -175,3 +176,13 @@ def test_launch_without_gcloud_says_how_to_get_it(hybridflow_cmd, template_copy,
     )
     assert result.returncode == 2
     assert "gcloud not found on PATH: install the Google Cloud CLI" in result.stderr
+
+
+def test_a_template_built_on_another_base_image_is_not_drift(hybridflow_cmd, tmp_path):
+    out = tmp_path / "fraud"
+    built = run(hybridflow_cmd, "template", "build", "fraud", "--out", str(out), "--image", "registry.example/base:3")
+    assert built.returncode == 0, built.stderr
+    FlexLaunch("fraud", "my-project", "us-central1", {"output": "gs://b/o"}, template_dir=str(out)).check()
+    (out / "main.py").write_text("print('edited')\n")
+    with pytest.raises(UsageError, match="main.py missing or out of date"):
+        FlexLaunch("fraud", "my-project", "us-central1", {"output": "gs://b/o"}, template_dir=str(out)).check()
