@@ -5,7 +5,6 @@ real batch runs of the fraud pipeline."""
 import glob
 import json
 
-import apache_beam as beam
 import pytest
 
 from hybridflow import Alert, Rule, SchemaError, ThresholdAlerts, WindowedAggregate
