@@ -36,9 +36,17 @@ __all__ = [
 
 #: Google's Python 3.11 flex-template launcher base image.
 LAUNCHER_BASE_IMAGE = "gcr.io/dataflow-templates-base/python311-template-launcher-base"
-#: Exact versions of hybridflow's other runtime requirements in the image:
-#: the versions the test suite ran with (each must satisfy setup.py's range).
-RUNTIME_PINS: Mapping[str, str] = {"pyarrow": "25.0.1", "fastavro": "1.13.1", "PyYAML": "6.0.4"}
+#: Exact versions of hybridflow's other runtime requirements in the image (a
+#: requirement missing here fails the build, naming it). Each must satisfy
+#: setup.py's range and the pinned Beam's own range (Beam 2.70 caps pyarrow
+#: below 19); tests check both. Versions the test environments resolved.
+RUNTIME_PINS: Mapping[str, str] = {
+    "pyarrow": "18.1.0",
+    "fastavro": "1.13.1",
+    "PyYAML": "6.0.4",
+    "ddsketch": "3.0.1",
+    "google-api-core": "2.44.0",
+}
 PACKAGE_VERSION = "0.1.0"  # hybridflow.__version__, kept equal by a test
 PACKAGE_SDIST = f"hybridflow-{PACKAGE_VERSION}.tar.gz"
 PACKAGE_WHEEL = f"hybridflow-{PACKAGE_VERSION}-py3-none-any.whl"

@@ -17,6 +17,7 @@ from hybridflow.flex.files import (
     PACKAGE_SDIST,
     PACKAGE_VERSION,
     PACKAGE_WHEEL,
+    RUNTIME_PINS,
     TEMPLATE_FILES,
     render_template,
 )
@@ -82,6 +83,18 @@ def test_requirements_are_exact_pins_that_satisfy_setup_py():
             continue
         version, _ = pins[requirement.name.lower()]
         assert requirement.specifier.contains(version), (text, version)
+
+
+def test_pins_satisfy_the_pinned_beams_own_requirements():
+    """The image installs Beam and these pins together: pip must be able to."""
+    assert importlib.metadata.version("apache-beam") == BEAM_VERSION
+    beam_requires = [Requirement(r) for r in importlib.metadata.requires("apache-beam")]
+    for dist, version in RUNTIME_PINS.items():
+        for requirement in beam_requires:
+            if requirement.name.lower() == dist.lower() and (
+                requirement.marker is None or requirement.marker.evaluate({"extra": "gcp"})
+            ):
+                assert requirement.specifier.contains(version), (dist, version, str(requirement))
 
 
 def test_package_version_is_hybridflows():
