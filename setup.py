@@ -39,6 +39,8 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.2",
             "hypothesis>=6.100",
+            # local GCS for the offline Dataflow job tests (tests/flex)
+            "gcp-storage-emulator==2026.7.19",
         ],
         "bench": ["duckdb>=1.0", "psutil>=5.9"],
     },

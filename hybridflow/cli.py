@@ -8,6 +8,8 @@
     hybridflow run PIPELINE [--mode batch|streaming] [--profile NAME|PATH]
                    [pipeline params] [any Beam flag]
     hybridflow generate --count N --out DIR   sample history as JSON lines
+    hybridflow template build|launch PIPELINE ...  Dataflow flex templates
+                                          (see hybridflow.flex.cli)
 
 Usage errors print one line on stderr and exit with code 2.
 """
@@ -63,6 +65,9 @@ def _build_parser() -> _Parser:
         default="seed=42&population=42&cards=2000",
         help="Extra synthetic:// parameters, e.g. 'seed=1&malformed=0.05'.",
     )
+    from hybridflow.flex.cli import add_template_parser
+
+    add_template_parser(sub)
     return parser
 
 
@@ -230,6 +235,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _cmd_profiles(out)
         if args.command == "generate":
             return _cmd_generate(args, out)
+        if args.command == "template":
+            from hybridflow.flex.cli import run_template_command
+
+            return run_template_command(args, out)
         return _cmd_run(args, rest, out)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ EXPECTED = {
     "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
     "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup",
     "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",
+    "LaunchOnAlert", "Launcher", "LaunchRecord", "SubprocessLauncher", "FlexTemplateLauncher",
     "Transaction", "CardProfile", "Alert", "DeadLetter", "LateRecord", "Range", "OneOf", "Pattern",
     "HybridflowOptions", "PipelineSpec", "register_pipeline", "get_pipeline", "list_pipelines",
     "HybridflowError", "UsageError", "UnknownPipelineError", "UnknownProfileError",
