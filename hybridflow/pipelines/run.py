@@ -95,6 +95,8 @@ def run_pipeline(spec: PipelineSpec, options: PipelineOptions, wait: bool = True
 def _engine(result, options) -> str:
     """The runner that really ran (DirectRunner picks one of three engines)."""
     requested = str(options.view_as(StandardOptions).runner or "DirectRunner")
+    if "Dataflow" in requested:
+        return requested  # the job runs (or, with --dry_run, would run) on Dataflow
     kind = type(result).__name__
     engine = {
         "RunnerResult": "FnApiRunner",
