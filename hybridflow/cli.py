@@ -8,8 +8,11 @@
     hybridflow run PIPELINE [--mode batch|streaming] [--profile NAME|PATH]
                    [pipeline params] [any Beam flag]
     hybridflow generate --count N --out DIR   sample history as JSON lines
+    hybridflow report PIPELINE --input DIR --out report.html
+                                          HTML report of a batch run's outputs
 
-Usage errors print one line on stderr and exit with code 2.
+Usage errors print one line on stderr and exit with code 2. ``run`` exits
+with 1 when the job fails and 3 when it finishes past ``--deadline``.
 """
 
 from __future__ import annotations
@@ -63,6 +66,11 @@ def _build_parser() -> _Parser:
         default="seed=42&population=42&cards=2000",
         help="Extra synthetic:// parameters, e.g. 'seed=1&malformed=0.05'.",
     )
+    report = sub.add_parser("report", help="Render an HTML report (with plots) of a batch run's outputs.")
+    report.add_argument("pipeline")
+    report.add_argument("--input", required=True, help="The run's --output directory (JSONL or Parquet outputs).")
+    report.add_argument("--out", required=True, help="The HTML file to write.")
+    report.add_argument("--metrics", default=None, help="The run's --metrics_json file (default: <input>/metrics.json if present).")
     return parser
 
 
@@ -149,7 +157,7 @@ def _cmd_run(args, beam_flags: Sequence[str], out) -> int:
     summary = run_pipeline(spec, options)
     print(summary.render(), file=out)
     _print_top_alerts(summary.outputs.get("alerts"), out)
-    return 0 if summary.state.endswith("DONE") else 1
+    return summary.exit_code
 
 
 def _print_top_alerts(location: Optional[str], out, limit: int = 5) -> None:
@@ -230,6 +238,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _cmd_profiles(out)
         if args.command == "generate":
             return _cmd_generate(args, out)
+        if args.command == "report":
+            from hybridflow.monitoring.report import write_report
+
+            path = write_report(args.pipeline, args.input, args.out, metrics_json=args.metrics)
+            print(f"wrote {path}", file=out)
+            return 0
         return _cmd_run(args, rest, out)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
