@@ -170,7 +170,7 @@ def alerts_over_time(alerts: list[dict]) -> Section:
         heights = [per_rule[rule][b] for b in buckets]
         ax.bar(buckets, heights, width=width, bottom=bottom, align="edge", label=rule,
                color=_COLORS[i % len(_COLORS)])
-        bottom = [b + h for b, h in zip(bottom, heights)]
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     _time_axis(ax)
     ax.set_ylabel(f"alerts per {label}")
     ax.set_xlabel("event time (UTC)")

@@ -12,8 +12,16 @@ import time
 import apache_beam as beam
 import pytest
 
-from hybridflow import CardProfile, Dedupe, Enrich, InMemoryLookup, ParseRecords, ThresholdAlerts, Transaction
-from hybridflow import WindowedAggregate
+from hybridflow import (
+    CardProfile,
+    Dedupe,
+    Enrich,
+    InMemoryLookup,
+    ParseRecords,
+    ThresholdAlerts,
+    Transaction,
+    WindowedAggregate,
+)
 from hybridflow.metrics import LAG, query_metrics, step_names
 from hybridflow.schemas import to_json
 from hybridflow.testing import START, EventStream, Watermark, batch_pipeline, transactions
