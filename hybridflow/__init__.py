@@ -50,6 +50,8 @@ _EXPORTS = {
     "OneOf": "hybridflow.schemas",
     "Pattern": "hybridflow.schemas",
     "HybridflowOptions": "hybridflow.options",
+    "MonitoringOptions": "hybridflow.options",
+    "PostAlerts": "hybridflow.monitoring",
     "PipelineSpec": "hybridflow.pipelines",
     "register_pipeline": "hybridflow.pipelines",
     "get_pipeline": "hybridflow.pipelines",
@@ -118,8 +120,11 @@ __all__ = [
     "Range",
     "OneOf",
     "Pattern",
+    # alert delivery
+    "PostAlerts",
     # pipelines and options
     "HybridflowOptions",
+    "MonitoringOptions",
     "PipelineSpec",
     "register_pipeline",
     "get_pipeline",

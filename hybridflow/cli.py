@@ -115,6 +115,12 @@ def _describe(spec) -> str:
         for action in parser_actions(spec.options_class):
             lines.append(row(action, action.default))
     lines.append("")
+    lines.append("monitoring (any pipeline; --metrics_port and --metrics-port are the same flag):")
+    from hybridflow.options import MonitoringOptions
+
+    for action in parser_actions(MonitoringOptions):
+        lines.append(row(action, action.default))
+    lines.append("")
     lines.append("runner flags: any Beam pipeline option (--runner, --parallelism, --temp_location ...);")
     lines.append("profiles: " + _profile_names() + " (--profile NAME or a YAML path)")
     return "\n".join(lines)

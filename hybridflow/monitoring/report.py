@@ -344,11 +344,16 @@ th { color: #555; }
 """
 
 
-def render_report(pipeline: str, directory: str, metrics_json: Optional[str] = None) -> str:
-    """The HTML text of ``pipeline``'s report on the outputs under ``directory``."""
+def _builder(pipeline: str) -> Callable[[str, Optional[dict]], Report]:
     build = _REPORTS.get(pipeline)
     if build is None:
         raise UsageError(f"no report for pipeline {pipeline!r}; reports exist for: {', '.join(sorted(_REPORTS))}")
+    return build
+
+
+def render_report(pipeline: str, directory: str, metrics_json: Optional[str] = None) -> str:
+    """The HTML text of ``pipeline``'s report on the outputs under ``directory``."""
+    build = _builder(pipeline)
     metrics = _read_metrics(directory, metrics_json)
     report = build(directory, metrics)
     parts = []
@@ -391,6 +396,7 @@ def write_report(pipeline: str, directory: str, out: str, metrics_json: Optional
     """Writes the report to ``out``; returns ``out``."""
     from apache_beam.io.filesystems import FileSystems
 
+    _builder(pipeline)
     if not FileSystems.match([directory.rstrip("/") + "/*"])[0].metadata_list:
         raise UsageError(f"--input={directory}: no files there; give the --output directory of a batch run")
     text = render_report(pipeline, directory, metrics_json)
