@@ -181,11 +181,11 @@ def alerts_over_time(alerts: list[dict]) -> Section:
     )
 
 
-def top_cards_by_spend(spend: dict[str, float], alerted: set, source: str, limit: int = 15) -> Section:
+def top_cards_by_spend(spend: dict[str, float], alerted: set, source: str, limit: int = 12) -> Section:
     """Horizontal bars of the cards that spent most; cards with alerts in red."""
     _matplotlib()
     top = sorted(spend.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-    fig, (ax,) = _figure(height=0.32 * len(top) + 1.0)
+    fig, (ax,) = _figure(height=0.26 * len(top) + 1.0)
     names = [card for card, _ in reversed(top)]
     values = [value for _, value in reversed(top)]
     colors = ["#d62728" if card in alerted else "#4269d0" for card in names]
@@ -251,6 +251,8 @@ def _table(headers: list[str], rows: Iterable[Iterable[Any]]) -> str:
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:,.2f}"
     if isinstance(value, int):
@@ -265,13 +267,17 @@ def job_section(document: dict) -> Section:
     rows = [
         ("state", document.get("state")),
         ("runner", document.get("runner")),
-        ("start", document.get("start")),
-        ("end", document.get("end")),
+        ("start", _parse_time(document.get("start"))),
+        ("end", _parse_time(document.get("end"))),
         ("duration (s)", document.get("duration_seconds")),
         ("deadline (s)", document.get("deadline_seconds")),
         ("deadline exceeded", document.get("deadline_exceeded")),
     ] + [(name.replace("_", " "), value) for name, value in counts.items() if not isinstance(value, dict)]
-    return Section("Job", html=_table(["", "value"], rows), caption="From the run's --metrics_json.")
+    cells = "".join(
+        f'<div><span>{html.escape(name)}</span><b>{html.escape(_cell(value) or "none")}</b></div>'
+        for name, value in rows
+    )
+    return Section("Job", html=f'<div class="facts">{cells}</div>', caption="From the run's --metrics_json.")
 
 
 # --------------------------------------------------------------------------
@@ -341,6 +347,9 @@ table { border-collapse: collapse; font-size: 0.9rem; }
 th, td { text-align: left; padding: 0.25rem 0.8rem 0.25rem 0; border-bottom: 1px solid #eee;
          vertical-align: top; }
 th { color: #555; }
+.facts { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 0.4rem 1.5rem; font-size: 0.9rem; }
+.facts div { display: flex; justify-content: space-between; border-bottom: 1px solid #eee; padding: 0.2rem 0; }
+.facts span { color: #555; margin-right: 0.5rem; }
 """
 
 

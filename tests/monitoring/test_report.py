@@ -57,7 +57,8 @@ def test_the_report_is_one_self_contained_file_with_the_run_numbers(report):
     dead = [json.loads(line) for path in glob.glob(f"{out}/dead_letters*.jsonl") for line in open(path)]
     assert f"{len(alerts)} alerts by event time" in html
     assert f"<td>dead letters</td><td>{len(dead)}</td>" in html
-    assert "<td>state</td><td>DONE</td>" in html and "<td>records read</td><td>3,000</td>" in html
+    assert "<span>state</span><b>DONE</b>" in html and "<span>records read</span><b>3,000</b>" in html
+    assert "<span>deadline exceeded</span><b>no</b>" in html
 
 
 def test_the_report_reads_parquet_outputs(hybridflow_cmd, tmp_path):
