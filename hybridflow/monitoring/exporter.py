@@ -16,7 +16,7 @@ BundleBasedDirectRunner     yes, but Beam keeps only the first bundle of each
 FnApiRunner                 at the end only: ``run()`` returns when the job is done
 Flink (job server)          at the end only: its job service answers GetJobMetrics
                             once the job finished
-Dataflow                    yes (the Dataflow API)
+Dataflow                    through the Dataflow API (not tried here)
 ==========================  ====================================================
 
 Metric names (every series has a ``pipeline`` label, and a ``step`` label
