@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test venv venv-test lint clean help
+.PHONY: demo test venv venv-test lint clean help system-packages
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
@@ -23,8 +23,23 @@ $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-base setup.py Makefile
-	$(PIP) install --quiet -e '.[test,bench,gcp,aws]'
+	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring]'
 	touch $@
+
+# Debian packages the monitoring tests run (Prometheus scrapes a live
+# pipeline; headless Chromium renders the batch report): installed with
+# apt-get when their command is missing. Without them those tests skip
+# (or fail under HYBRIDFLOW_REQUIRE_SERVICES=1).
+SYSTEM_PACKAGES := prometheus chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  ( $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing ) \
+	  || echo "could not install$$missing: the tests that need them will skip"; \
+	fi
 
 venv: $(VENV)/.stamp-base
 venv-test: $(VENV)/.stamp-test
@@ -38,7 +53,7 @@ demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
 	$(VENV)/bin/hybridflow run fraud --mode batch --profile direct \
 		--input '$(DEMO_HISTORY)/*.jsonl' --output $(DEMO_OUTPUT)
 
-test: $(VENV)/.stamp-test
+test: $(VENV)/.stamp-test system-packages
 	$(PY) -m pytest
 
 clean:

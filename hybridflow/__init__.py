@@ -56,6 +56,8 @@ _EXPORTS = {
     "OneOf": "hybridflow.schemas",
     "Pattern": "hybridflow.schemas",
     "HybridflowOptions": "hybridflow.options",
+    "MonitoringOptions": "hybridflow.options",
+    "PostAlerts": "hybridflow.monitoring",
     "PipelineSpec": "hybridflow.pipelines",
     "register_pipeline": "hybridflow.pipelines",
     "get_pipeline": "hybridflow.pipelines",
@@ -117,8 +119,11 @@ __all__ = [
     "Range",
     "OneOf",
     "Pattern",
+    # alert delivery
+    "PostAlerts",
     # pipelines and options
     "HybridflowOptions",
+    "MonitoringOptions",
     "PipelineSpec",
     "register_pipeline",
     "get_pipeline",

@@ -10,8 +10,11 @@
     hybridflow generate --count N --out DIR   sample history as JSON lines
     hybridflow template build|launch PIPELINE ...  Dataflow flex templates
                                           (see hybridflow.flex.cli)
+    hybridflow report PIPELINE --input DIR --out report.html
+                                          HTML report of a batch run's outputs
 
-Usage errors print one line on stderr and exit with code 2.
+Usage errors print one line on stderr and exit with code 2. ``run`` exits
+with 1 when the job fails and 3 when it finishes past ``--deadline``.
 """
 
 from __future__ import annotations
@@ -68,6 +71,11 @@ def _build_parser() -> _Parser:
     from hybridflow.flex.cli import add_template_parser
 
     add_template_parser(sub)
+    report = sub.add_parser("report", help="Render an HTML report (with plots) of a batch run's outputs.")
+    report.add_argument("pipeline")
+    report.add_argument("--input", required=True, help="The run's --output directory (JSONL or Parquet outputs).")
+    report.add_argument("--out", required=True, help="The HTML file to write.")
+    report.add_argument("--metrics", default=None, help="The run's --metrics_json file (default: <input>/metrics.json if present).")
     return parser
 
 
@@ -112,6 +120,12 @@ def _describe(spec) -> str:
         for action in parser_actions(spec.options_class):
             lines.append(row(action, action.default))
     lines.append("")
+    lines.append("monitoring (any pipeline; --metrics_port and --metrics-port are the same flag):")
+    from hybridflow.options import MonitoringOptions
+
+    for action in parser_actions(MonitoringOptions):
+        lines.append(row(action, action.default))
+    lines.append("")
     lines.append("runner flags: any Beam pipeline option (--runner, --parallelism, --temp_location ...);")
     lines.append("profiles: " + _profile_names() + " (--profile NAME or a YAML path)")
     return "\n".join(lines)
@@ -154,7 +168,7 @@ def _cmd_run(args, beam_flags: Sequence[str], out) -> int:
     summary = run_pipeline(spec, options)
     print(summary.render(), file=out)
     _print_top_alerts(summary.outputs.get("alerts"), out)
-    return 0 if summary.state.endswith("DONE") else 1
+    return summary.exit_code
 
 
 def _print_top_alerts(location: Optional[str], out, limit: int = 5) -> None:
@@ -239,6 +253,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from hybridflow.flex.cli import run_template_command
 
             return run_template_command(args, out)
+        if args.command == "report":
+            from hybridflow.monitoring.report import write_report
+
+            path = write_report(args.pipeline, args.input, args.out, metrics_json=args.metrics)
+            print(f"wrote {path}", file=out)
+            return 0
         return _cmd_run(args, rest, out)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

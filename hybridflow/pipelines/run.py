@@ -11,6 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from hybridflow.io import WriteTo
 from hybridflow.metrics import MetricsSnapshot, query_counters
+from hybridflow.monitoring.job import JobMonitor, deliver_alerts
 from hybridflow.options import HybridflowOptions
 from hybridflow.pipelines import PipelineSpec
 
@@ -28,6 +29,16 @@ class RunSummary:
     outputs: Mapping[str, str]
     metrics: MetricsSnapshot
     wall_seconds: float
+    deadline_exceeded: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0 done, 1 failed or cancelled, 3 done but past ``--deadline``."""
+        from hybridflow.monitoring.job import DEADLINE_EXIT_CODE
+
+        if not self.state.endswith("DONE"):
+            return 1
+        return DEADLINE_EXIT_CODE if self.deadline_exceeded else 0
 
     @property
     def records_read(self) -> int:
@@ -55,6 +66,10 @@ class RunSummary:
             ),
             f"  late records     {m.get('late_records')}",
             f"  alerts           {m.get('alerts') - m.get('alerts_suppressed')}",
+        ]
+        if self.deadline_exceeded:
+            lines.append("  DEADLINE EXCEEDED (exit code 3)")
+        lines += [
             "  outputs:",
         ]
         lines += [f"    {name:<13} {location}" for name, location in self.outputs.items()]
@@ -63,7 +78,7 @@ class RunSummary:
 
 def construct(p: beam.Pipeline, spec: PipelineSpec, options: PipelineOptions) -> dict[str, str]:
     """Builds ``spec`` into ``p`` and adds its sinks; returns output locations."""
-    outputs = spec.build(p, options)
+    outputs = deliver_alerts(spec.build(p, options), options)  # --alerts_webhook
     locations = {}
     for name, uri in spec.sinks(options).items():
         if name not in outputs:
@@ -79,17 +94,25 @@ def run_pipeline(spec: PipelineSpec, options: PipelineOptions, wait: bool = True
     started = time.monotonic()
     p = beam.Pipeline(options=options)
     locations = construct(p, spec, options)
-    result = p.run()
-    state = result.wait_until_finish() if wait else result.state
-    return RunSummary(
-        pipeline=spec.name,
-        mode=options.view_as(HybridflowOptions).mode,
-        runner=_engine(result, options),
-        state=str(state),
-        outputs=locations,
-        metrics=query_counters(result),
-        wall_seconds=time.monotonic() - started,
-    )
+    with JobMonitor(spec.name, options, runner=_requested(options)) as monitor:  # --metrics_port, --deadline ...
+        result = p.run()
+        names = monitor.attach(result, p)
+        state = result.wait_until_finish() if wait else result.state
+        summary = RunSummary(
+            pipeline=spec.name,
+            mode=options.view_as(HybridflowOptions).mode,
+            runner=_engine(result, options),
+            state=str(state),
+            outputs=locations,
+            metrics=query_counters(result, names),
+            wall_seconds=time.monotonic() - started,
+        )
+        monitor.finish(summary)
+    return summary
+
+
+def _requested(options) -> str:
+    return str(options.view_as(StandardOptions).runner or "DirectRunner")
 
 
 def _engine(result, options) -> str:

@@ -33,7 +33,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
 from hybridflow.durations import parse_duration
 from hybridflow.errors import SchemaError
-from hybridflow.metrics import CountElements, counter
+from hybridflow.metrics import CountElements, EventTimeLag, counter
 from hybridflow.schemas import LateRecord, fields_of, to_json
 from hybridflow.transforms.aggregations import Accumulator, AggregationsLike, parse_aggregations
 from hybridflow.transforms.windows import (
@@ -76,10 +76,12 @@ class _AssignWindows(beam.DoFn):
 
     def setup(self):
         self._in = counter("records_in")
+        self._lag = EventTimeLag()
 
     def process(self, element, timestamp=beam.DoFn.TimestampParam):
         key, record = element
         self._in.inc()
+        self._lag.observe(timestamp)
         for start, end in self._window.assign(timestamp.micros):
             yield (key, start, end), record
 
@@ -146,6 +148,7 @@ class _StreamingAggregate(beam.DoFn):
         self._in = counter("records_in")
         self._out = counter("records_out")
         self._late = counter("late_records")
+        self._lag = EventTimeLag()
 
     # -- panes --------------------------------------------------------------
 
@@ -209,6 +212,7 @@ class _StreamingAggregate(beam.DoFn):
     ):
         key, record = element
         self._in.inc()
+        self._lag.observe(timestamp)
         t = timestamp.micros
         known_watermark = watermark_state.read()
         if known_watermark is None:
