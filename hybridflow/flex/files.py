@@ -46,6 +46,7 @@ RUNTIME_PINS: Mapping[str, str] = {
     "PyYAML": "6.0.4",
     "ddsketch": "3.0.1",
     "google-api-core": "2.44.0",
+    "requests": "2.34.2",
 }
 PACKAGE_VERSION = "0.1.0"  # hybridflow.__version__, kept equal by a test
 PACKAGE_SDIST = f"hybridflow-{PACKAGE_VERSION}.tar.gz"

@@ -166,6 +166,10 @@ def test_every_dashboard_query_names_a_metric_the_exporter_serves(prism_flags, w
     assert total("hybridflow_alerts_total", rule="big") == 2
     assert total("hybridflow_alerts_suppressed_total") == 1
     assert total("hybridflow_webhook_retries_total") == 1
-    assert total("hybridflow_enrich_cache_requests_total", result="miss") == 2  # c1 and c2
+    # c1 and c2 miss at least once; more than once when the runner uses more
+    # than one DoFn instance (each has its own cache); every lookup is counted
+    misses = total("hybridflow_enrich_cache_requests_total", result="miss")
+    hits = total("hybridflow_enrich_cache_requests_total", result="hit")
+    assert misses >= 2 and hits + misses == 5, (hits, misses)
     assert total("hybridflow_records_total", outcome="written") == 2  # windows c1 [0, 60) and c2 [0, 60)
     assert len(receiver.accepted()) == 1
