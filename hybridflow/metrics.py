@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -80,6 +80,43 @@ def _value(result: Any) -> int:
     return int(value or 0)
 
 
+def _portable_counters(pipeline_result) -> Optional[dict[tuple[str, str], int]]:
+    """``{(step, name): total}`` of a job on a portable job service (Prism, Flink),
+    or None when the result is not a portable one.
+
+    Read from the job service's raw monitoring infos, not through Beam's
+    ``PortableMetrics``: that keeps one value per (step, name), but Flink
+    reports a counter once per executable stage that ran the step (a step after
+    a Flatten of outputs of several stages runs in each of them), so Beam's
+    query returns one of the parts. The parts are summed here; committed values
+    where the runner gives them, else attempted ones.
+    """
+    from apache_beam.metrics import monitoring_infos
+    from apache_beam.portability.api import beam_job_api_pb2
+    from apache_beam.runners.portability.portable_runner import PipelineResult
+
+    if not isinstance(pipeline_result, PipelineResult):
+        return None
+    # The job service and id are private attributes of Beam's PipelineResult.
+    response = pipeline_result._job_service.GetJobMetrics(
+        beam_job_api_pb2.GetJobMetricsRequest(job_id=pipeline_result._job_id)
+    )
+
+    def totals(infos) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = defaultdict(int)
+        for info in infos:
+            if not (monitoring_infos.is_user_monitoring_info(info) and monitoring_infos.is_counter(info)):
+                continue
+            namespace, name = monitoring_infos.parse_namespace_and_name(info)
+            if namespace == NAMESPACE:
+                step = monitoring_infos.get_step_name(info)
+                out[(step, name)] += int(monitoring_infos.extract_metric_result_map_value(info) or 0)
+        return out
+
+    committed, attempted = totals(response.metrics.committed), totals(response.metrics.attempted)
+    return {key: committed.get(key, value) for key, value in {**attempted, **committed}.items()}
+
+
 def query_counters(pipeline_result) -> MetricsSnapshot:
     """Totals of the hybridflow counters of a finished (or running) pipeline.
 
@@ -88,11 +125,13 @@ def query_counters(pipeline_result) -> MetricsSnapshot:
     by_name: dict[str, int] = defaultdict(int)
     by_step: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     try:
-        results = pipeline_result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+        counters = _portable_counters(pipeline_result)
+        if counters is None:
+            results = pipeline_result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
+            counters = {(c.key.step, c.key.metric.name): _value(c) for c in results.get("counters", [])}
     except Exception:  # noqa: BLE001 - a runner without metric support
         return MetricsSnapshot({}, {})
-    for item in results.get("counters", []):
-        value = _value(item)
-        by_name[item.key.metric.name] += value
-        by_step[item.key.step][item.key.metric.name] += value
+    for (step, name), value in counters.items():
+        by_name[name] += value
+        by_step[step][name] += value
     return MetricsSnapshot(dict(by_name), {k: dict(v) for k, v in by_step.items()})

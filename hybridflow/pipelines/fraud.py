@@ -52,6 +52,7 @@ DEFAULTS = {
         "window": "sliding:5m/1m",
         "allowed_lateness": 300.0,
         "cooldown": 600.0,
+        "print_alerts": False,
     },
     "streaming": {
         "input": "synthetic://transactions?rate=20&seed=7&population=42&cards=2000&fraud=0.01",
@@ -60,6 +61,8 @@ DEFAULTS = {
         "window": "sliding:5m/1m",
         "allowed_lateness": 300.0,
         "cooldown": 600.0,
+        # alerts are printed as they are raised: a streaming run shows them live
+        "print_alerts": True,
     },
 }
 DEFAULT_STREAMING_HISTORY = f"synthetic://transactions?count=40000&{_POPULATION}"
@@ -399,7 +402,10 @@ SPEC = register_pipeline(
         build=build,
         sinks=sinks,
         options_class=FraudOptions,
-        common=("mode", "input", "output", "output_format", "duration", "window", "allowed_lateness", "cooldown"),
+        common=(
+            "mode", "input", "output", "output_format", "duration", "window", "allowed_lateness", "cooldown",
+            "print_alerts",
+        ),
         defaults=DEFAULTS,
         validate=validate,
     )

@@ -7,7 +7,7 @@ import time
 from typing import Mapping, Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions, StandardOptions
 
 from hybridflow.io import WriteTo
 from hybridflow.metrics import MetricsSnapshot, query_counters
@@ -61,9 +61,27 @@ class RunSummary:
         return "\n".join(lines)
 
 
+class _PrintAlertFn(beam.DoFn):
+    """Writes one line per alert to the worker's stdout, at once."""
+
+    def process(self, alert):
+        import sys
+
+        event_time = getattr(alert, "event_time", None)
+        when = event_time.to_rfc3339() if hasattr(event_time, "to_rfc3339") else str(event_time)
+        sys.stdout.write(f"ALERT {when}  {getattr(alert, 'message', alert)}\n")
+        sys.stdout.flush()
+
+
 def construct(p: beam.Pipeline, spec: PipelineSpec, options: PipelineOptions) -> dict[str, str]:
-    """Builds ``spec`` into ``p`` and adds its sinks; returns output locations."""
+    """Builds ``spec`` into ``p`` and adds its sinks; returns output locations.
+
+    With ``--print_alerts``, an ``alerts`` output is also printed line by line
+    as alerts are raised (``ALERT <event time>  <message>``).
+    """
     outputs = spec.build(p, options)
+    if options.view_as(HybridflowOptions).print_alerts and "alerts" in outputs:
+        outputs["alerts"] | "PrintAlerts" >> beam.ParDo(_PrintAlertFn())
     locations = {}
     for name, uri in spec.sinks(options).items():
         if name not in outputs:
@@ -77,6 +95,9 @@ def construct(p: beam.Pipeline, spec: PipelineSpec, options: PipelineOptions) ->
 def run_pipeline(spec: PipelineSpec, options: PipelineOptions, wait: bool = True) -> RunSummary:
     """Builds and runs ``spec`` with ``options``; waits and summarises."""
     started = time.monotonic()
+    # read before running: portable runners clear --runner in the options they run
+    requested = options.view_as(StandardOptions).runner or "DirectRunner"
+    requested = requested if isinstance(requested, str) else type(requested).__name__
     p = beam.Pipeline(options=options)
     locations = construct(p, spec, options)
     result = p.run()
@@ -84,7 +105,7 @@ def run_pipeline(spec: PipelineSpec, options: PipelineOptions, wait: bool = True
     return RunSummary(
         pipeline=spec.name,
         mode=options.view_as(HybridflowOptions).mode,
-        runner=_engine(result, options),
+        runner=_engine(result, options, requested.rsplit(".", 1)[-1]),
         state=str(state),
         outputs=locations,
         metrics=query_counters(result),
@@ -92,15 +113,21 @@ def run_pipeline(spec: PipelineSpec, options: PipelineOptions, wait: bool = True
     )
 
 
-def _engine(result, options) -> str:
-    """The runner that really ran (DirectRunner picks one of three engines)."""
-    requested = options.view_as(StandardOptions).runner or "DirectRunner"
+def _engine(result, options, requested: str) -> str:
+    """The runner asked for and the engine that really ran it, e.g.
+    ``FlinkRunner (Flink 1.19, local mini-cluster)``, ``DirectRunner (FnApiRunner)``
+    (Beam's DirectRunner picks one of three engines by itself)."""
     kind = type(result).__name__
+    if requested == "FlinkRunner":
+        flink = options.view_as(FlinkRunnerOptions)
+        master = flink.flink_master or "[auto]"
+        where = "local mini-cluster" if master in ("[local]", "[auto]") else master
+        return f"FlinkRunner (Flink {flink.flink_version}, {where})"
     engine = {
         "RunnerResult": "FnApiRunner",
         "DirectPipelineResult": "BundleBasedDirectRunner",
         "PipelineResult": "PortableRunner",
     }.get(kind, kind)
-    if "Prism" in kind or (kind == "PipelineResult" and "Prism" in str(requested)):
+    if "Prism" in kind or (kind == "PipelineResult" and requested in ("PrismRunner", "DirectRunner")):
         engine = "Prism"
     return requested if requested == engine else f"{requested} ({engine})"
