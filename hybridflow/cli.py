@@ -15,11 +15,14 @@ Usage errors print one line on stderr and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import pathlib
+import signal
 import sys
+import threading
 from typing import Optional, Sequence
 
 from hybridflow.errors import HybridflowError, UsageError
@@ -146,10 +149,30 @@ def _cmd_run(args, beam_flags: Sequence[str], out) -> int:
     profile = load_profile(args.profile)
     options = spec.options(beam_flags, profile.flags())
     profile.check_required(options)
-    summary = run_pipeline(spec, options)
+    with _terminate_as_interrupt():
+        summary = run_pipeline(spec, options)
     print(summary.render(), file=out)
     _print_top_alerts(summary.outputs.get("alerts"), out)
     return 0 if summary.state.endswith("DONE") else 1
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM stops a run like Ctrl-C does: Python then exits normally, so the
+    job server and workers Beam started for the run (a Flink JVM, Prism) are
+    stopped by Beam's exit handlers instead of being left running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_top_alerts(location: Optional[str], out, limit: int = 5) -> None:
