@@ -20,7 +20,7 @@ import collections
 from typing import Any, Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from hybridflow.errors import InvalidOptionError
 from hybridflow.io import ReadFrom
@@ -131,6 +131,12 @@ def validate(options: PipelineOptions) -> None:
         raise InvalidOptionError(f"--usual_country_share={fo.usual_country_share}: must be in (0, 1]")
     if fo.min_history < 0:
         raise InvalidOptionError(f"--min_history={fo.min_history}: must be >= 0")
+    runner = str(options.view_as(StandardOptions).runner or "")
+    if fo.early_every is not None and hf.mode == "streaming" and runner.rsplit(".", 1)[-1] == "FlinkRunner":
+        raise InvalidOptionError(
+            "--early_every needs processing-time timers, which Beam's Flink runner does not fire for this "
+            "pipeline (no early pane, and the job never ends); use --early_count=N, or another runner"
+        )
     try:
         window_spec(hf.window)
     except Exception as exc:  # SchemaError names the accepted forms
