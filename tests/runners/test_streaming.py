@@ -11,6 +11,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from hybridflow import ReadFrom
 from hybridflow.testing import collected
 from tests.runners._pipelines import (
     ENGINE,
@@ -90,3 +91,12 @@ def test_fraud_streaming_settles_on_the_batch_results(runner, fraud_batch, tmp_p
     # streaming runs print each alert as it is raised (LOOPBACK workers: this process)
     printed = [line for line in capfd.readouterr().out.splitlines() if line.startswith("ALERT ")]
     assert len(printed) == len(outputs["alerts"])
+
+
+def test_bundle_based_direct_runner_cannot_read_the_unbounded_source():
+    """Why real streaming here means Prism or Flink: Beam's bundle-based
+    DirectRunner (the TestStream runner) cannot run splittable DoFns such as
+    PeriodicImpulse."""
+    with pytest.raises(RuntimeError, match="ProcessKeyedElements"):
+        with beam.Pipeline(options=PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"])) as p:
+            p | ReadFrom(WA_SOURCE, bounded=False)
