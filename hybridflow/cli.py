@@ -92,8 +92,7 @@ def _describe(spec) -> str:
         kind = "choice of " + "|".join(map(str, action.choices)) if action.choices else (
             "flag" if action.nargs == 0 else getattr(action.type, "__name__", "str")
         )
-        if kind == "duration_arg":
-            kind = "duration"
+        kind = {"duration_arg": "duration", "bool_arg": "true|false"}.get(kind, kind)
         return f"  {flag:<24} {kind:<22} default {default_text}\n      {action.help or ''}"
 
     common = [a for a in parser_actions(HybridflowOptions) if a.dest in spec.common]

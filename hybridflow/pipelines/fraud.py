@@ -112,7 +112,8 @@ class FraudOptions(PipelineOptions):
             "--early_every",
             type=duration_arg,
             default=None,
-            help="Streaming: fire early window panes every so often (processing time, e.g. 10s).",
+            help="Streaming: fire early window panes every so often (processing time, e.g. 10s; "
+            "not on Flink, whose runner does not fire these timers).",
         )
         parser.add_argument(
             "--usual_country_share",

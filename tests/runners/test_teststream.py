@@ -52,6 +52,7 @@ def test_processing_time_triggers_on_prism(runner, batch_windows, tmp_path):
     assert {r.pane for r in rows} == {"EARLY", "ON_TIME"}
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the failed job's data threads
 @pytest.mark.parametrize("runner", runner_params("flink"), indirect=True)
 def test_flink_refuses_teststream_processing_time(runner, tmp_path):
     """What the README's table says: Beam's Flink runner cannot advance a
