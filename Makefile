@@ -9,12 +9,13 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test venv venv-test lint clean help system-packages
+.PHONY: demo test venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
 	@echo "make test   - install the test extra and run the test suite"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
+	@echo "make tools  - provision the local runners (Prism binary, Flink job server jar) into ~/.apache_beam/cache (cached)"
 
 $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +54,27 @@ demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
 	$(VENV)/bin/hybridflow run fraud --mode batch --profile direct \
 		--input '$(DEMO_HISTORY)/*.jsonl' --output $(DEMO_OUTPUT)
 
-test: $(VENV)/.stamp-test system-packages
+# ---------------------------------------------------------------------------
+# Local runners and services, provisioned with package clients only (go, mvn)
+# into the places Beam looks, so nothing is downloaded at run time. Each step
+# is idempotent: a second `make tools` does nothing. The Beam version comes from
+# hybridflow/_pins.py (tools/pins.sh reads it), so the Python SDK, Prism and
+# the Flink job server always agree.
+#
+# `tools` is everything tests and demos need. Hook: the local services and the
+# Kafka expansion service (`tools-services`, tools/services + tools/kafka) join
+# it as one more prerequisite: `tools: tools-runners tools-services`.
+tools: tools-runners
+
+tools-runners: tools-prism tools-flink
+
+tools-prism:
+	PYTHON=$(PYTHON) tools/prism/provision.sh
+
+tools-flink:
+	tools/flink/provision.sh
+
+test: $(VENV)/.stamp-test system-packages tools
 	$(PY) -m pytest
 
 clean:

@@ -20,11 +20,14 @@ with 1 when the job fails and 3 when it finishes past ``--deadline``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import pathlib
+import signal
 import sys
+import threading
 from typing import Optional, Sequence
 
 from hybridflow.errors import HybridflowError, UsageError
@@ -102,8 +105,7 @@ def _describe(spec) -> str:
         kind = "choice of " + "|".join(map(str, action.choices)) if action.choices else (
             "flag" if action.nargs == 0 else getattr(action.type, "__name__", "str")
         )
-        if kind == "duration_arg":
-            kind = "duration"
+        kind = {"duration_arg": "duration", "bool_arg": "true|false"}.get(kind, kind)
         return f"  {flag:<24} {kind:<22} default {default_text}\n      {action.help or ''}"
 
     common = [a for a in parser_actions(HybridflowOptions) if a.dest in spec.common]
@@ -165,10 +167,30 @@ def _cmd_run(args, beam_flags: Sequence[str], out) -> int:
     profile = load_profile(args.profile)
     options = spec.options(beam_flags, profile.flags())
     profile.check_required(options)
-    summary = run_pipeline(spec, options)
+    with _terminate_as_interrupt():
+        summary = run_pipeline(spec, options)
     print(summary.render(), file=out)
     _print_top_alerts(summary.outputs.get("alerts"), out)
     return summary.exit_code
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM stops a run like Ctrl-C does: Python then exits normally, so the
+    job server and workers Beam started for the run (a Flink JVM, Prism) are
+    stopped by Beam's exit handlers instead of being left running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_top_alerts(location: Optional[str], out, limit: int = 5) -> None:

@@ -186,6 +186,43 @@ def _fresh_results(pipeline_result):
     return PortableMetrics(job_service.GetJobMetrics(beam_job_api_pb2.GetJobMetricsRequest(job_id=job_id)))
 
 
+def _portable_counters(pipeline_result) -> Optional[dict[tuple[str, str], int]]:
+    """``{(step, name): total}`` of a job on a portable job service (Prism, Flink),
+    or None when the result is not a portable one.
+
+    Read from the job service's raw monitoring infos, not through Beam's
+    ``PortableMetrics``: that keeps one value per (step, name), but Flink
+    reports a counter once per executable stage that ran the step (a step after
+    a Flatten of outputs of several stages runs in each of them), so Beam's
+    query returns one of the parts. The parts are summed here; committed values
+    where the runner gives them, else attempted ones.
+    """
+    from apache_beam.metrics import monitoring_infos
+    from apache_beam.portability.api import beam_job_api_pb2
+    from apache_beam.runners.portability.portable_runner import PipelineResult
+
+    if not isinstance(pipeline_result, PipelineResult):
+        return None
+    # The job service and id are private attributes of Beam's PipelineResult.
+    response = pipeline_result._job_service.GetJobMetrics(
+        beam_job_api_pb2.GetJobMetricsRequest(job_id=pipeline_result._job_id)
+    )
+
+    def totals(infos) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = defaultdict(int)
+        for info in infos:
+            if not (monitoring_infos.is_user_monitoring_info(info) and monitoring_infos.is_counter(info)):
+                continue
+            namespace, name = monitoring_infos.parse_namespace_and_name(info)
+            if namespace == NAMESPACE:
+                step = monitoring_infos.get_step_name(info)
+                out[(step, name)] += int(monitoring_infos.extract_metric_result_map_value(info) or 0)
+        return out
+
+    committed, attempted = totals(response.metrics.committed), totals(response.metrics.attempted)
+    return {key: committed.get(key, value) for key, value in {**attempted, **committed}.items()}
+
+
 def query_metrics(
     pipeline_result, names: Optional[Mapping[str, str]] = None, fresh: bool = False
 ) -> MetricsSnapshot:
@@ -201,10 +238,16 @@ def query_metrics(
     by_name: dict[str, int] = defaultdict(int)
     by_step: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     distributions: dict[str, dict[str, Distribution]] = defaultdict(dict)
-    for item in results.get("counters", []):
-        value = int(_value(item) or 0)
-        by_name[item.key.metric.name] += value
-        by_step[_step(item.key.step, names)][item.key.metric.name] += value
+    # Flink reports a counter once per executable stage that ran the step:
+    # sum the parts from the job service's raw monitoring infos
+    counters = _portable_counters(pipeline_result)
+    if counters is None:
+        counters = defaultdict(int)
+        for item in results.get("counters", []):
+            counters[(item.key.step, item.key.metric.name)] += int(_value(item) or 0)
+    for (step, name), value in counters.items():
+        by_name[name] += value
+        by_step[_step(step, names)][name] += value
     for item in results.get("distributions", []):
         data = _value(item)
         if data is None or not data.count:

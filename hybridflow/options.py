@@ -26,7 +26,7 @@ from apache_beam.options.pipeline_options import (
 from hybridflow.durations import parse_duration
 from hybridflow.errors import InvalidOptionError
 
-__all__ = ["HybridflowOptions", "MonitoringOptions", "resolve_options", "MODES", "duration_arg", "parser_actions"]
+__all__ = ["HybridflowOptions", "MonitoringOptions", "resolve_options", "MODES", "duration_arg", "bool_arg", "parser_actions"]
 
 MODES = ("batch", "streaming")
 
@@ -37,6 +37,16 @@ def duration_arg(value: str) -> float:
         return parse_duration(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def bool_arg(value: str) -> bool:
+    """argparse type for on/off flags: ``true``/``false``, ``yes``/``no``, ``1``/``0``."""
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not a boolean: use true or false")
 
 
 class HybridflowOptions(PipelineOptions):
@@ -76,6 +86,16 @@ class HybridflowOptions(PipelineOptions):
             type=duration_arg,
             default=None,
             help="At most one alert per rule and key in this period of event time (0 = all).",
+        )
+        parser.add_argument(
+            "--print_alerts",
+            type=bool_arg,
+            nargs="?",
+            const=True,
+            default=None,
+            help="Print each alert on stdout as soon as it is raised (--print_alerts=false: off). "
+            "Workers print it: with LOOPBACK or in-process workers (direct, prism, flink profiles) "
+            "that is the launching process; remote workers write it to their logs.",
         )
 
 

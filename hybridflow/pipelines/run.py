@@ -7,7 +7,7 @@ import time
 from typing import Mapping, Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions, StandardOptions
 
 from hybridflow.io import WriteTo
 from hybridflow.metrics import MetricsSnapshot, query_counters
@@ -76,9 +76,28 @@ class RunSummary:
         return "\n".join(lines)
 
 
+class _PrintAlertFn(beam.DoFn):
+    """Writes one line per alert to the worker's stdout, at once."""
+
+    def process(self, alert):
+        import sys
+
+        event_time = getattr(alert, "event_time", None)
+        when = event_time.to_rfc3339() if hasattr(event_time, "to_rfc3339") else str(event_time)
+        sys.stdout.write(f"ALERT {when}  {getattr(alert, 'message', alert)}\n")
+        sys.stdout.flush()
+
+
 def construct(p: beam.Pipeline, spec: PipelineSpec, options: PipelineOptions) -> dict[str, str]:
-    """Builds ``spec`` into ``p`` and adds its sinks; returns output locations."""
+    """Builds ``spec`` into ``p`` and adds its sinks; returns output locations.
+
+    With ``--print_alerts``, an ``alerts`` output is also printed line by line
+    as alerts are raised (``ALERT <event time>  <message>``); with
+    ``--alerts_webhook`` alerts are also posted there.
+    """
     outputs = deliver_alerts(spec.build(p, options), options)  # --alerts_webhook
+    if options.view_as(HybridflowOptions).print_alerts and "alerts" in outputs:
+        outputs["alerts"] | "PrintAlerts" >> beam.ParDo(_PrintAlertFn())
     locations = {}
     for name, uri in spec.sinks(options).items():
         if name not in outputs:
@@ -92,16 +111,19 @@ def construct(p: beam.Pipeline, spec: PipelineSpec, options: PipelineOptions) ->
 def run_pipeline(spec: PipelineSpec, options: PipelineOptions, wait: bool = True) -> RunSummary:
     """Builds and runs ``spec`` with ``options``; waits and summarises."""
     started = time.monotonic()
+    # read before running: portable runners clear --runner in the options they run
+    requested = options.view_as(StandardOptions).runner or "DirectRunner"
+    requested = requested if isinstance(requested, str) else type(requested).__name__
     p = beam.Pipeline(options=options)
     locations = construct(p, spec, options)
-    with JobMonitor(spec.name, options, runner=_requested(options)) as monitor:  # --metrics_port, --deadline ...
+    with JobMonitor(spec.name, options, runner=requested) as monitor:  # --metrics_port, --deadline ...
         result = p.run()
         names = monitor.attach(result, p)
         state = result.wait_until_finish() if wait else result.state
         summary = RunSummary(
             pipeline=spec.name,
             mode=options.view_as(HybridflowOptions).mode,
-            runner=_engine(result, options),
+            runner=_engine(result, options, requested.rsplit(".", 1)[-1]),
             state=str(state),
             outputs=locations,
             metrics=query_counters(result, names),
@@ -111,23 +133,26 @@ def run_pipeline(spec: PipelineSpec, options: PipelineOptions, wait: bool = True
     return summary
 
 
-def _requested(options) -> str:
-    return str(options.view_as(StandardOptions).runner or "DirectRunner")
-
-
-def _engine(result, options) -> str:
-    """The runner that really ran (DirectRunner picks one of three engines)."""
-    requested = str(options.view_as(StandardOptions).runner or "DirectRunner")
+def _engine(result, options, requested: str) -> str:
+    """The runner asked for and the engine that really ran it, e.g.
+    ``FlinkRunner (Flink 1.19, local mini-cluster)``, ``DirectRunner (FnApiRunner)``
+    (Beam's DirectRunner picks one of three engines by itself)."""
     if "Dataflow" in requested:
         return requested  # the job runs (or, with --dry_run, would run) on Dataflow
     kind = type(result).__name__
+    if requested == "FlinkRunner":
+        flink = options.view_as(FlinkRunnerOptions)
+        master = flink.flink_master or "[auto]"
+        where = "local mini-cluster" if master in ("[local]", "[auto]") else master
+        return f"FlinkRunner (Flink {flink.flink_version}, {where})"
     engine = {
         "RunnerResult": "FnApiRunner",
         "DirectPipelineResult": "BundleBasedDirectRunner",
         "PipelineResult": "PortableRunner",
     }.get(kind, kind)
     # a portable result from DirectRunner or PrismRunner means Prism ran it
-    if kind == "PipelineResult" and requested.replace("Runner", "") in ("Direct", "SwitchingDirect", "Prism"):
+    portable_direct = requested.replace("Runner", "") in ("Direct", "SwitchingDirect", "Prism")
+    if "Prism" in kind or (kind == "PipelineResult" and portable_direct):
         engine = "Prism"
     if requested.replace("Runner", "") == engine.replace("Runner", ""):
         return requested

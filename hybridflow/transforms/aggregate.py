@@ -20,6 +20,7 @@ is identical batch or streaming.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import typing
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
@@ -110,12 +111,81 @@ class _BatchRows(beam.DoFn):
         yield beam.window.TimestampedValue(row, Timestamp(micros=end - 1))
 
 
-class _SessionKeys(beam.DoFn):
-    """After Beam's own session merging: (key, acc) in a window -> ((key, start, end), acc)."""
+class _Sessions(beam.CombineFn):
+    """Sessions of one key, built by the combiner itself (no merging WindowFn).
 
-    def process(self, element, window=beam.DoFn.WindowParam):
-        key, acc = element
-        yield (key, window.start.micros, window.end.micros), acc
+    The accumulator is a list of ``[start, end, accumulator]`` sorted by
+    start, never overlapping: a record is the session ``[t, t + gap)`` and
+    joins every session it overlaps, exactly as Beam's ``Sessions`` merges
+    windows (and as the streaming path does). Partial lists merge the same
+    way, so the result does not depend on bundling or order. Beam's own
+    merging windows are not used because Prism merges them wrongly in batch
+    (sessions split or lost); this gives the same sessions on every runner.
+    """
+
+    def __init__(self, accumulator: Accumulator, window: WindowSpec):
+        self._acc = accumulator
+        self._window = window
+
+    def create_accumulator(self):
+        return []
+
+    def _insert(self, sessions: list, start: int, end: int, acc: list) -> list:
+        i = bisect.bisect_left(sessions, start, key=lambda s: s[0])
+        first, last = i, i
+        if first > 0 and sessions[first - 1][1] > start:  # overlaps the one before
+            first -= 1
+        while last < len(sessions) and sessions[last][0] < end:  # and the ones after
+            last += 1
+        if first == last:
+            sessions.insert(i, [start, end, acc])
+            return sessions
+        joined = sessions[first:last]
+        merged = [
+            min(start, joined[0][0]),
+            max(end, max(s[1] for s in joined)),
+            self._acc.merge([acc, *(s[2] for s in joined)]),
+        ]
+        sessions[first:last] = [merged]
+        return sessions
+
+    def add_input(self, sessions, timed_record):
+        micros, record = timed_record
+        ((start, end),) = self._window.assign(micros)
+        return self._insert(sessions, start, end, self._acc.add(self._acc.create(), record))
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        result = [list(s) for s in next(accumulators, [])]
+        for other in accumulators:
+            for start, end, acc in other:
+                result = self._insert(result, start, end, acc)
+        return result
+
+    def extract_output(self, sessions):
+        return sessions
+
+
+class _WithTime(beam.DoFn):
+    """(key, record) -> (key, (event time, record)), the time in microseconds
+    cut to the millisecond: Beam's portable wire format carries timestamps in
+    milliseconds, so the streaming path (after its keyed shuffle) and Beam's
+    own windows see them that way too, on every runner."""
+
+    def setup(self):
+        self._in = counter("records_in")
+
+    def process(self, element, timestamp=beam.DoFn.TimestampParam):
+        key, record = element
+        self._in.inc()
+        micros = timestamp.micros
+        yield key, (micros - micros % 1000, record)
+
+
+def _session_windows(element):
+    key, sessions = element
+    for start, end, acc in sessions:
+        yield (key, start, end), acc
 
 
 @dataclasses.dataclass
@@ -422,18 +492,17 @@ class WindowedAggregate(beam.PTransform):
             # Windows are assigned here, with the same arithmetic as the
             # streaming path, and aggregated in the global window: Beam's
             # windowed GroupByKey in Python pays a trigger-driver call per
-            # key and window. Sessions need merging, so they use Beam's.
+            # key and window. Sessions are merged by the combiner (_Sessions).
             window_key = typing.Tuple[key_type, int, int]
             if self._window.merging:
                 per_window = (
                     keyed
-                    | "CountIn" >> CountElements("records_in")
-                    | "Window" >> beam.WindowInto(self._window.beam_windowfn())
-                    | "Aggregate" >> beam.CombinePerKey(_AggregateCombineFn(accumulator))
-                    | "WindowKeys" >> beam.ParDo(_SessionKeys()).with_output_types(
+                    | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
+                    | "WithTime" >> beam.ParDo(_WithTime())
+                    | "Sessions" >> beam.CombinePerKey(_Sessions(accumulator, self._window))
+                    | "SessionWindows" >> beam.FlatMap(_session_windows).with_output_types(
                         typing.Tuple[window_key, typing.Any]
                     )
-                    | "Unwindow" >> beam.WindowInto(beam.window.GlobalWindows())
                 )
             else:
                 per_window = (

@@ -272,8 +272,15 @@ class Enrich(beam.PTransform):
             )
             source, join = answers, beam.ParDo(_LookupJoinFn(*args))
         else:
+            # The side input's elements are typed Any on purpose: a schema'd
+            # (RowCoder) side input fails on Flink's streaming runner, which
+            # copies the decoded Java Rows with Kryo; opaque Python-coded
+            # values pass through it as bytes.
             lookup = beam.pvalue.AsDict(
-                self._table | "KeyTable" >> beam.Map(lambda row: (getattr(row, table_key), row))
+                self._table
+                | "KeyTable" >> beam.Map(lambda row: (getattr(row, table_key), row)).with_output_types(
+                    tuple[Any, Any]
+                )
             )
             source, join = pcoll, beam.ParDo(_SideInputJoinFn(*args), lookup)
         result = source | "Join" >> join.with_output_types(row_type).with_outputs(DEAD_LETTERS, main="records")
