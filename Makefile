@@ -9,12 +9,13 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test venv venv-test lint clean help tools-services
+.PHONY: demo test venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-services
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
 	@echo "make test   - install the test extra and run the test suite"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
+	@echo "make tools  - provision the local runners (Prism binary, Flink job server jar) into ~/.apache_beam/cache (cached)"
 	@echo "make tools-services - provision the local test services and the Kafka expansion service (cached)"
 
 $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
@@ -24,8 +25,23 @@ $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-base setup.py Makefile
-	$(PIP) install --quiet -e '.[test,bench,gcp,aws,kafka,postgres]'
+	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring,kafka,postgres]'
 	touch $@
+
+# Debian packages the monitoring tests run (Prometheus scrapes a live
+# pipeline; headless Chromium renders the batch report): installed with
+# apt-get when their command is missing. Without them those tests skip
+# (or fail under HYBRIDFLOW_REQUIRE_SERVICES=1).
+SYSTEM_PACKAGES := prometheus chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  ( $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing ) \
+	  || echo "could not install$$missing: the tests that need them will skip"; \
+	fi
 
 venv: $(VENV)/.stamp-base
 venv-test: $(VENV)/.stamp-test
@@ -39,6 +55,25 @@ demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
 	$(VENV)/bin/hybridflow run fraud --mode batch --profile direct \
 		--input '$(DEMO_HISTORY)/*.jsonl' --output $(DEMO_OUTPUT)
 
+# ---------------------------------------------------------------------------
+# Local runners and services, provisioned with package clients only (go, mvn)
+# into the places Beam looks, so nothing is downloaded at run time. Each step
+# is idempotent: a second `make tools` does nothing. The Beam version comes from
+# hybridflow/_pins.py (tools/pins.sh reads it), so the Python SDK, Prism and
+# the Flink job server always agree.
+#
+# `tools` is everything tests and demos need: the runners and the local
+# services with the Kafka expansion service.
+tools: tools-runners tools-services
+
+tools-runners: tools-prism tools-flink
+
+tools-prism:
+	PYTHON=$(PYTHON) tools/prism/provision.sh
+
+tools-flink:
+	tools/flink/provision.sh
+
 # Local services for the connector tests (Kafka broker and Beam's Java Kafka IO from Maven, the
 # Pub/Sub fake and Bigtable emulator from Go, moto / gcp-storage-emulator / bqemulator in their own
 # venvs, Debian's PostgreSQL), under ~/.cache/hybridflow; idempotent, seconds when cached.
@@ -46,7 +81,7 @@ tools-services:
 	PYTHON=$(PYTHON) tools/services/provision.sh all
 	tools/kafka/provision.sh
 
-test: $(VENV)/.stamp-test tools-services
+test: $(VENV)/.stamp-test system-packages tools
 	$(PY) -m pytest
 
 clean:

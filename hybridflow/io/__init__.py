@@ -12,6 +12,9 @@ local path / ``gs://`` / ``s3://`` glob              yes        yes             
 ``bigtable://project/instance/table``                --         lookup (``Enrich``)   yes
 ``postgresql://user@host:port/db?table=T``           yes        yes (partitioned)     --
 ``synthetic://transactions?...``                     either     yes                   --
+``https://...``, ``webhook+http(s)://...``           either     --                    yes (alerts: POST
+                                                                                       per record,
+                                                                                       :mod:`hybridflow.monitoring.webhook`)
 ==================================================  =========  ====================  =====
 
 .. [#] bounded with ``max_records=`` / ``max_seconds=``.
@@ -72,7 +75,10 @@ _CONNECTORS = {
     "postgres": "hybridflow.io.postgres",
 }
 _READ_SCHEMES = ("local path", "gs://", "s3://", "pubsub://", "kafka://", "bigquery://", "postgresql://", "synthetic://")
-_WRITE_SCHEMES = ("local path", "gs://", "s3://", "pubsub://", "kafka://", "bigquery://", "bigtable://")
+_WRITE_SCHEMES = (
+    "local path", "gs://", "s3://", "pubsub://", "kafka://", "bigquery://", "bigtable://",
+    "http(s)://", "webhook+http(s)://",
+)
 _FILE_READ_PARAMS = ("format", "validate")
 _FILE_WRITE_PARAMS = ("format", "shards", "every", "partition_by", "validate")
 
@@ -138,6 +144,10 @@ def _writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
             partition_by=endpoint.param("partition_by"),
             validate=endpoint.bool_param("validate", True),
         )
+    if endpoint.scheme in ("http", "https", "webhook+http", "webhook+https"):
+        from hybridflow.monitoring.webhook import WriteToWebhook
+
+        return WriteToWebhook.from_uri(endpoint.raw)
     make = _connector(endpoint, "writer")
     if make is not None:
         return make(endpoint, record_type)

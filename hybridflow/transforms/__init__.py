@@ -1,4 +1,4 @@
-"""Reusable PTransforms: parse, enrich, windowed aggregation, alerts.
+"""Reusable PTransforms: parse, enrich, windowed aggregation, dedupe, alerts.
 
 Each transform is typed (schema'd input and output), decides batch vs
 streaming behaviour from ``pcoll.is_bounded`` inside ``expand()``, labels its
@@ -9,7 +9,9 @@ inner steps, and routes bad records to a dead-letter output
 from hybridflow.transforms.aggregate import WindowedAggregate
 from hybridflow.transforms.aggregations import Aggregation
 from hybridflow.transforms.alerts import NotInRule, Rule, ThresholdAlerts, ZScoreRule
+from hybridflow.transforms.dedupe import Dedupe
 from hybridflow.transforms.enrich import Enrich, MissingKeyPolicy
+from hybridflow.transforms.lookups import BigtableLookup, InMemoryLookup, LookupHandler
 from hybridflow.transforms.parse import ParseRecords
 from hybridflow.transforms.windows import (
     Accumulation,
@@ -24,6 +26,9 @@ __all__ = [
     "ParseRecords",
     "Enrich",
     "MissingKeyPolicy",
+    "LookupHandler",
+    "InMemoryLookup",
+    "BigtableLookup",
     "WindowedAggregate",
     "Aggregation",
     "FixedWindow",
@@ -32,6 +37,7 @@ __all__ = [
     "TriggerSpec",
     "Accumulation",
     "PaneTiming",
+    "Dedupe",
     "ThresholdAlerts",
     "Rule",
     "ZScoreRule",

@@ -20,6 +20,7 @@ is identical batch or streaming.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import typing
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
@@ -33,7 +34,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
 from hybridflow.durations import parse_duration
 from hybridflow.errors import SchemaError
-from hybridflow.metrics import CountElements, counter
+from hybridflow.metrics import CountElements, EventTimeLag, counter
 from hybridflow.schemas import LateRecord, fields_of, to_json
 from hybridflow.transforms.aggregations import Accumulator, AggregationsLike, parse_aggregations
 from hybridflow.transforms.windows import (
@@ -76,10 +77,12 @@ class _AssignWindows(beam.DoFn):
 
     def setup(self):
         self._in = counter("records_in")
+        self._lag = EventTimeLag()
 
     def process(self, element, timestamp=beam.DoFn.TimestampParam):
         key, record = element
         self._in.inc()
+        self._lag.observe(timestamp)
         for start, end in self._window.assign(timestamp.micros):
             yield (key, start, end), record
 
@@ -108,12 +111,81 @@ class _BatchRows(beam.DoFn):
         yield beam.window.TimestampedValue(row, Timestamp(micros=end - 1))
 
 
-class _SessionKeys(beam.DoFn):
-    """After Beam's own session merging: (key, acc) in a window -> ((key, start, end), acc)."""
+class _Sessions(beam.CombineFn):
+    """Sessions of one key, built by the combiner itself (no merging WindowFn).
 
-    def process(self, element, window=beam.DoFn.WindowParam):
-        key, acc = element
-        yield (key, window.start.micros, window.end.micros), acc
+    The accumulator is a list of ``[start, end, accumulator]`` sorted by
+    start, never overlapping: a record is the session ``[t, t + gap)`` and
+    joins every session it overlaps, exactly as Beam's ``Sessions`` merges
+    windows (and as the streaming path does). Partial lists merge the same
+    way, so the result does not depend on bundling or order. Beam's own
+    merging windows are not used because Prism merges them wrongly in batch
+    (sessions split or lost); this gives the same sessions on every runner.
+    """
+
+    def __init__(self, accumulator: Accumulator, window: WindowSpec):
+        self._acc = accumulator
+        self._window = window
+
+    def create_accumulator(self):
+        return []
+
+    def _insert(self, sessions: list, start: int, end: int, acc: list) -> list:
+        i = bisect.bisect_left(sessions, start, key=lambda s: s[0])
+        first, last = i, i
+        if first > 0 and sessions[first - 1][1] > start:  # overlaps the one before
+            first -= 1
+        while last < len(sessions) and sessions[last][0] < end:  # and the ones after
+            last += 1
+        if first == last:
+            sessions.insert(i, [start, end, acc])
+            return sessions
+        joined = sessions[first:last]
+        merged = [
+            min(start, joined[0][0]),
+            max(end, max(s[1] for s in joined)),
+            self._acc.merge([acc, *(s[2] for s in joined)]),
+        ]
+        sessions[first:last] = [merged]
+        return sessions
+
+    def add_input(self, sessions, timed_record):
+        micros, record = timed_record
+        ((start, end),) = self._window.assign(micros)
+        return self._insert(sessions, start, end, self._acc.add(self._acc.create(), record))
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        result = [list(s) for s in next(accumulators, [])]
+        for other in accumulators:
+            for start, end, acc in other:
+                result = self._insert(result, start, end, acc)
+        return result
+
+    def extract_output(self, sessions):
+        return sessions
+
+
+class _WithTime(beam.DoFn):
+    """(key, record) -> (key, (event time, record)), the time in microseconds
+    cut to the millisecond: Beam's portable wire format carries timestamps in
+    milliseconds, so the streaming path (after its keyed shuffle) and Beam's
+    own windows see them that way too, on every runner."""
+
+    def setup(self):
+        self._in = counter("records_in")
+
+    def process(self, element, timestamp=beam.DoFn.TimestampParam):
+        key, record = element
+        self._in.inc()
+        micros = timestamp.micros
+        yield key, (micros - micros % 1000, record)
+
+
+def _session_windows(element):
+    key, sessions = element
+    for start, end, acc in sessions:
+        yield (key, start, end), acc
 
 
 @dataclasses.dataclass
@@ -146,6 +218,7 @@ class _StreamingAggregate(beam.DoFn):
         self._in = counter("records_in")
         self._out = counter("records_out")
         self._late = counter("late_records")
+        self._lag = EventTimeLag()
 
     # -- panes --------------------------------------------------------------
 
@@ -209,6 +282,7 @@ class _StreamingAggregate(beam.DoFn):
     ):
         key, record = element
         self._in.inc()
+        self._lag.observe(timestamp)
         t = timestamp.micros
         known_watermark = watermark_state.read()
         if known_watermark is None:
@@ -329,7 +403,10 @@ class WindowedAggregate(beam.PTransform):
       key: the key field of the input records.
       window: a window spec or its text/dict form (``sliding:10m/1m``).
       aggregations: ``{"n": "count", "total": "sum(amount)"}`` or a list of
-        :class:`~hybridflow.transforms.aggregations.Aggregation`.
+        :class:`~hybridflow.transforms.aggregations.Aggregation`. Functions:
+        count, sum, min, max, mean, stddev, count_distinct, and the
+        approximate approx_distinct(field) and percentile(field, q) / pNN(field)
+        (1 % relative error; p50 of 5 and 10 above is 5.02).
       trigger: a :class:`TriggerSpec` or dict (``{"early_every": "10s"}``).
       allowed_lateness: how long after the end of a window records are still
         counted (seconds or ``"5m"``).
@@ -341,13 +418,15 @@ class WindowedAggregate(beam.PTransform):
 
         >>> import apache_beam as beam
         >>> from hybridflow import WindowedAggregate
-        >>> from hybridflow.testing import transactions
-        >>> with beam.Pipeline() as p:
-        ...     out = (p | beam.Create(transactions([("c1", 10.0, 5), ("c1", 5.0, 20)]))
-        ...              | WindowedAggregate(key="card_id", window="fixed:60s",
-        ...                                  aggregations={"n": "count", "total": "sum(amount)"}))
-        ...     _ = out.aggregates | beam.Map(lambda r: print(r.card_id, r.n, r.total))
-        c1 2 15.0
+        >>> from hybridflow.testing import CreateEvents, batch_pipeline, transactions
+        >>> with batch_pipeline() as p:
+        ...     out = (p | CreateEvents(transactions([("c1", 10.0, 5), ("c1", 5.0, 20), ("c1", 7.5, 70)]))
+        ...              | WindowedAggregate(key="card_id", window="fixed:60s", aggregations={
+        ...                    "n": "count", "total": "sum(amount)", "p50": "p50(amount)"}))
+        ...     _ = (out.aggregates | beam.Map(lambda r: (r.window_start, r.n, r.total, round(r.p50, 2), r.pane))
+        ...                         | beam.combiners.ToList() | beam.FlatMap(sorted) | beam.Map(print))
+        (Timestamp(1767225600), 2, 15.0, 5.02, 'ON_TIME')
+        (Timestamp(1767225660), 1, 7.5, 7.5, 'ON_TIME')
     """
 
     def __init__(
@@ -384,7 +463,7 @@ class WindowedAggregate(beam.PTransform):
                     f"WindowedAggregate: aggregation {agg.name!r} reads {agg.field!r}, which is "
                     f"not a field of the input ({', '.join(by_name)})"
                 )
-            if agg.fn not in ("count", "count_distinct") and by_name[agg.field].type not in (int, float):
+            if agg.fn not in ("count", "count_distinct", "approx_distinct") and by_name[agg.field].type not in (int, float):
                 raise SchemaError(
                     f"WindowedAggregate: {agg.fn}({agg.field}) needs a numeric field"
                 )
@@ -413,18 +492,17 @@ class WindowedAggregate(beam.PTransform):
             # Windows are assigned here, with the same arithmetic as the
             # streaming path, and aggregated in the global window: Beam's
             # windowed GroupByKey in Python pays a trigger-driver call per
-            # key and window. Sessions need merging, so they use Beam's.
+            # key and window. Sessions are merged by the combiner (_Sessions).
             window_key = typing.Tuple[key_type, int, int]
             if self._window.merging:
                 per_window = (
                     keyed
-                    | "CountIn" >> CountElements("records_in")
-                    | "Window" >> beam.WindowInto(self._window.beam_windowfn())
-                    | "Aggregate" >> beam.CombinePerKey(_AggregateCombineFn(accumulator))
-                    | "WindowKeys" >> beam.ParDo(_SessionKeys()).with_output_types(
+                    | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
+                    | "WithTime" >> beam.ParDo(_WithTime())
+                    | "Sessions" >> beam.CombinePerKey(_Sessions(accumulator, self._window))
+                    | "SessionWindows" >> beam.FlatMap(_session_windows).with_output_types(
                         typing.Tuple[window_key, typing.Any]
                     )
-                    | "Unwindow" >> beam.WindowInto(beam.window.GlobalWindows())
                 )
             else:
                 per_window = (

@@ -6,7 +6,23 @@ does not depend on the order in which a runner delivers records. That is what
 lets a batch run and a streaming run of the same data agree to the last bit.
 
 Functions: ``count``, ``sum``, ``min``, ``max``, ``mean``, ``stddev`` (sample),
-``count_distinct`` (exact).
+``count_distinct`` (exact), and the approximate ``approx_distinct`` (HyperLogLog,
+exact up to 1024 distinct values, then about 1.6 % standard error) and
+``percentile`` (DDSketch, 1 % relative error). The approximate ones are
+deterministic and mergeable too (:mod:`hybridflow.transforms.sketches`), so
+they also agree bit for bit between batch and streaming.
+
+Spec syntax (text, as in YAML)::
+
+    count                      records
+    count(field)               non-null values
+    sum(amount) min(amount) max(amount) mean(amount) stddev(amount)
+    count_distinct(card_id)    exact distinct values
+    approx_distinct(card_id)   approximate distinct values
+    percentile(amount, 0.99)   the 0.99 quantile (q between 0 and 1)
+    p50(amount) p95(amount) p99.9(amount)   the same, as a percentage
+
+or a dict ``{"fn": "percentile", "field": "amount", "q": 0.99}``.
 """
 
 from __future__ import annotations
@@ -17,6 +33,7 @@ import re
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from hybridflow.errors import SchemaError
+from hybridflow.transforms.sketches import DistinctSketch, QuantileSketch
 
 __all__ = ["Aggregation", "parse_aggregations", "Accumulator", "AGGREGATE_FUNCTIONS"]
 
@@ -32,9 +49,15 @@ AGGREGATE_FUNCTIONS: Mapping[str, tuple[bool, Any]] = {
     "mean": (True, Optional[float]),
     "stddev": (True, Optional[float]),
     "count_distinct": (True, int),
+    "approx_distinct": (True, int),
+    "percentile": (True, Optional[float]),
 }
 
-_CALL = re.compile(r"^\s*([a-z_]+)\s*(?:\(\s*([A-Za-z_][A-Za-z0-9_]*)?\s*\))?\s*$")
+_CALL = re.compile(
+    r"^\s*([a-z_]+|p\d+(?:\.\d+)?)\s*"
+    r"(?:\(\s*([A-Za-z_][A-Za-z0-9_]*)?\s*(?:,\s*([0-9.eE+-]+)\s*)?\))?\s*$"
+)
+_PERCENT = re.compile(r"^p(\d+(?:\.\d+)?)$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,13 +65,21 @@ class Aggregation:
     """One output column: ``name = fn(field)``.
 
     ``count`` without a field counts records; with a field, non-null values.
+    ``q`` is the quantile of ``percentile`` (0..1).
     """
 
     name: str
     fn: str
     field: Optional[str] = None
+    q: Optional[float] = None
 
     def __post_init__(self):
+        percent = _PERCENT.match(self.fn or "")
+        if percent:  # p95 -> percentile with q = 0.95
+            if self.q is not None:
+                raise SchemaError(f"aggregation {self.name!r}: {self.fn} already names its quantile; drop q")
+            object.__setattr__(self, "q", float(percent.group(1)) / 100)
+            object.__setattr__(self, "fn", "percentile")
         if self.fn not in AGGREGATE_FUNCTIONS:
             raise SchemaError(
                 f"aggregation {self.name!r}: unknown function {self.fn!r}; "
@@ -59,6 +90,18 @@ class Aggregation:
             raise SchemaError(f"aggregation {self.name!r}: {self.fn} needs a field, e.g. {self.fn}(amount)")
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.name):
             raise SchemaError(f"aggregation name {self.name!r} is not a valid field name")
+        if self.fn == "percentile":
+            if self.q is None:
+                raise SchemaError(
+                    f"aggregation {self.name!r}: percentile needs a quantile, e.g. "
+                    "percentile(amount, 0.95) or p95(amount)"
+                )
+            q = float(self.q)
+            if not 0.0 <= q <= 1.0:
+                raise SchemaError(f"aggregation {self.name!r}: quantile {self.q!r} must be between 0 and 1 (p0..p100)")
+            object.__setattr__(self, "q", q)
+        elif self.q is not None:
+            raise SchemaError(f"aggregation {self.name!r}: q only applies to percentile, not {self.fn}")
 
     @property
     def output_type(self):
@@ -74,13 +117,22 @@ def _one(name: str, spec: Any) -> Aggregation:
     if isinstance(spec, str):
         match = _CALL.match(spec)
         if not match:
-            raise SchemaError(f"aggregation {name!r}: cannot read {spec!r}; write e.g. 'sum(amount)' or 'count'")
-        return Aggregation(name, match.group(1), match.group(2))
+            raise SchemaError(
+                f"aggregation {name!r}: cannot read {spec!r}; write e.g. 'sum(amount)', 'count' "
+                "or 'percentile(amount, 0.95)'"
+            )
+        q = match.group(3)
+        if q is not None:
+            try:
+                q = float(q)
+            except ValueError:
+                raise SchemaError(f"aggregation {name!r}: {match.group(3)!r} in {spec!r} is not a number") from None
+        return Aggregation(name, match.group(1), match.group(2), q)
     if isinstance(spec, Mapping):
-        unknown = set(spec) - {"name", "fn", "field"}
+        unknown = set(spec) - {"name", "fn", "field", "q"}
         if unknown:
-            raise SchemaError(f"aggregation {name!r}: unknown keys {sorted(unknown)}; use fn and field")
-        return Aggregation(spec.get("name", name), spec.get("fn", ""), spec.get("field"))
+            raise SchemaError(f"aggregation {name!r}: unknown keys {sorted(unknown)}; use fn, field and q")
+        return Aggregation(spec.get("name", name), spec.get("fn", ""), spec.get("field"), spec.get("q"))
     raise SchemaError(f"aggregation {name!r}: {spec!r} is not an aggregation spec")
 
 
@@ -113,7 +165,8 @@ class Accumulator:
     The accumulator is a plain list (picklable, cheap); slots per function:
     count -> [n]; sum -> [exact]; min/max -> [value or None];
     mean -> [n, exact]; stddev -> [n, exact, exact squares];
-    count_distinct -> [set].
+    count_distinct -> [set]; approx_distinct -> DistinctSketch;
+    percentile -> QuantileSketch.
     """
 
     def __init__(self, aggregations: Iterable[Aggregation]):
@@ -130,6 +183,10 @@ class Accumulator:
                 acc.append([0, 0])
             elif agg.fn == "stddev":
                 acc.append([0, 0, 0])
+            elif agg.fn == "approx_distinct":
+                acc.append(DistinctSketch())
+            elif agg.fn == "percentile":
+                acc.append(QuantileSketch())
             else:
                 acc.append(set())
         return acc
@@ -161,7 +218,7 @@ class Accumulator:
                 slot[0] += 1
                 slot[1] += e
                 slot[2] += e * e
-            else:
+            else:  # count_distinct (set), approx_distinct, percentile (sketches)
                 acc[i].add(value)
         return acc
 
@@ -170,7 +227,7 @@ class Accumulator:
         result = next(accs, None)
         if result is None:
             return self.create()
-        result = [list(v) if isinstance(v, list) else (set(v) if isinstance(v, set) else v) for v in result]
+        result = [_copy_slot(v) for v in result]
         for other in accs:
             for i, agg in enumerate(self.aggregations):
                 fn, mine, theirs = agg.fn, result[i], other[i]
@@ -183,8 +240,10 @@ class Accumulator:
                         result[i] = theirs
                 elif fn in ("mean", "stddev"):
                     result[i] = [a + b for a, b in zip(mine, theirs)]
-                else:
+                elif fn == "count_distinct":
                     mine |= theirs
+                else:
+                    mine.merge(theirs)
         return result
 
     def extract(self, acc: list) -> dict[str, Any]:
@@ -209,6 +268,20 @@ class Accumulator:
                     numerator = n * squares - total * total
                     variance = numerator / (n * (n - 1) * _ONE * _ONE)
                     out[agg.name] = math.sqrt(max(variance, 0.0))
-            else:
+            elif fn == "count_distinct":
                 out[agg.name] = len(slot)
+            elif fn == "approx_distinct":
+                out[agg.name] = slot.estimate()
+            else:
+                out[agg.name] = slot.quantile(agg.q)
         return out
+
+
+def _copy_slot(value):
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, set):
+        return set(value)
+    if isinstance(value, (DistinctSketch, QuantileSketch)):
+        return value.copy()
+    return value

@@ -17,7 +17,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.durations import parse_duration
 from hybridflow.errors import SchemaError
-from hybridflow.metrics import counter
+from hybridflow.metrics import EventTimeLag, counter
 from hybridflow.schemas import Alert, fields_of
 
 __all__ = ["ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule", "rule_from_dict", "alert_id"]
@@ -147,11 +147,14 @@ class _EvaluateRules(beam.DoFn):
 
     def setup(self):
         self._in = counter("records_in")
+        self._out = counter("records_out")
+        self._lag = EventTimeLag()
         self._alerts = counter("alerts")
         self._per_rule = {r.name: counter(f"alerts.{r.name}") for r in self._rules}
 
-    def process(self, record):
+    def process(self, record, timestamp=beam.DoFn.TimestampParam):
         self._in.inc()
+        self._lag.observe(timestamp)
         key = str(getattr(record, self._key_field))
         event_time = getattr(record, self._time_field)
         window_start = getattr(record, "window_start") if self._has_window else None
@@ -164,6 +167,7 @@ class _EvaluateRules(beam.DoFn):
             threshold = float(getattr(rule, "threshold", 1.0))
             self._alerts.inc()
             self._per_rule[rule.name].inc()
+            self._out.inc()
             yield Alert(
                 alert_id=alert_id(rule.name, key, event_time),
                 rule=rule.name,
@@ -204,13 +208,13 @@ class _CooldownStreaming(beam.DoFn):
         seen = seen_state.read() or set()
         if bucket in seen:
             self._suppressed.inc()
-            return
-        seen.add(bucket)
-        seen_state.write(seen)
-        # forget buckets a full cooldown after they end
-        expiry_micros = (max(seen) + 2) * self._cooldown
-        expiry.set(Timestamp(micros=expiry_micros - expiry_micros % 1000))
-        yield alert
+        else:
+            seen.add(bucket)
+            seen_state.write(seen)
+            # forget buckets a full cooldown after they end
+            expiry_micros = (max(seen) + 2) * self._cooldown
+            expiry.set(Timestamp(micros=expiry_micros - expiry_micros % 1000))
+            yield alert
 
     @on_timer(EXPIRY)
     def expire(self, fire_time=beam.DoFn.TimestampParam, seen_state=beam.DoFn.StateParam(SEEN)):
@@ -253,9 +257,18 @@ class ThresholdAlerts(beam.PTransform):
 
     Example::
 
-        alerts = aggregates | ThresholdAlerts(
-            [{"name": "velocity", "field": "txn_count", "op": ">=", "threshold": 8}],
-            key="card_id", cooldown="10m")
+        >>> import apache_beam as beam
+        >>> from hybridflow import ThresholdAlerts
+        >>> from hybridflow.testing import CreateEvents, batch_pipeline, transactions
+        >>> txns = transactions([("c1", 950.0, 5), ("c1", 990.0, 30), ("c2", 20.0, 40), ("c1", 999.0, 900)])
+        >>> with batch_pipeline() as p:
+        ...     alerts = p | CreateEvents(txns) | ThresholdAlerts(
+        ...         [{"name": "big", "field": "amount", "op": ">=", "threshold": 900}],
+        ...         key="card_id", cooldown="10m")
+        ...     _ = (alerts | beam.Map(lambda a: (a.key, a.value)) | beam.combiners.ToList()
+        ...                 | beam.FlatMap(sorted) | beam.Map(print))
+        ('c1', 950.0)
+        ('c1', 999.0)
     """
 
     def __init__(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import apache_beam as beam
+from apache_beam.io.requestresponse import Caller
+from apache_beam.transforms.enrichment import Enrichment
 from apache_beam.typehints.row_type import RowTypeConstraint
 
 from hybridflow.errors import RecordError, SchemaError
-from hybridflow.metrics import counter
+from hybridflow.metrics import EventTimeLag, counter
 from hybridflow.schemas import DeadLetter, fields_of
 from hybridflow.transforms.dead_letters import DEAD_LETTERS, DeadLetterCounter
+from hybridflow.transforms.lookups import LookupHandler
 
 __all__ = ["Enrich", "MissingKeyPolicy"]
 
@@ -24,10 +27,11 @@ class MissingKeyPolicy(str, enum.Enum):
     FAIL = "fail"  #: fail the pipeline (for reference data that must be complete)
 
 
-class _EnrichFn(beam.DoFn):
-    def __init__(self, key, table_key, input_names, table_names, prefix, policy, stage):
+class _JoinFn(beam.DoFn):
+    """Adds the reference fields to a record, or applies the missing-key policy."""
+
+    def __init__(self, key, input_names, table_names, prefix, policy, stage):
         self._key = key
-        self._table_key = table_key
         self._input_names = input_names
         self._table_names = table_names
         self._prefix = prefix
@@ -36,17 +40,22 @@ class _EnrichFn(beam.DoFn):
 
     def setup(self):
         self._dead = DeadLetterCounter()
+        self._in = counter("records_in")
+        self._lag = EventTimeLag()
         self._hits = counter("enrich_hits")
         self._misses = counter("enrich_misses")
         self._out = counter("records_out")
         self._none = {self._prefix + n: None for n in self._table_names}
 
-    def process(self, record, table):
-        key = getattr(record, self._key)
-        ref = table.get(key)
+    def _received(self, timestamp) -> None:
+        self._in.inc()
+        self._lag.observe(timestamp)
+
+    def _join(self, record, ref: Optional[Mapping[str, Any]]):
         values = {n: getattr(record, n) for n in self._input_names}
         if ref is None:
             self._misses.inc()
+            key = getattr(record, self._key)
             if self._policy is MissingKeyPolicy.DEAD_LETTER:
                 yield self._dead.dead_letter(
                     self._stage, "missing_key", f"no reference row for {self._key}={key!r}", record
@@ -62,49 +71,155 @@ class _EnrichFn(beam.DoFn):
         else:
             self._hits.inc()
             for n in self._table_names:
-                values[self._prefix + n] = getattr(ref, n)
+                values[self._prefix + n] = ref[n]
         self._out.inc()
         yield beam.Row(**values)
 
 
-class Enrich(beam.PTransform):
-    """Joins each record with the reference row of the same key (side input).
+class _SideInputJoinFn(_JoinFn):
+    def process(self, record, table, timestamp=beam.DoFn.TimestampParam):
+        self._received(timestamp)
+        ref = table.get(getattr(record, self._key))
+        yield from self._join(record, ref._asdict() if ref is not None else None)
 
-    The reference table is a bounded PCollection of schema'd rows (for
-    example card profiles computed by the batch layer); it is broadcast to
-    every worker as a side input, so it must fit in memory. The output rows
-    have every input field plus every reference field except its key,
-    prefixed with ``prefix``; reference fields are ``Optional`` because of
-    :attr:`MissingKeyPolicy.NULLS`.
+
+class _LookupJoinFn(_JoinFn):
+    """(record, answer of _KeyedCaller) -> joined row or dead letter."""
+
+    def setup(self):
+        super().setup()
+        self._cache_counters = {True: counter("enrich_cache_hits"), False: counter("enrich_cache_misses")}
+
+    def process(self, element, timestamp=beam.DoFn.TimestampParam):
+        self._received(timestamp)
+        record, (status, value, cache_hit) = element
+        if cache_hit is not None:
+            self._cache_counters[cache_hit].inc()
+        if status == "invalid":
+            reason, message = value
+            yield self._dead.dead_letter(self._stage, reason, message, record)
+        else:
+            yield from self._join(record, value)
+
+
+class _KeyedCaller(Caller):
+    """Adapts a LookupHandler to Beam's Enrichment: reads the key from the
+    record's ``key_field`` and answers ``("found"|"missing", row, cache_hit)``
+    or ``("invalid", (reason, message), cache_hit)`` instead of failing the
+    bundle; ``cache_hit`` is None when the handler has no cache."""
+
+    def __init__(self, handler: LookupHandler, key_field: str):
+        self._handler = handler
+        self._key_field = key_field
+
+    def __enter__(self):
+        self._handler.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        return self._handler.__exit__(exc_type, exc_val, exc_tb)
+
+    def __call__(self, request, *args, **kwargs):
+        try:
+            row, cache_hit = self._handler.lookup_with_cache_status(getattr(request, self._key_field))
+        except RecordError as exc:
+            return request, ("invalid", (exc.reason, str(exc)), False if self._handler.caching else None)
+        return request, ("found" if row is not None else "missing", row, cache_hit)
+
+    def get_cache_key(self, request) -> str:
+        return f"{self._key_field}: {getattr(request, self._key_field)}"
+
+    def __str__(self):
+        return f"Lookup({self._handler!r})"
+
+
+def _pair(request, answer):
+    return request, answer
+
+
+class Enrich(beam.PTransform):
+    """Joins each record with the reference row of its key.
+
+    Two sources of reference data:
+
+    - ``table``: a bounded PCollection of schema'd rows (for example card
+      profiles computed by the batch layer), broadcast to every worker as a
+      side input; it must fit in memory.
+    - ``handler``: a :class:`~hybridflow.transforms.lookups.LookupHandler`
+      (:class:`~hybridflow.transforms.lookups.InMemoryLookup`,
+      :class:`~hybridflow.transforms.lookups.BigtableLookup`) that looks up
+      each key through Beam's ``Enrichment`` transform, with the handler's
+      TTL cache. A reference row that exists but cannot be read becomes a dead
+      letter (``invalid_reference``).
+
+    The output rows (``beam.Row`` with a schema) have every input field plus
+    every reference field except its key, prefixed with ``prefix``; the
+    reference fields are ``Optional`` because of :attr:`MissingKeyPolicy.NULLS`.
+    Both sources work on bounded and unbounded input alike.
 
     Args:
       table: the reference PCollection (NamedTuple or ``beam.Row`` elements).
       key: the input field to join on.
-      table_key: the reference field to join on; defaults to ``key``.
+      table_key: the reference field to join on (``table`` only); defaults
+        to ``key``. A handler knows its own key field.
       fields: reference fields to add; defaults to all but the key.
       prefix: prefix of the added fields.
-      on_missing: a :class:`MissingKeyPolicy` (or its value).
+      on_missing: a :class:`MissingKeyPolicy` (or its value: ``nulls``,
+        ``dead_letter``, ``fail``).
+      handler: a lookup handler, instead of ``table``.
+      timeout: seconds one lookup may take (``handler`` only).
 
     Returns a tuple-like result ``(records, dead_letters)`` with attributes
     ``.records`` and ``.dead_letters``.
 
     Example::
 
-        enriched = txns | Enrich(profiles, key="card_id", prefix="profile_")
-        enriched.records  # rows with profile_amount_mean, profile_txn_count, ...
+        >>> import apache_beam as beam
+        >>> from hybridflow import CardProfile, Enrich, InMemoryLookup
+        >>> from hybridflow.testing import START, CreateEvents, batch_pipeline, transactions
+        >>> profiles = [CardProfile("c1", 12, 40.0, 8.0, ["US"], START)]
+        >>> with batch_pipeline() as p:
+        ...     txns = p | CreateEvents(transactions([("c1", 10.0, 5), ("c2", 3.0, 6)]))
+        ...     table = p | "Profiles" >> beam.Create(profiles)
+        ...     by_table = txns | "ByTable" >> Enrich(table, key="card_id", prefix="profile_")
+        ...     by_lookup = txns | "ByLookup" >> Enrich(
+        ...         key="card_id", handler=InMemoryLookup(profiles, key="card_id", cache_ttl="5m"),
+        ...         prefix="profile_", on_missing="dead_letter")
+        ...     lines = (
+        ...         by_table.records | "T" >> beam.Map(lambda r: f"table  {r.card_id} {r.profile_amount_mean}"),
+        ...         by_lookup.records | "L" >> beam.Map(lambda r: f"lookup {r.card_id} {r.profile_amount_mean}"),
+        ...         by_lookup.dead_letters | "D" >> beam.Map(lambda d: f"dead letter {d.error_type}"))
+        ...     _ = lines | beam.Flatten() | beam.combiners.ToList() | beam.FlatMap(sorted) | beam.Map(print)
+        dead letter missing_key
+        lookup c1 40.0
+        table  c1 40.0
+        table  c2 None
     """
 
     def __init__(
         self,
-        table: beam.PCollection,
-        key: str,
+        table: Optional[beam.PCollection] = None,
+        key: str = "",
         table_key: Optional[str] = None,
         fields: Optional[Sequence[str]] = None,
         prefix: str = "",
         on_missing: Union[MissingKeyPolicy, str] = MissingKeyPolicy.NULLS,
+        handler: Optional[LookupHandler] = None,
+        timeout: float = 30.0,
     ):
         super().__init__()
+        if (table is None) == (handler is None):
+            raise SchemaError("Enrich: give exactly one of table=... (a PCollection) or handler=... (a LookupHandler)")
+        if not key:
+            raise SchemaError("Enrich: key=... (the input field to join on) is required")
+        if handler is not None:
+            if not isinstance(handler, LookupHandler):
+                raise SchemaError(f"Enrich: handler must be a LookupHandler, got {type(handler).__name__}")
+            if table_key is not None:
+                raise SchemaError("Enrich: table_key applies to table=...; a handler names its own key field")
         self._table = table
+        self._handler = handler
+        self._timeout = timeout
         self._key = key
         self._table_key = table_key or key
         self._fields = list(fields) if fields is not None else None
@@ -119,16 +234,19 @@ class Enrich(beam.PTransform):
 
     def expand(self, pcoll):
         input_fields = fields_of(pcoll.element_type)
-        table_fields = fields_of(self._table.element_type)
+        if self._handler is not None:
+            table_fields, table_key = self._handler.fields(), self._handler.key
+        else:
+            table_fields, table_key = fields_of(self._table.element_type), self._table_key
         input_names = [f.name for f in input_fields]
         table_by_name = {f.name: f for f in table_fields}
         if self._key not in input_names:
             raise SchemaError(f"Enrich: key {self._key!r} is not an input field ({', '.join(input_names)})")
-        if self._table_key not in table_by_name:
+        if table_key not in table_by_name:
             raise SchemaError(
-                f"Enrich: table_key {self._table_key!r} is not a field of the table ({', '.join(table_by_name)})"
+                f"Enrich: table_key {table_key!r} is not a field of the table ({', '.join(table_by_name)})"
             )
-        names = self._fields if self._fields is not None else [n for n in table_by_name if n != self._table_key]
+        names = self._fields if self._fields is not None else [n for n in table_by_name if n != table_key]
         missing = [n for n in names if n not in table_by_name]
         if missing:
             raise SchemaError(f"Enrich: fields {missing} are not in the table ({', '.join(table_by_name)})")
@@ -144,13 +262,27 @@ class Enrich(beam.PTransform):
             [(f.name, typed(f, f.optional)) for f in input_fields]
             + [(self._prefix + n, typed(table_by_name[n], True)) for n in names]
         )
-        table_key = self._table_key
-        lookup = beam.pvalue.AsDict(
-            self._table | "KeyTable" >> beam.Map(lambda row: (getattr(row, table_key), row))
-        )
-        fn = _EnrichFn(self._key, table_key, input_names, names, self._prefix, self._policy, self.label)
-        result = pcoll | "Join" >> beam.ParDo(fn, lookup).with_output_types(row_type).with_outputs(
-            DEAD_LETTERS, main="records"
-        )
+        args = (self._key, input_names, names, self._prefix, self._policy, self.label)
+        if self._handler is not None:
+            answers = pcoll | "Lookup" >> Enrichment(
+                _KeyedCaller(self._handler, self._key),
+                join_fn=_pair,
+                timeout=self._timeout,
+                use_custom_types=True,
+            )
+            source, join = answers, beam.ParDo(_LookupJoinFn(*args))
+        else:
+            # The side input's elements are typed Any on purpose: a schema'd
+            # (RowCoder) side input fails on Flink's streaming runner, which
+            # copies the decoded Java Rows with Kryo; opaque Python-coded
+            # values pass through it as bytes.
+            lookup = beam.pvalue.AsDict(
+                self._table
+                | "KeyTable" >> beam.Map(lambda row: (getattr(row, table_key), row)).with_output_types(
+                    tuple[Any, Any]
+                )
+            )
+            source, join = pcoll, beam.ParDo(_SideInputJoinFn(*args), lookup)
+        result = source | "Join" >> join.with_output_types(row_type).with_outputs(DEAD_LETTERS, main="records")
         result[DEAD_LETTERS].element_type = DeadLetter
         return result

@@ -12,7 +12,7 @@ import apache_beam as beam
 from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.errors import RecordError, SchemaError
-from hybridflow.metrics import counter
+from hybridflow.metrics import EventTimeLag, counter
 from hybridflow.schemas import DeadLetter, FieldInfo, fields_of, to_timestamp
 from hybridflow.transforms.dead_letters import DEAD_LETTERS, DeadLetterCounter
 
@@ -174,6 +174,7 @@ class _ParseFn(beam.DoFn):
         self._dead = DeadLetterCounter()
         self._in = counter("records_in")
         self._out = counter("records_out")
+        self._lag = EventTimeLag()
         self._parsed_avro_schema = None
         if self._avro_schema is not None:
             import fastavro
@@ -226,13 +227,17 @@ class _ParseFn(beam.DoFn):
         try:
             record = self._parse(self._decode(element))
         except RecordError as exc:
-            yield self._dead.dead_letter(self._stage, exc.reason, str(exc), element)
-            return
-        self._out.inc()
-        if self._timestamp_field is None:
+            record, problem = None, exc
+        if record is None:
+            yield self._dead.dead_letter(self._stage, problem.reason, str(problem), element)
+        elif self._timestamp_field is None:
+            self._out.inc()
             yield record
         else:
-            yield beam.window.TimestampedValue(record, getattr(record, self._timestamp_field))
+            self._out.inc()
+            event_time = getattr(record, self._timestamp_field)
+            self._lag.observe(event_time)
+            yield beam.window.TimestampedValue(record, event_time)
 
 
 class ParseRecords(beam.PTransform):
@@ -263,10 +268,15 @@ class ParseRecords(beam.PTransform):
 
         >>> import apache_beam as beam
         >>> from hybridflow import ParseRecords, Transaction
-        >>> with beam.Pipeline() as p:
-        ...     parsed = (p | beam.Create(['{"bad json'])
-        ...                 | ParseRecords(Transaction))
+        >>> from hybridflow.testing import batch_pipeline
+        >>> good = ('{"txn_id": "t1", "card_id": "c1", "customer_id": "u1", "merchant_id": "m1", '
+        ...         '"category": "food", "amount": "12.50", "currency": "EUR", "country": "FR", '
+        ...         '"event_time": "2026-01-01T00:00:05Z"}')
+        >>> with batch_pipeline() as p:
+        ...     parsed = p | beam.Create([good, '{"bad json']) | ParseRecords(Transaction)
+        ...     _ = parsed.records | beam.Map(lambda t: print(t.txn_id, t.amount, t.event_time))
         ...     _ = parsed.dead_letters | beam.Map(lambda d: print(d.error_type))
+        t1 12.5 Timestamp(1767225605)
         invalid_json
     """
 

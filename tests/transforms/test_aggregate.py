@@ -103,6 +103,27 @@ class TestBatch:
                 ),
             )
 
+    def test_approximate_aggregations(self):
+        """approx_distinct is exact below 1024 values; percentiles are within 1 %,
+        p0/p100 are the exact min/max."""
+        events = transactions([("c1", a, i) for i, a in enumerate([5, 1, 9, 3, 7, 1, 5, 100, 2, 4])])
+        events = [e._replace(merchant_id=f"m{i % 4}") for i, e in enumerate(events)]
+        spec = {"merchants": "approx_distinct(merchant_id)", "amounts": "approx_distinct(amount)",
+                "p0": "p0(amount)", "med": "percentile(amount, 0.5)", "p90": "p90(amount)", "p100": "p100(amount)"}
+        with batch_pipeline() as p:
+            out = p | CreateEvents(events) | WindowedAggregate(key="card_id", window="fixed:60s", aggregations=spec)
+            rows = out.aggregates | beam.Map(lambda r: (r.merchants, r.amounts, r.p0, r.med, r.p90, r.p100))
+            exact = sorted(e.amount for e in events)
+
+            def check(got):
+                (merchants, amounts, p0, med, p90, p100), = got
+                assert (merchants, amounts, p0, p100) == (4, 8, 1.0, 100.0)
+                assert med == pytest.approx(exact[int(0.5 * 9)], rel=0.01)
+                assert p90 == pytest.approx(exact[int(0.9 * 9)], rel=0.01)
+
+            assert_that(rows, check)
+        assert [f for f, _ in out.aggregates.element_type._fields][-6:] == list(spec)
+
     def test_wrong_input_fails_at_construction(self):
         p = batch_pipeline()
         pcoll = p | CreateEvents(EVENTS)
@@ -195,7 +216,9 @@ def test_parity_batch_equals_streaming(window, tmp_path):
         [(f"c{rng.randrange(4)}", round(rng.uniform(0, 500), 2), round(rng.uniform(0, 600), 3)) for _ in range(120)]
     )
     rng.shuffle(events)
-    spec = dict(key="card_id", window=window, aggregations={**AGGS, "sd": "stddev(amount)"})
+    spec = dict(key="card_id", window=window, aggregations={
+        **AGGS, "sd": "stddev(amount)", "ids": "approx_distinct(txn_id)", "p50": "p50(amount)",
+        "p95": "percentile(amount, 0.95)"})
 
     with batch_pipeline() as p:
         out = p | CreateEvents(events) | WindowedAggregate(**spec)
@@ -207,5 +230,7 @@ def test_parity_batch_equals_streaming(window, tmp_path):
     batch_rows, stream_rows = collected(tmp_path / "batch"), collected(tmp_path / "stream")
     assert batch_rows, "no output"
     assert final(batch_rows) == final(stream_rows)
-    sd = {(r.card_id, r.window_start): r.sd for r in batch_rows}
-    assert sd == {(r.card_id, r.window_start): r.sd for r in stream_rows if r.pane == "ON_TIME"}
+    # stddev and the approximate aggregations agree to the last bit too
+    approx = {(r.card_id, r.window_start): (r.sd, r.ids, r.p50, r.p95) for r in batch_rows}
+    assert approx == {(r.card_id, r.window_start): (r.sd, r.ids, r.p50, r.p95)
+                      for r in stream_rows if r.pane == "ON_TIME"}

@@ -174,3 +174,27 @@ def test_transaction_constraints():
     for bad in ({"amount": -1}, {"currency": "EURO"}, {"country": "usa"}):
         with pytest.raises(RecordError):
             parse({**base, **bad})
+
+
+@pytest.mark.streaming
+def test_parity_batch_equals_streaming(tmp_path):
+    """The same payloads, bounded and as a TestStream with watermark moves, give the
+    same records (with the same timestamps) and the same dead letters."""
+    from apache_beam.testing.test_stream import TestStream
+
+    from hybridflow.testing import Collect, collected, streaming_pipeline
+
+    inputs = [line(), "{bad", line(sensor="s2", value=30, event_time="2026-01-01T00:01:00Z"),
+              line(status="x"), line(sensor="s3", event_time=1767225700), b"\xff"]
+    stream = (TestStream().add_elements(inputs[:3]).advance_watermark_to(START + 30)
+              .add_elements(inputs[3:]).advance_watermark_to_infinity())
+    for name, make, source in (("batch", batch_pipeline, beam.Create(inputs)), ("stream", streaming_pipeline, stream)):
+        with make() as p:
+            parsed = p | source | ParseRecords(Reading)
+            (parsed.records | beam.Map(lambda r, ts=beam.DoFn.TimestampParam: (r, ts))
+             | Collect(tmp_path / name))
+            parsed.dead_letters | "Reasons" >> beam.Map(lambda d: (d.error_type, d.payload)) | "Dead" >> Collect(
+                tmp_path / f"{name}-dead")
+    assert sorted(collected(tmp_path / "batch")) == sorted(collected(tmp_path / "stream"))
+    assert len(collected(tmp_path / "batch")) == 3
+    assert sorted(collected(tmp_path / "batch-dead")) == sorted(collected(tmp_path / "stream-dead"))

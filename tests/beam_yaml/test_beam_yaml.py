@@ -1,0 +1,161 @@
+"""hybridflow's transforms in a Beam YAML pipeline, run by Beam's own YAML runner."""
+
+import json
+import textwrap
+
+import pytest
+import yaml
+from apache_beam.yaml import main as yaml_main
+from apache_beam.yaml.yaml_provider import InlineProvider
+
+from hybridflow import SchemaError
+from hybridflow import beam_yaml
+
+
+def txn(txn_id, card, amount, second):
+    return json.dumps({
+        "txn_id": txn_id, "card_id": card, "customer_id": "u1", "merchant_id": "m1", "category": "food",
+        "amount": amount, "currency": "USD", "country": "US", "event_time": f"2026-01-01T00:00:{second:02d}Z",
+    })
+
+
+LINES = [
+    txn("t1", "c1", 20.0, 5),
+    txn("t2", "c1", 900.0, 10),
+    txn("t2", "c1", 900.0, 10),  # a duplicate delivery
+    txn("t3", "c2", 15.0, 20),
+    txn("t4", "c3", 1.0, 30),  # no profile: a dead letter from Enrich
+    '{"txn_id": "t5", "amount": "lots"}',  # a dead letter from ParseRecords
+]
+
+PIPELINE = """
+providers:
+  - include: {providers}
+pipeline:
+  transforms:
+    - type: Create
+      config:
+        elements: {elements}
+    - type: ParseRecords
+      input: Create
+      config:
+        schema: hybridflow.schemas.Transaction
+        payload_field: line
+        error_handling: {{output: dead_letters}}
+    - type: Dedupe
+      input: ParseRecords
+      config: {{id_field: txn_id, within: 1h}}
+    - type: Enrich
+      input: Dedupe
+      config:
+        key: card_id
+        prefix: profile_
+        on_missing: dead_letter
+        lookup:
+          type: memory
+          key: card_id
+          schema: hybridflow.schemas.CardProfile
+          cache_ttl: 5m
+          rows:
+            - {{card_id: c1, txn_count: 40, amount_mean: 25.0, amount_stddev: 5.0, usual_countries: [US],
+               last_seen: "2025-12-31T00:00:00Z"}}
+            - {{card_id: c2, txn_count: 3, amount_mean: 15.0, amount_stddev: 1.0, usual_countries: [US],
+               last_seen: "2025-12-31T00:00:00Z"}}
+        error_handling: {{output: dead_letters}}
+    - type: WindowedAggregate
+      input: Enrich
+      config:
+        key: card_id
+        window: fixed:60s
+        aggregations: {{n: count, total: sum(amount), p50: p50(amount), merchants: approx_distinct(merchant_id),
+                        usual_mean: max(profile_amount_mean)}}
+    - type: ThresholdAlerts
+      input: WindowedAggregate.aggregates
+      config:
+        key: card_id
+        rules:
+          - {{name: spend, field: total, op: ">=", threshold: 500}}
+    - type: MapToFields
+      input: ThresholdAlerts
+      config:
+        language: python
+        fields: {{rule: rule, key: key, value: value}}
+    - type: AssertEqual
+      input: MapToFields
+      config:
+        elements: [{{rule: spend, key: c1, value: 920.0}}]
+    - type: MapToFields
+      name: Windows
+      input: WindowedAggregate.aggregates
+      config:
+        language: python
+        fields: {{card_id: card_id, n: n, total: total, merchants: merchants}}
+    - type: AssertEqual
+      name: CheckWindows
+      input: Windows
+      config:
+        elements: [{{card_id: c1, n: 2, total: 920.0, merchants: 1}}, {{card_id: c2, n: 1, total: 15.0, merchants: 1}}]
+    - type: Flatten
+      input: [ParseRecords.dead_letters, Enrich.dead_letters]
+    - type: MapToFields
+      name: Reasons
+      input: Flatten
+      config:
+        language: python
+        fields: {{stage: stage, error_type: error_type}}
+    - type: AssertEqual
+      name: CheckDeadLetters
+      input: Reasons
+      config:
+        elements: [{{stage: ParseRecords, error_type: missing_field}}, {{stage: Enrich, error_type: missing_key}}]
+"""
+
+
+def test_yaml_pipeline_runs_end_to_end(tmp_path):
+    """ParseRecords -> Dedupe -> Enrich (lookup) -> WindowedAggregate -> ThresholdAlerts,
+    written in Beam YAML and run by `apache_beam.yaml.main` on the FnApiRunner."""
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(PIPELINE.format(providers=beam_yaml.PROVIDERS_FILE,
+                                    elements=json.dumps([{"line": line} for line in LINES])))
+    yaml.safe_load(spec.read_text())  # the spec itself is valid YAML
+    yaml_main.run(argv=[f"--yaml_pipeline_file={spec}", "--runner=FnApiRunner"])
+
+
+def test_yaml_pipeline_assertions_can_fail(tmp_path):
+    """The same pipeline with a wrong expectation fails: the test above is not vacuous."""
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(PIPELINE.format(providers=beam_yaml.PROVIDERS_FILE,
+                                    elements=json.dumps([{"line": line} for line in LINES]))
+                    .replace("value: 920.0", "value: 921.0"))
+    with pytest.raises(Exception, match="921"):
+        yaml_main.run(argv=[f"--yaml_pipeline_file={spec}", "--runner=FnApiRunner"])
+
+
+def test_providers_file_lists_every_transform_with_a_yaml_ready_signature():
+    (provider,) = beam_yaml.providers()
+    names = set(provider.provided_transforms())
+    assert names == {"ParseRecords", "Enrich", "WindowedAggregate", "Dedupe", "ThresholdAlerts"}
+    for name in names:
+        schema = InlineProvider.config_schema_from_callable(getattr(beam_yaml, name))
+        assert schema.fields, name
+        assert all(f.description for f in schema.fields), f"{name}: every parameter has Args: docs"
+
+
+def test_dead_letters_need_an_output():
+    with pytest.raises(SchemaError, match="error_handling"):
+        beam_yaml.ParseRecords(schema="hybridflow.schemas.Transaction")
+    with pytest.raises(SchemaError, match="error_handling"):
+        beam_yaml.Enrich(key="card_id", on_missing="dead_letter")
+    with pytest.raises(SchemaError, match="cannot be imported"):
+        beam_yaml.ParseRecords(schema="hybridflow.schemas.Nope", error_handling={"output": "dead"})
+    with pytest.raises(SchemaError, match="lookup type"):
+        beam_yaml.lookup_handler({"type": "redis", "key": "card_id", "schema": "hybridflow.schemas.CardProfile"})
+
+
+def test_python_m_prints_the_providers_path():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "hybridflow.beam_yaml"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == beam_yaml.PROVIDERS_FILE
+    assert textwrap.dedent(open(beam_yaml.PROVIDERS_FILE).read()).count("hybridflow.beam_yaml.") == 5
