@@ -24,7 +24,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from hybridflow.durations import format_duration
 from hybridflow.errors import InvalidOptionError, SchemaError
-from hybridflow.options import HybridflowOptions, duration_arg, parser_actions
+from hybridflow.options import HybridflowOptions, bool_arg, duration_arg, parser_actions
 
 __all__ = [
     "TemplateParameter",
@@ -41,6 +41,7 @@ TYPE_REGEXES: Mapping[Any, str] = {
     int: r"^[+-]?[0-9]+$",
     float: rf"^[+-]?{_NUMBER}(?:[eE][+-]?[0-9]+)?$",
     duration_arg: rf"^{_NUMBER}(?:ms|s|m|h|d)?$",
+    bool_arg: r"^(?:true|false|True|False|yes|no|on|off|1|0)$",
 }
 #: Shared flags whose pipeline default is a local path: required in a
 #: template, and they must be a URI with a scheme (gs://, s3:// ...).

@@ -162,6 +162,4 @@ def _engine(result, options, requested: str) -> str:
     portable_direct = requested.replace("Runner", "") in ("Direct", "SwitchingDirect", "Prism")
     if "Prism" in kind or (kind == "PipelineResult" and portable_direct):
         engine = "Prism"
-    if requested.replace("Runner", "") == engine.replace("Runner", ""):
-        return requested
-    return f"{requested} ({engine})"
+    return requested if requested == engine else f"{requested} ({engine})"
