@@ -9,13 +9,14 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink
+.PHONY: demo test venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-services
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
 	@echo "make test   - install the test extra and run the test suite"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
 	@echo "make tools  - provision the local runners (Prism binary, Flink job server jar) into ~/.apache_beam/cache (cached)"
+	@echo "make tools-services - provision the local test services and the Kafka expansion service (cached)"
 
 $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +25,7 @@ $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-base setup.py Makefile
-	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring]'
+	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring,kafka,postgres]'
 	touch $@
 
 # Debian packages the monitoring tests run (Prometheus scrapes a live
@@ -61,10 +62,9 @@ demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
 # hybridflow/_pins.py (tools/pins.sh reads it), so the Python SDK, Prism and
 # the Flink job server always agree.
 #
-# `tools` is everything tests and demos need. Hook: the local services and the
-# Kafka expansion service (`tools-services`, tools/services + tools/kafka) join
-# it as one more prerequisite: `tools: tools-runners tools-services`.
-tools: tools-runners
+# `tools` is everything tests and demos need: the runners and the local
+# services with the Kafka expansion service.
+tools: tools-runners tools-services
 
 tools-runners: tools-prism tools-flink
 
@@ -73,6 +73,13 @@ tools-prism:
 
 tools-flink:
 	tools/flink/provision.sh
+
+# Local services for the connector tests (Kafka broker and Beam's Java Kafka IO from Maven, the
+# Pub/Sub fake and Bigtable emulator from Go, moto / gcp-storage-emulator / bqemulator in their own
+# venvs, Debian's PostgreSQL), under ~/.cache/hybridflow; idempotent, seconds when cached.
+tools-services:
+	PYTHON=$(PYTHON) tools/services/provision.sh all
+	tools/kafka/provision.sh
 
 test: $(VENV)/.stamp-test system-packages tools
 	$(PY) -m pytest

@@ -35,7 +35,10 @@ setup(
     extras_require={
         "gcp": [f"apache-beam[gcp]=={BEAM_VERSION}"],
         "aws": [f"apache-beam[aws]=={BEAM_VERSION}", "boto3>=1.28"],
+        # Beam's Kafka IO is Java (cross-language); kafka-python checks the broker and topics
+        # up front and backs the test helpers
         "kafka": ["kafka-python>=2.0"],
+        "postgres": ["psycopg[binary]>=3.1"],
         "yaml": [f"apache-beam[yaml]=={BEAM_VERSION}"],  # Beam YAML pipelines (hybridflow.beam_yaml)
         # live Prometheus metrics (--metrics_port) and the HTML report (hybridflow report)
         "monitoring": ["prometheus-client>=0.20", "matplotlib>=3.8"],

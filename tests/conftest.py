@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytest_plugins = ["hybridflow.testing.services.pytest_plugin"]
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 REQUIRE_SERVICES = os.environ.get("HYBRIDFLOW_REQUIRE_SERVICES") == "1"
 

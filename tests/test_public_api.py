@@ -52,3 +52,27 @@ def test_every_error_derives_from_the_one_tree():
         obj = getattr(hybridflow, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, hybridflow.HybridflowError), name
+
+
+IO_EXPECTED = {
+    "ReadFrom", "WriteTo", "ReadFromFiles", "WriteToFiles", "ReadFromPubSub", "WriteToPubSub", "ReadFromKafka",
+    "WriteToKafka", "ReadFromBigQuery", "WriteToBigQuery", "WriteToBigtable", "ReadFromPostgres",
+    "ReadSyntheticTransactions", "SyntheticTransactions", "generate_transactions", "EndpointUri", "parse_uri",
+    "ConnectorOptions",
+}
+SERVICES_EXPECTED = {
+    "ServiceProcess", "LoopbackBinary", "ServiceUnavailable", "free_port", "tools_home", "KafkaBroker", "KafkaExpansionService",
+    "PubSubEmulator", "BigtableEmulator", "S3Server", "GcsEmulator", "anonymous_gcp", "BigQueryEmulator",
+    "PostgresServer",
+}
+
+
+def test_io_and_services_exports_are_curated():
+    import hybridflow.io
+    import hybridflow.testing.services
+
+    assert set(hybridflow.io.__all__) == IO_EXPECTED
+    assert set(hybridflow.testing.services.__all__) == SERVICES_EXPECTED
+    for module in (hybridflow.io, hybridflow.testing.services):
+        for name in module.__all__:
+            assert getattr(module, name) is not None, name

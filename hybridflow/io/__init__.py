@@ -2,27 +2,45 @@
 
 ``ReadFrom(uri)`` and ``WriteTo(uri)`` pick the connector by the URI's scheme:
 
-==========================================  =========  ====  =====
-URI                                         bounded?   read  write
-==========================================  =========  ====  =====
-local path / ``gs://`` / ``s3://`` glob     yes        yes   yes
-``synthetic://transactions?...``           either     yes   --
-``https://...``, ``webhook+http(s)://...``  either     --    yes (alerts: POST per record,
-                                                             :mod:`hybridflow.monitoring.webhook`)
-==========================================  =========  ====  =====
+==================================================  =========  ====================  =====
+URI                                                 bounded?   read                  write
+==================================================  =========  ====================  =====
+local path / ``gs://`` / ``s3://`` glob              yes        yes                   yes
+``pubsub://projects/P/topics/T`` / ``.../subscriptions/S``  no  yes                  yes
+``kafka://host:port/topic``                          no [#]_    yes                   yes
+``bigquery://project.dataset.table``                 yes        yes                   yes
+``bigtable://project/instance/table``                --         lookup (``Enrich``)   yes
+``postgresql://user@host:port/db?table=T``           yes        yes (partitioned)     --
+``synthetic://transactions?...``                     either     yes                   --
+``https://...``, ``webhook+http(s)://...``           either     --                    yes (alerts: POST
+                                                                                       per record,
+                                                                                       :mod:`hybridflow.monitoring.webhook`)
+==================================================  =========  ====================  =====
+
+.. [#] bounded with ``max_records=`` / ``max_seconds=``.
 
 Each connector is a public ``ReadFromX`` / ``WriteToX`` PTransform in its own
 module, thin over Beam's own IO; ``ReadFrom`` / ``WriteTo`` only dispatch.
+Connectors import their client libraries only when a pipeline uses them, so
+a missing optional dependency is reported then, as
+``pip install hybridflow[extra]`` (:class:`~hybridflow.errors.MissingExtraError`).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Optional
 
 import apache_beam as beam
 
 from hybridflow.errors import InvalidUriError
+from hybridflow.io.bigquery import ReadFromBigQuery, WriteToBigQuery
+from hybridflow.io.bigtable import WriteToBigtable
 from hybridflow.io.files import ReadFromFiles, WriteToFiles
+from hybridflow.io.kafka import ReadFromKafka, WriteToKafka
+from hybridflow.io.options import ConnectorOptions
+from hybridflow.io.postgres import ReadFromPostgres
+from hybridflow.io.pubsub import ReadFromPubSub, WriteToPubSub
 from hybridflow.io.synthetic import ReadSyntheticTransactions, SyntheticTransactions, generate_transactions
 from hybridflow.io.uri import EndpointUri, file_format, parse_uri
 
@@ -31,25 +49,46 @@ __all__ = [
     "WriteTo",
     "ReadFromFiles",
     "WriteToFiles",
+    "ReadFromPubSub",
+    "WriteToPubSub",
+    "ReadFromKafka",
+    "WriteToKafka",
+    "ReadFromBigQuery",
+    "WriteToBigQuery",
+    "WriteToBigtable",
+    "ReadFromPostgres",
     "ReadSyntheticTransactions",
     "SyntheticTransactions",
     "generate_transactions",
     "EndpointUri",
     "parse_uri",
+    "ConnectorOptions",
 ]
 
-_READ_SCHEMES = ("local path", "gs://", "s3://", "synthetic://")
-_WRITE_SCHEMES = ("local path", "gs://", "s3://", "http(s)://", "webhook+http(s)://")
+# scheme -> module with reader(endpoint, bounded) and/or writer(endpoint, record_type)
+_CONNECTORS = {
+    "pubsub": "hybridflow.io.pubsub",
+    "kafka": "hybridflow.io.kafka",
+    "bigquery": "hybridflow.io.bigquery",
+    "bigtable": "hybridflow.io.bigtable",
+    "postgresql": "hybridflow.io.postgres",
+    "postgres": "hybridflow.io.postgres",
+}
+_READ_SCHEMES = ("local path", "gs://", "s3://", "pubsub://", "kafka://", "bigquery://", "postgresql://", "synthetic://")
+_WRITE_SCHEMES = (
+    "local path", "gs://", "s3://", "pubsub://", "kafka://", "bigquery://", "bigtable://",
+    "http(s)://", "webhook+http(s)://",
+)
+_FILE_READ_PARAMS = ("format", "validate")
+_FILE_WRITE_PARAMS = ("format", "shards", "every", "partition_by", "validate")
 
 
-def _int_param(endpoint: EndpointUri, name: str, default: int) -> int:
-    raw = endpoint.param(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise InvalidUriError(f"{endpoint.raw!r}: {name}={raw!r} must be an integer") from exc
+def _connector(endpoint: EndpointUri, role: str):
+    """The reader/writer factory of ``endpoint``'s scheme, or None."""
+    module = _CONNECTORS.get(endpoint.scheme)
+    if module is None:
+        return None
+    return getattr(importlib.import_module(module), role, None)
 
 
 def _file_prefix(endpoint: EndpointUri, fmt: str) -> tuple[str, str]:
@@ -65,7 +104,13 @@ def _file_prefix(endpoint: EndpointUri, fmt: str) -> tuple[str, str]:
 
 def _reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
     if endpoint.is_file:
-        return ReadFromFiles(endpoint.location, format=file_format(endpoint))
+        endpoint.check_params(_FILE_READ_PARAMS, "file sources")
+        return ReadFromFiles(
+            endpoint.location, format=file_format(endpoint), validate=endpoint.bool_param("validate", True)
+        )
+    make = _connector(endpoint, "reader")
+    if make is not None:
+        return make(endpoint, bounded)
     if endpoint.scheme == "synthetic":
         if endpoint.netloc != "transactions":
             raise InvalidUriError(
@@ -86,20 +131,26 @@ def _reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
 
 def _writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
     if endpoint.is_file:
+        endpoint.check_params(_FILE_WRITE_PARAMS, "file sinks")
         fmt = file_format(endpoint)
         prefix, suffix = _file_prefix(endpoint, fmt)
         return WriteToFiles(
             prefix,
             format=fmt,
             suffix=suffix,
-            num_shards=_int_param(endpoint, "shards", 0),
-            triggering_frequency=_int_param(endpoint, "every", 60),
+            num_shards=endpoint.int_param("shards", 0),
+            triggering_frequency=endpoint.int_param("every", 60),
             record_type=record_type,
+            partition_by=endpoint.param("partition_by"),
+            validate=endpoint.bool_param("validate", True),
         )
     if endpoint.scheme in ("http", "https", "webhook+http", "webhook+https"):
         from hybridflow.monitoring.webhook import WriteToWebhook
 
         return WriteToWebhook.from_uri(endpoint.raw)
+    make = _connector(endpoint, "writer")
+    if make is not None:
+        return make(endpoint, record_type)
     raise InvalidUriError(
         f"{endpoint.raw!r}: no sink for scheme {endpoint.scheme!r}; "
         f"writable: {', '.join(_WRITE_SCHEMES)}"
@@ -136,8 +187,10 @@ class WriteTo(beam.PTransform):
     """Writes schema'd records to the endpoint named by ``uri``.
 
     Args:
-      uri: the sink; file sinks accept ``?shards=N`` (number of files) and
-        ``?every=SECONDS`` (window length of unbounded writes).
+      uri: the sink; file sinks accept ``?shards=N`` (number of files),
+        ``?every=SECONDS`` (window length of unbounded writes) and
+        ``?partition_by=FIELD`` (``dt=YYYY-MM-DD/hour=HH`` directories by a
+        Timestamp field); see each connector for its parameters.
       record_type: the record type if the input's element type is not one.
 
     Example::

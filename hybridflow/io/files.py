@@ -15,28 +15,45 @@ writers produce windowed files every ``triggering_frequency`` seconds of
 *processing* time: Beam's windowed file sinks drop elements behind the
 watermark (allowed lateness 0), and late panes, late records and dead letters
 are behind it by nature, so each element is re-stamped with the time it
-reaches the sink. Event time stays in the record's fields.
+reaches the sink. Event time stays in the record's fields. An empty JSON-lines
+output on ``s3://`` writes no file: Beam's S3 writer cannot complete a
+zero-byte object.
+
+``partition_by="event_time"`` (a Timestamp field) lays the output out
+Hive-style by that field's UTC date and hour, the batch layer's layout::
+
+    out/dt=2026-01-01/hour=00/alerts-00000-of-00002.jsonl
+    out/dt=2026-01-01/hour=01/alerts-00000-of-00001.jsonl
+
+Partitioned (and unbounded Avro) writes go through Beam's dynamic-destination
+``fileio.WriteToFiles`` with a small ``FileSink`` per format; unbounded
+partitioned files also carry their window in the name.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
+import os
 from typing import Any, Optional
 
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.avroio import ReadFromAvro, WriteToAvro
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.parquetio import ReadFromParquet, WriteToParquet
 from apache_beam.io.textio import ReadFromText, WriteToText
 from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.errors import InvalidUriError, SchemaError
+from hybridflow.io._sink import resolve_record_type
+from hybridflow.io.buckets import check_bucket
 from hybridflow.metrics import CountElements
 from hybridflow.schemas import FieldInfo, fields_of, to_json, to_plain
 
-__all__ = ["ReadFromFiles", "WriteToFiles", "arrow_schema", "avro_schema"]
+__all__ = ["ReadFromFiles", "WriteToFiles", "arrow_schema", "avro_schema", "partition_path"]
 
 DEFAULT_TRIGGERING_FREQUENCY = 60
 
@@ -137,20 +154,24 @@ class ReadFromFiles(beam.PTransform):
     Args:
       pattern: a local path, ``gs://`` or ``s3://`` glob.
       format: one of ``jsonl``, ``csv``, ``avro``, ``parquet``.
+      validate: check an ``s3://`` / ``gs://`` bucket exists at construction.
 
     Example::
 
         lines = p | ReadFromFiles("data/history/*.jsonl", format="jsonl")
     """
 
-    def __init__(self, pattern: str, format: str):
+    def __init__(self, pattern: str, format: str, validate: bool = True):
         super().__init__()
         if format not in ("jsonl", "csv", "avro", "parquet"):
             raise InvalidUriError(f"{pattern!r}: unknown file format {format!r}")
         self._pattern = pattern
         self._format = format
+        self._validate = validate
 
     def expand(self, pbegin):
+        if self._validate:
+            check_bucket(self._pattern, pbegin.pipeline.options)
         if self._format == "jsonl":
             raw = pbegin | "ReadText" >> ReadFromText(self._pattern) | "SkipBlank" >> beam.Filter(
                 lambda line: bool(line.strip())
@@ -173,6 +194,144 @@ class ReadFromFiles(beam.PTransform):
 # Writing
 
 
+def partition_path(time: Timestamp) -> str:
+    """The Hive-style partition of an event time: ``dt=YYYY-MM-DD/hour=HH`` (UTC).
+
+    >>> partition_path(Timestamp.of(1767229199.5))
+    'dt=2026-01-01/hour=00'
+    """
+    moment = datetime.datetime.fromtimestamp(time.micros // 1_000_000, tz=datetime.UTC)
+    return moment.strftime("dt=%Y-%m-%d/hour=%H")
+
+
+class _JsonLinesSink(fileio.FileSink):
+    def open(self, fh):
+        self._fh = fh
+
+    def write(self, record):
+        self._fh.write(to_json(record).encode("utf-8") + b"\n")
+
+    def flush(self):
+        self._fh.flush()
+
+
+class _CsvSink(_JsonLinesSink):
+    def __init__(self, header: str):
+        self._header = header
+
+    def open(self, fh):
+        super().open(fh)
+        fh.write(self._header.encode("utf-8") + b"\n")
+
+    def write(self, record):
+        self._fh.write(_to_csv_line(record).encode("utf-8") + b"\n")
+
+
+class _BufferedSink(fileio.FileSink):
+    """Columnar formats: rows are buffered and the file is written whole at
+    ``flush()``, which fileio calls once, right before closing the file."""
+
+    def __init__(self, record_type: Any):
+        self._record_type = record_type
+
+    def open(self, fh):
+        self._fh = fh
+        self._rows: list = []
+        self._written = False
+
+    def write(self, record):
+        self._rows.append(_to_columnar_dict(record))
+
+    def flush(self):
+        if not self._rows:
+            return
+        if self._written:
+            raise RuntimeError("a columnar file can be written only once; fileio flushed it twice")
+        self._write_file(self._rows)
+        self._rows, self._written = [], True
+        self._fh.flush()
+
+    def _write_file(self, rows):
+        raise NotImplementedError
+
+
+class _ParquetSink(_BufferedSink):
+    def _write_file(self, rows):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(self._record_type)), self._fh)
+
+
+class _AvroSink(_BufferedSink):
+    def _write_file(self, rows):
+        import fastavro
+
+        fastavro.writer(self._fh, fastavro.parse_schema(avro_schema(self._record_type)), rows)
+
+
+def _file_sink(fmt: str, record_type: Any) -> fileio.FileSink:
+    if fmt == "jsonl":
+        return _JsonLinesSink()
+    if fmt == "csv":
+        return _CsvSink(",".join(f.name for f in fields_of(record_type)))
+    if fmt == "parquet":
+        return _ParquetSink(record_type)
+    return _AvroSink(record_type)
+
+
+class _ValueSink(fileio.FileSink):
+    """Writes the record of a ``(partition, record)`` pair with another sink."""
+
+    def __init__(self, sink: fileio.FileSink):
+        self._sink = sink
+
+    def open(self, fh):
+        self._sink.open(fh)
+
+    def write(self, keyed):
+        self._sink.write(keyed[1])
+
+    def flush(self):
+        self._sink.flush()
+
+
+def _partitioned_naming(name: str, suffix: str):
+    """fileio naming: ``<partition>/<name>[-<window>]-SSSSS-of-NNNNN<suffix>``."""
+
+    def naming(window, pane, shard_index, total_shards, compression, destination):
+        parts = [name]
+        if isinstance(window, beam.window.IntervalWindow):
+            parts += [window.start.to_utc_datetime().strftime("%Y%m%dT%H%M%S"),
+                      window.end.to_utc_datetime().strftime("%Y%m%dT%H%M%S")]
+        parts.append(f"{shard_index:05d}-of-{total_shards:05d}")
+        base = "-".join(parts) + suffix
+        return f"{destination}/{base}" if destination else base
+
+    return naming
+
+
+class _PartitionOf(beam.DoFn):
+    """Keys each record by the partition of its time field; on local file
+    systems it creates the partition directories too, because fileio's final
+    rename does not (and only logs a failed rename)."""
+
+    def __init__(self, field: Optional[str], base: str):
+        self._field = field
+        self._base = base
+
+    def setup(self):
+        self._local = FileSystems.get_scheme(self._base) in (None, "file")
+        self._made: set = set()
+
+    def process(self, record):
+        partition = partition_path(getattr(record, self._field)) if self._field else ""
+        if self._local and partition not in self._made:
+            os.makedirs(os.path.join(self._base, partition), exist_ok=True)
+            self._made.add(partition)
+        yield partition, record
+
+
 class _StampArrival(beam.DoFn):
     """Re-stamps an element with the processing time it reaches the sink."""
 
@@ -191,6 +350,9 @@ class WriteToFiles(beam.PTransform):
       triggering_frequency: seconds between windowed writes of an unbounded
         input (ignored when bounded).
       record_type: the record type; by default the input's element type.
+      partition_by: a required Timestamp field: write Hive-style partitions
+        ``dt=YYYY-MM-DD/hour=HH`` of its UTC time under the prefix's directory.
+      validate: check an ``s3://`` / ``gs://`` bucket exists at construction.
 
     Output: the PCollection of written file names (bounded input) as Beam's
     file sinks return it.
@@ -204,6 +366,8 @@ class WriteToFiles(beam.PTransform):
         num_shards: int = 0,
         triggering_frequency: int = DEFAULT_TRIGGERING_FREQUENCY,
         record_type: Any = None,
+        partition_by: Optional[str] = None,
+        validate: bool = True,
     ):
         super().__init__()
         if format not in ("jsonl", "csv", "avro", "parquet"):
@@ -214,26 +378,66 @@ class WriteToFiles(beam.PTransform):
         self._num_shards = num_shards
         self._triggering_frequency = triggering_frequency
         self._record_type = record_type
+        self._partition_by = partition_by or None
+        self._validate = validate
+
+    def _split_prefix(self) -> tuple[str, str]:
+        """(directory, file name prefix) of the sink's prefix."""
+        cut = self._prefix.rfind("/") + 1
+        return self._prefix[:cut] or ".", self._prefix[cut:] or "part"
 
     @property
     def glob(self) -> str:
         """A glob matching the files this sink writes."""
+        if self._partition_by:
+            directory, name = self._split_prefix()
+            return f"{directory.rstrip('/')}/dt=*/hour=*/{name}*{self._suffix}"
         return f"{self._prefix}*{self._suffix}"
 
     def _resolve_record_type(self, pcoll):
-        record_type = self._record_type or pcoll.element_type
-        try:
-            fields_of(record_type)
-        except SchemaError as exc:
+        return resolve_record_type(pcoll, self._record_type, f"{self._format} files {self._prefix!r}")
+
+    def _check_partition_field(self, record_type) -> None:
+        fields = {f.name: f for f in fields_of(record_type)}
+        field = fields.get(self._partition_by)
+        if field is None or field.type is not Timestamp or field.optional or field.is_list:
             raise SchemaError(
-                f"writing {self._format} to {self._prefix!r} needs schema'd records "
-                f"(NamedTuple or beam.Row), got elements of type {record_type!r}; "
-                "pass record_type=... or map to a NamedTuple first"
-            ) from exc
-        return record_type
+                f"partition_by={self._partition_by!r} for {self._prefix!r}: it must name a required "
+                f"Timestamp field of the records ({', '.join(fields)})"
+            )
+
+    def _expand_fileio(self, pcoll, record_type):
+        """Partitioned and unbounded-Avro writes: Beam's fileio.WriteToFiles."""
+        directory, name = self._split_prefix()
+        records = pcoll | "CountWritten" >> CountElements("records_written")
+        if not pcoll.is_bounded:
+            records = (
+                records
+                | "StampArrival" >> beam.ParDo(_StampArrival()).with_output_types(pcoll.element_type)
+                | "ArrivalWindows" >> beam.WindowInto(beam.window.FixedWindows(self._triggering_frequency))
+            )
+        fmt = self._format
+        return (
+            records
+            | "Partition" >> beam.ParDo(_PartitionOf(self._partition_by, directory))
+            | "WriteFiles" >> fileio.WriteToFiles(
+                path=directory,
+                destination=lambda keyed: keyed[0],
+                sink=lambda _: _ValueSink(_file_sink(fmt, record_type)),
+                file_naming=_partitioned_naming(name, self._suffix),
+                shards=self._num_shards or None,
+            )
+        )
 
     def expand(self, pcoll):
+        if self._validate:
+            check_bucket(self.glob, pcoll.pipeline.options)
         bounded = pcoll.is_bounded
+        if self._partition_by or (not bounded and self._format == "avro"):
+            record_type = self._resolve_record_type(pcoll)
+            if self._partition_by:
+                self._check_partition_field(record_type)
+            return self._expand_fileio(pcoll, record_type)
         frequency = None if bounded else self._triggering_frequency
         # unbounded: one set of files per window, named by its start and end
         template = None if bounded else "-V-SSSSS-of-NNNNN"
@@ -254,6 +458,9 @@ class WriteToFiles(beam.PTransform):
                     num_shards=self._num_shards,
                     shard_name_template=template,
                     triggering_frequency=frequency,
+                    # Beam's S3 writer cannot finish a zero-byte object (a multipart upload with no
+                    # parts: MalformedXML), so an empty output writes no file on s3://
+                    skip_if_empty=self._prefix.startswith("s3://"),
                 )
             )
         record_type = self._resolve_record_type(pcoll)
@@ -283,11 +490,6 @@ class WriteToFiles(beam.PTransform):
                     shard_name_template=template,
                     triggering_frequency=frequency,
                 )
-            )
-        if not bounded:
-            raise InvalidUriError(
-                f"{self._prefix!r}: the Avro sink writes bounded input only; "
-                "use format=parquet or jsonl for an unbounded input"
             )
         return (
             counted

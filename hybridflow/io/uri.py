@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import urllib.parse
-from typing import Mapping
+from typing import Iterable, Mapping, Optional
 
 from hybridflow.errors import InvalidUriError
 
@@ -54,6 +54,40 @@ class EndpointUri:
 
     def param(self, name: str, default=None):
         return self.params.get(name, default)
+
+    def int_param(self, name: str, default: Optional[int] = None) -> Optional[int]:
+        raw = self.params.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise InvalidUriError(f"{self.raw!r}: {name}={raw!r} must be an integer") from None
+
+    def bool_param(self, name: str, default: bool) -> bool:
+        raw = self.params.get(name)
+        if raw is None or raw == "":
+            return default
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise InvalidUriError(f"{self.raw!r}: {name}={raw!r} must be true or false")
+
+    def list_param(self, name: str) -> list[str]:
+        raw = self.params.get(name) or ""
+        return [item.strip() for item in raw.split(",") if item.strip()]
+
+    def check_params(self, allowed: Iterable[str], what: str) -> None:
+        """Raises InvalidUriError for a query parameter not in ``allowed``."""
+        allowed = sorted(allowed)
+        unknown = sorted(set(self.params) - set(allowed))
+        if unknown:
+            raise InvalidUriError(
+                f"{self.raw!r}: unknown parameter {unknown[0]!r} for {what}; "
+                f"known: {', '.join(allowed) or 'none'}"
+            )
 
 
 def parse_uri(uri: str) -> EndpointUri:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Mapping, Optional
+from typing import Mapping
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions, StandardOptions
 
 from hybridflow.io import WriteTo
+from hybridflow.io.options import sink_overrides
 from hybridflow.metrics import MetricsSnapshot, query_counters
 from hybridflow.monitoring.job import JobMonitor, deliver_alerts
 from hybridflow.options import HybridflowOptions
@@ -89,7 +90,8 @@ class _PrintAlertFn(beam.DoFn):
 
 
 def construct(p: beam.Pipeline, spec: PipelineSpec, options: PipelineOptions) -> dict[str, str]:
-    """Builds ``spec`` into ``p`` and adds its sinks; returns output locations.
+    """Builds ``spec`` into ``p`` and adds its sinks (``--sink`` overrides the
+    pipeline's own per output); returns output locations.
 
     With ``--print_alerts``, an ``alerts`` output is also printed line by line
     as alerts are raised (``ALERT <event time>  <message>``); with
@@ -98,13 +100,19 @@ def construct(p: beam.Pipeline, spec: PipelineSpec, options: PipelineOptions) ->
     outputs = deliver_alerts(spec.build(p, options), options)  # --alerts_webhook
     if options.view_as(HybridflowOptions).print_alerts and "alerts" in outputs:
         outputs["alerts"] | "PrintAlerts" >> beam.ParDo(_PrintAlertFn())
+    sinks = {name: [uri] for name, uri in spec.sinks(options).items()}
+    sinks.update(sink_overrides(options, outputs))
     locations = {}
-    for name, uri in spec.sinks(options).items():
+    for name, uris in sinks.items():
         if name not in outputs:
             continue
-        sink = WriteTo(uri)
-        outputs[name] | f"Write{name.title().replace('_', '')}" >> sink
-        locations[name] = sink.location
+        label = f"Write{name.title().replace('_', '')}"
+        written = []
+        for i, uri in enumerate(uris):
+            sink = WriteTo(uri)
+            outputs[name] | (label if i == 0 else f"{label}{i + 1}") >> sink
+            written.append(sink.location)
+        locations[name] = ", ".join(written)
     return locations
 
 

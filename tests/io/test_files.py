@@ -40,3 +40,68 @@ def test_unschemad_input_is_rejected_at_construction(tmp_path):
     p = batch_pipeline()
     with pytest.raises(SchemaError, match="schema'd records"):
         _ = p | beam.Create([1, 2]) | WriteTo(f"{tmp_path}/x.parquet")
+
+
+# --------------------------------------------------------------------------
+# Hive-style partitions by event date and hour, and unbounded writes
+
+from hybridflow.testing import Collect, collected  # noqa: E402
+from tests.io.edge_records import EDGES, Edge  # noqa: E402
+
+
+def _as_parsed(records):
+    """ParseRecords reads an empty string in an Optional field as null (and CSV
+    could not tell them apart anyway)."""
+    return [r._replace(text=r.text or None) for r in records]
+
+
+def _read_back(pattern, out, schema=Edge):
+    """The parsed records (sorted) and dead letters of the files matching ``pattern``."""
+    with batch_pipeline() as p:
+        parsed = p | ReadFrom(pattern) | ParseRecords(schema, timestamp_field=None)
+        parsed.records | "Records" >> Collect(out / "records")
+        parsed.dead_letters | "Dead" >> Collect(out / "dead")
+    return sorted(collected(out / "records")), collected(out / "dead")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "avro"])
+def test_partitioned_by_event_date_and_hour(tmp_path, fmt):
+    sink = WriteTo(f"{tmp_path}/edges.{fmt}?partition_by=event_time")
+    assert sink.location == f"{tmp_path}/dt=*/hour=*/edges*.{fmt}"
+    with batch_pipeline() as p:
+        _ = p | beam.Create(EDGES).with_output_types(Edge) | sink
+    written = sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob(f"*.{fmt}"))
+    assert {w.rsplit("/", 1)[0] for w in written} == {"dt=2026-01-01/hour=00", "dt=2026-01-01/hour=01"}, written
+    assert all(w.rsplit("/", 1)[1].startswith("edges-") for w in written), written
+    expected = _as_parsed(EDGES)
+    hour0, dead = _read_back(f"{tmp_path}/dt=2026-01-01/hour=00/*.{fmt}", tmp_path / "hour0")
+    assert hour0 == sorted(expected[:4]) and dead == []
+    everything, dead = _read_back(sink.location, tmp_path / "all")
+    assert everything == sorted(expected) and dead == []
+
+
+def test_partition_by_must_name_a_timestamp_field(tmp_path):
+    p = batch_pipeline()
+    with pytest.raises(SchemaError, match="partition_by='amount'.*required Timestamp field"):
+        _ = p | beam.Create(EDGES).with_output_types(Edge) | WriteTo(f"{tmp_path}/x.jsonl?partition_by=amount")
+
+
+def test_unknown_file_parameter_is_a_usage_error(tmp_path):
+    from hybridflow import InvalidUriError
+
+    with pytest.raises(InvalidUriError, match="unknown parameter 'partition' for file sinks; known: every, format"):
+        WriteTo(f"{tmp_path}/x.jsonl?partition=event_time")
+
+
+@pytest.mark.streaming
+@pytest.mark.parametrize("uri", ["edges.avro?every=5", "edges.jsonl?every=5&partition_by=event_time", "edges.parquet?every=5"])
+def test_unbounded_input_writes_windowed_files(tmp_path, uri):
+    from hybridflow.testing import EventStream, Watermark, streaming_pipeline
+
+    sink = WriteTo(f"{tmp_path}/{uri}")
+    with streaming_pipeline() as p:
+        _ = p | EventStream(EDGES[:3] + [Watermark(START + 120)] + EDGES[3:]) | sink
+    fmt = uri.split("?")[0].rsplit(".", 1)[1]
+    assert list(tmp_path.rglob(f"*.{fmt}")), "no files written"
+    everything, dead = _read_back(sink.location, tmp_path / "read")
+    assert everything == sorted(_as_parsed(EDGES)) and dead == []

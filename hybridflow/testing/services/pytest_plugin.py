@@ -1,0 +1,202 @@
+"""pytest fixtures for the local services: ``pytest_plugins = ["hybridflow.testing.services.pytest_plugin"]``.
+
+Session-scoped, each started once on first use and stopped at the end:
+``kafka_broker``, ``kafka_expansion_service``, ``pubsub_emulator``,
+``bigtable_emulator``, ``s3_server``, ``gcs_emulator`` (on disk, shared with
+BigQuery load jobs), ``bigquery_emulator`` (Beam redirected to it),
+``postgres_server``.
+
+Per test, with unique names and cleanup: ``unique_name`` (a fresh
+identifier), ``kafka_topic`` (a factory: ``kafka_topic()`` creates a topic),
+``pubsub_topic`` (factory: topic + subscription), ``s3_bucket``,
+``gcs_bucket``, ``bigquery_dataset``, ``bigtable_table`` (factory), and
+``postgres_schema``.
+
+A service that cannot start (not provisioned, missing client library, crashed)
+skips the test with the reason, or fails it when
+``HYBRIDFLOW_REQUIRE_SERVICES=1`` (CI). Tests that use any of these fixtures
+get the ``services`` marker.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from hybridflow.testing.services._process import ServiceUnavailable
+
+SERVICE_FIXTURES = {
+    "kafka_broker", "kafka_expansion_service", "pubsub_emulator", "bigtable_emulator", "s3_server",
+    "gcs_emulator", "bigquery_emulator", "postgres_server",
+}
+
+
+def _unavailable(what: str, reason: str):
+    if os.environ.get("HYBRIDFLOW_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{what} unavailable (HYBRIDFLOW_REQUIRE_SERVICES=1): {reason}", pytrace=False)
+    pytest.skip(f"{what} unavailable: {reason}")
+
+
+def _started(service):
+    try:
+        return service.start()
+    except ServiceUnavailable as exc:
+        _unavailable(service.name, str(exc))
+    except ImportError as exc:
+        _unavailable(service.name, f"{exc}; install the test extras (`make venv-test`)")
+
+
+def _service_fixture(name: str, module: str, cls: str):
+    """The session fixture ``name``: starts ``hybridflow.testing.services.<module>.<cls>()``, stops it after."""
+
+    def fixture():
+        import importlib
+
+        service = _started(getattr(importlib.import_module(f"hybridflow.testing.services.{module}"), cls)())
+        try:
+            yield service
+        finally:
+            service.stop()
+
+    return pytest.fixture(scope="session", name=name)(fixture)
+
+
+kafka_broker = _service_fixture("kafka_broker", "kafka", "KafkaBroker")
+kafka_expansion_service = _service_fixture("kafka_expansion_service", "kafka", "KafkaExpansionService")
+pubsub_emulator = _service_fixture("pubsub_emulator", "pubsub", "PubSubEmulator")
+bigtable_emulator = _service_fixture("bigtable_emulator", "bigtable", "BigtableEmulator")
+s3_server = _service_fixture("s3_server", "s3", "S3Server")
+postgres_server = _service_fixture("postgres_server", "postgres", "PostgresServer")
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    from hybridflow.testing.services.gcs import GcsEmulator, anonymous_gcp
+
+    anonymous_gcp()
+    service = _started(GcsEmulator(on_disk=True))
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator(gcs_emulator):
+    from hybridflow.testing.services.bigquery import BigQueryEmulator
+
+    service = _started(BigQueryEmulator(gcs_local_root=gcs_emulator.disk_root))
+    try:
+        service.redirect_beam()
+        yield service
+    finally:
+        service.stop()
+
+
+# --------------------------------------------------------------------------
+# Per-test resources
+
+
+@pytest.fixture
+def unique_name():
+    """A fresh lower-case identifier, valid as a topic, bucket, table or dataset name."""
+    return f"hf{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def kafka_topic(kafka_broker):
+    """``kafka_topic(partitions=1)`` creates a topic with a unique name; all are deleted after the test."""
+    from hybridflow.testing.services.kafka import create_topic, delete_topic
+
+    made = []
+
+    def make(partitions: int = 1) -> str:
+        name = f"hf-{uuid.uuid4().hex[:10]}"
+        made.append(create_topic(kafka_broker.bootstrap, name, partitions))
+        return name
+
+    yield make
+    for name in made:
+        delete_topic(kafka_broker.bootstrap, name)
+
+
+@pytest.fixture
+def pubsub_topic(pubsub_emulator):
+    """``pubsub_topic()`` -> ``(topic_path, subscription_path)`` with unique names."""
+
+    def make():
+        name = f"hf-{uuid.uuid4().hex[:10]}"
+        topic = pubsub_emulator.create_topic(name)
+        return topic, pubsub_emulator.create_subscription(topic, f"{name}-sub")
+
+    return make
+
+
+@pytest.fixture
+def bigtable_table(bigtable_emulator):
+    """``bigtable_table(column_families)`` -> a new table id; tables are deleted after the test."""
+    made = []
+
+    def make(column_families=("d",)) -> str:
+        name = f"hf-{uuid.uuid4().hex[:10]}"
+        made.append(bigtable_emulator.create_table(name, column_families))
+        return name
+
+    yield make
+    for table in made:
+        try:
+            table.delete()
+        except Exception:  # noqa: BLE001 - the emulator is in memory; a leftover table is harmless
+            pass
+
+
+@pytest.fixture
+def s3_bucket(s3_server, unique_name):
+    """A new S3 bucket (name) on the moto server, emptied and deleted after the test."""
+    s3_server.create_bucket(unique_name)
+    yield unique_name
+    client = s3_server.client()
+    for obj in client.list_objects_v2(Bucket=unique_name).get("Contents", []):
+        client.delete_object(Bucket=unique_name, Key=obj["Key"])
+    client.delete_bucket(Bucket=unique_name)
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator, unique_name):
+    """A new GCS bucket (name) on the emulator, deleted with its objects after the test."""
+    gcs_emulator.create_bucket(unique_name)
+    yield unique_name
+    bucket = gcs_emulator.client().bucket(unique_name)
+    for blob in bucket.list_blobs():
+        blob.delete()
+    bucket.delete()
+
+
+@pytest.fixture
+def bigquery_dataset(bigquery_emulator, unique_name):
+    """A new dataset ``project.dataset`` on the emulator, deleted with its tables after the test."""
+    full = bigquery_emulator.create_dataset(unique_name)
+    yield full
+    bigquery_emulator.client().delete_dataset(unique_name, delete_contents=True, not_found_ok=True)
+
+
+@pytest.fixture
+def postgres_schema(postgres_server):
+    """A fresh schema in the test database (its name), dropped with its tables after the test."""
+    try:
+        conn = postgres_server.connect()
+    except ImportError as exc:
+        _unavailable("postgres", f"{exc}; install the postgres extra")
+    schema = f"hf_{uuid.uuid4().hex[:10]}"
+    conn.execute(f"CREATE SCHEMA {schema}")
+    yield schema
+    conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    conn.close()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
