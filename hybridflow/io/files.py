@@ -137,20 +137,36 @@ class ReadFromFiles(beam.PTransform):
     Args:
       pattern: a local path, ``gs://`` or ``s3://`` glob.
       format: one of ``jsonl``, ``csv``, ``avro``, ``parquet``.
+      columnar: emit Arrow tables of many payloads each (``jsonl``: a
+        ``line`` column; ``parquet``: the file's columns) instead of one
+        element per payload; see :mod:`hybridflow.columnar`.
 
     Example::
 
         lines = p | ReadFromFiles("data/history/*.jsonl", format="jsonl")
     """
 
-    def __init__(self, pattern: str, format: str):
+    COLUMNAR_FORMATS = ("jsonl", "parquet")
+
+    def __init__(self, pattern: str, format: str, columnar: bool = False):
         super().__init__()
         if format not in ("jsonl", "csv", "avro", "parquet"):
             raise InvalidUriError(f"{pattern!r}: unknown file format {format!r}")
+        if columnar and format not in self.COLUMNAR_FORMATS:
+            raise InvalidUriError(
+                f"{pattern!r}: columnar reads support {' and '.join(self.COLUMNAR_FORMATS)}, not {format}"
+            )
         self._pattern = pattern
         self._format = format
+        self._columnar = columnar
 
     def expand(self, pbegin):
+        if self._columnar:
+            from hybridflow.columnar.read import ReadJsonLinesAsTables, ReadParquetAsTables
+
+            if self._format == "jsonl":
+                return pbegin | "ReadTables" >> ReadJsonLinesAsTables(self._pattern)
+            return pbegin | "ReadTables" >> ReadParquetAsTables(self._pattern)
         if self._format == "jsonl":
             raw = pbegin | "ReadText" >> ReadFromText(self._pattern) | "SkipBlank" >> beam.Filter(
                 lambda line: bool(line.strip())
