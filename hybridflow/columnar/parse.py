@@ -43,17 +43,29 @@ def _json_type(field):
     return {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_()}.get(field.type, pa.string())
 
 
-def _conflict_regex(fields) -> str:
-    """Matches lines where a field holds a JSON value of another type than the
-    one the explicit schema reads (pyarrow.json would reject the block)."""
-    text = [f.name for f in fields if f.type in (str, Timestamp)]
-    number = [f.name for f in fields if f.type in (int, float)]
-    boolean = [f.name for f in fields if f.type is bool]
-    parts = []
-    for names, allowed in ((text, '"n'), (number, "-0-9n"), (boolean, "tfn")):
-        if names:
-            parts.append(r'"(?:%s)"\s*:\s*[^%s\s]' % ("|".join(re.escape(n) for n in names), allowed))
-    return "|".join(parts)
+def _conflict_literals(fields) -> list:
+    """Texts marking lines where a number or boolean field holds a JSON string
+    (``"amount": "12,50"``), which would make pyarrow.json reject the block;
+    other type conflicts are rarer and found by bisecting the block."""
+    return [
+        template % f.name
+        for f in fields
+        if f.type in (int, float, bool)
+        for template in ('"%s": "', '"%s":"')
+    ]
+
+
+def _clean_lines(lines, offsets, data):
+    """Per line: only printable ASCII without backslashes (so every decoded
+    JSON string in it is printable ASCII too)."""
+    import numpy as np
+
+    bad = (data < 0x20) | (data > 0x7E) | (data == 0x5C)
+    bad[offsets[1:] - 1] = False  # the newline ending each line
+    if not bad.any():
+        return np.ones(len(lines), dtype=bool)
+    counts = np.add.reduceat(bad.astype(np.int64), offsets[:-1]) if len(lines) else np.zeros(0, np.int64)
+    return counts == 0
 
 
 class _Vectorizer:
@@ -69,8 +81,9 @@ class _Vectorizer:
             if f.is_list or f.type is bytes:
                 raise _Unsupported(f.name)
 
-    def columns(self, table):
-        """(accepted mask as numpy bool, {name: pyarrow array}) for ``table``."""
+    def columns(self, table, printable: bool = False):
+        """(accepted mask as numpy bool, {name: pyarrow array}) for ``table``;
+        ``printable``: every text value is known to be printable ASCII."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -86,7 +99,7 @@ class _Vectorizer:
                 out[f.name] = pa.nulls(n, self._arrow_schema.field(f.name).type)
                 continue
             column = table.column(f.name).combine_chunks()
-            valid, values = self._field(f, column)
+            valid, values = self._field(f, column, printable)
             null = column.is_null().to_numpy(zero_copy_only=False)
             if f.type is str and f.optional:
                 null |= pc.equal(column, "").fill_null(False).to_numpy(zero_copy_only=False)
@@ -98,7 +111,7 @@ class _Vectorizer:
             out[f.name] = values
         return ok, out
 
-    def _field(self, f, column):
+    def _field(self, f, column, printable=False):
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -109,9 +122,9 @@ class _Vectorizer:
             if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
                 raise _Unsupported(f.name)
             column = column.cast(pa.string())
-            valid = pc.match_substring_regex(column, _PRINTABLE)
+            valid = pa.array(np.ones(len(column), dtype=bool)) if printable else pc.match_substring_regex(column, _PRINTABLE)
             if isinstance(constraint, Pattern):
-                valid = pc.and_(valid, pc.match_substring_regex(column, "^(?:" + constraint.regex + ")$"))
+                valid = pc.and_(valid, _pattern(column, constraint.regex))
             elif isinstance(constraint, OneOf):
                 valid = pc.and_(valid, pc.is_in(column, value_set=pa.array(sorted(constraint.values, key=repr))))
             elif constraint is not None:
@@ -157,7 +170,41 @@ class _Vectorizer:
             return np.ones(len(column), dtype=bool), micros.cast(target)
         if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
             raise _Unsupported(f.name)
-        return _iso_micros(column.cast(pa.string()))
+        return _timestamp_micros(column.cast(pa.string()))
+
+
+_NON_SPACE = re.compile(r"^\\S\{(\d+),(\d+)\}$")
+
+
+def _pattern(column, regex: str):
+    """Full match of ``regex`` on printable-ASCII text (RE2 agrees with Python's
+    ``re`` there); ``\\S{a,b}`` is a length check plus "no space"."""
+    import pyarrow.compute as pc
+
+    bounds = _NON_SPACE.match(regex)
+    if bounds:
+        length = pc.utf8_length(column)
+        return pc.and_(
+            pc.and_(pc.greater_equal(length, int(bounds.group(1))), pc.less_equal(length, int(bounds.group(2)))),
+            pc.invert(pc.match_substring(column, " ")),
+        )
+    return pc.match_substring_regex(column, "^(?:" + regex + ")$")
+
+
+def _timestamp_micros(column):
+    """ISO-8601 text -> (valid mask, timestamp[us, UTC]): Arrow's ISO parser where it
+    reads the whole column (it agrees with Python's fromisoformat wherever both
+    accept a text, year 0 aside), else the strict form only."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        stamps = pc.cast(column, pa.timestamp("us", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _iso_micros(column)
+    valid = ~pc.starts_with(column, "0000").fill_null(True).to_numpy(zero_copy_only=False)
+    return valid, stamps
 
 
 def _iso_micros(column):
@@ -208,7 +255,7 @@ class _ParseTablesFn(beam.DoFn):
         except _Unsupported:
             self._vector = None
         self._json_schema = pa.schema([(f.name, _json_type(f)) for f in self._fields])
-        self._conflicts = _conflict_regex(self._fields)
+        self._conflicts = _conflict_literals(self._fields)
 
     # -- per-element fallback ---------------------------------------------
 
@@ -269,8 +316,9 @@ class _ParseTablesFn(beam.DoFn):
         lengths = offsets[1:] - offsets[:-1]
         last = data[np.maximum(offsets[1:] - 2, 0)]
         bulk = (data[offsets[:-1]] == ord("{")) & (last == ord("}")) & (lengths >= 3)
-        if self._conflicts:
-            bulk &= ~pc.match_substring_regex(lines, self._conflicts).to_numpy(zero_copy_only=False)
+        for literal in self._conflicts:
+            bulk &= ~pc.match_substring(lines, literal).to_numpy(zero_copy_only=False)
+        clean = bool(_clean_lines(lines, offsets, data)[bulk].all())
         fallback_lines = [lines[int(i)] for i in np.flatnonzero(~bulk) if int(i) not in blank]
         parsed: list = []
         if self._vector is None:
@@ -281,7 +329,7 @@ class _ParseTablesFn(beam.DoFn):
         good = []
         for typed, source in parsed:
             try:
-                ok, columns = self._vector.columns(typed)
+                ok, columns = self._vector.columns(typed, printable=clean)
             except _Unsupported:
                 ok, columns = np.zeros(typed.num_rows, dtype=bool), {}
             if not ok.all():

@@ -189,6 +189,17 @@ class ReadFromFiles(beam.PTransform):
 # Writing
 
 
+class _CountRowsWritten(beam.DoFn):
+    def setup(self):
+        from hybridflow.metrics import counter
+
+        self._written = counter("records_written")
+
+    def process(self, table):
+        self._written.inc(table.num_rows)
+        yield table
+
+
 class _StampArrival(beam.DoFn):
     """Re-stamps an element with the processing time it reaches the sink."""
 
@@ -248,7 +259,34 @@ class WriteToFiles(beam.PTransform):
             ) from exc
         return record_type
 
+    def _expand_columnar(self, pcoll):
+        """Arrow tables of records: Parquet straight from the tables, other
+        formats record by record."""
+        from hybridflow.columnar import ToRecords
+
+        hint = pcoll.element_type
+        if self._format != "parquet":
+            return pcoll | "ToRecords" >> ToRecords() | "Write" >> WriteToFiles(
+                self._prefix, self._format, self._suffix, self._num_shards, self._triggering_frequency,
+                self._record_type,
+            )
+        from apache_beam.io.parquetio import WriteToParquetBatched
+
+        schema = arrow_schema(self._record_type or hint.record_type)
+        return (
+            pcoll
+            | "CountWritten" >> beam.ParDo(_CountRowsWritten()).with_output_types(hint)
+            | "Conform" >> beam.Map(lambda t: t.select(schema.names).cast(schema))
+            | "WriteParquet" >> WriteToParquetBatched(
+                self._prefix, schema=schema, file_name_suffix=self._suffix, num_shards=self._num_shards
+            )
+        )
+
     def expand(self, pcoll):
+        from hybridflow.columnar import is_columnar
+
+        if is_columnar(pcoll):
+            return self._expand_columnar(pcoll)
         bounded = pcoll.is_bounded
         frequency = None if bounded else self._triggering_frequency
         # unbounded: one set of files per window, named by its start and end
