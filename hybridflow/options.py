@@ -77,6 +77,13 @@ class HybridflowOptions(PipelineOptions):
             default=None,
             help="At most one alert per rule and key in this period of event time (0 = all).",
         )
+        parser.add_argument(
+            "--columnar",
+            choices=("auto", "never"),
+            default="auto",
+            help="Batch: read JSON-lines/Parquet input as Arrow tables and run the transforms vectorized "
+            "(auto, the default; same results) or record by record (never).",
+        )
 
 
 class _StrictParser(_BeamArgumentParser):

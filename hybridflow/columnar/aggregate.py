@@ -109,24 +109,34 @@ class _AssignAndPartition(beam.DoFn):
         self._in = counter("records_in")
 
     def process(self, table):
-        import numpy as np
         import pyarrow as pa
 
         self._in.inc(table.num_rows)
         if table.num_rows == 0:
             return
-        micros = table.column(self._ts).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
-        rows, starts = window_starts(self._window, micros)
         names = [self._key] + [f for f in self._fields if f != self._key]
-        narrow = table.select(names).take(pa.array(rows))
-        narrow = narrow.append_column(_START, pa.array(starts, type=pa.int64()))
-        parts = key_partitions(narrow.column(self._key), self._partitions)
-        order = np.argsort(parts, kind="stable")
-        bounds = np.searchsorted(parts[order], np.arange(self._partitions + 1))
-        ordered = narrow.take(pa.array(order))
-        for p in range(self._partitions):
-            if bounds[p + 1] > bounds[p]:
-                yield p, ordered.slice(bounds[p], bounds[p + 1] - bounds[p])
+        if self._window is None:
+            narrow = table.select(names)
+        else:
+            micros = table.column(self._ts).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
+            rows, starts = window_starts(self._window, micros)
+            narrow = table.select(names).take(pa.array(rows))
+            narrow = narrow.append_column(_START, pa.array(starts, type=pa.int64()))
+        yield from partition_table(narrow, self._key, self._partitions)
+
+
+def partition_table(narrow, key, partitions):
+    """(partition, rows of ``narrow`` whose ``key`` hashes to it) for each non-empty partition."""
+    import numpy as np
+    import pyarrow as pa
+
+    parts = key_partitions(narrow.column(key), partitions)
+    order = np.argsort(parts, kind="stable")
+    bounds = np.searchsorted(parts[order], np.arange(partitions + 1))
+    ordered = narrow.take(pa.array(order))
+    for p in range(partitions):
+        if bounds[p + 1] > bounds[p]:
+            yield p, ordered.slice(bounds[p], bounds[p + 1] - bounds[p])
 
 
 def _codes(column):
@@ -159,6 +169,9 @@ class _AggregatePartition(beam.DoFn):
         self._out = counter("records_out")
         self._schema = arrow_schema(self._row_type)
         self._size = _micros(self._window.size)
+
+    def aggregate(self, agg, table, gid, ngroups, counts):
+        return self._aggregate(agg, table, gid, ngroups, counts)
 
     def process(self, element):
         import numpy as np
