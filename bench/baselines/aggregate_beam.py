@@ -80,15 +80,11 @@ def to_transaction(data):
 
 
 def parse_line(line):
-    if not line.strip():
-        return
     try:
-        data = json.loads(line)
+        txn = to_transaction(json.loads(line)) if line.strip() else None
     except ValueError:
-        return
-    txn = to_transaction(data)
-    if txn is not None:
-        yield txn
+        txn = None
+    return [txn] if txn is not None else []
 
 
 class CountAndSum(beam.CombineFn):
