@@ -27,10 +27,12 @@ from hybridflow.schemas import OneOf, Pattern, Range, fields_of
 
 __all__ = ["ParseTables"]
 
-_PRINTABLE = r"^[\x20-\x7e]*$"
 _YEAR = r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
 _ISO = _YEAR + r"-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z$"
 _BISECT_LEAF = 64
+_CONTROL = "[\\x00-\\x1f\\x7f]"
+_ISO_PREFIX = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}"
+_EPOCH_TEXT = "1970-01-01T00:00:00Z"
 
 
 class _Unsupported(Exception):
@@ -55,19 +57,6 @@ def _conflict_literals(fields) -> list:
     ]
 
 
-def _clean_lines(lines, offsets, data):
-    """Per line: only printable ASCII without backslashes (so every decoded
-    JSON string in it is printable ASCII too)."""
-    import numpy as np
-
-    bad = (data < 0x20) | (data > 0x7E) | (data == 0x5C)
-    bad[offsets[1:] - 1] = False  # the newline ending each line
-    if not bad.any():
-        return np.ones(len(lines), dtype=bool)
-    counts = np.add.reduceat(bad.astype(np.int64), offsets[:-1]) if len(lines) else np.zeros(0, np.int64)
-    return counts == 0
-
-
 class _Vectorizer:
     """Validates typed columns; returns the record table of the rows it accepts."""
 
@@ -81,9 +70,8 @@ class _Vectorizer:
             if f.is_list or f.type is bytes:
                 raise _Unsupported(f.name)
 
-    def columns(self, table, printable: bool = False):
-        """(accepted mask as numpy bool, {name: pyarrow array}) for ``table``;
-        ``printable``: every text value is known to be printable ASCII."""
+    def columns(self, table):
+        """(accepted mask as numpy bool, {name: pyarrow array}) for ``table``."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -99,7 +87,7 @@ class _Vectorizer:
                 out[f.name] = pa.nulls(n, self._arrow_schema.field(f.name).type)
                 continue
             column = table.column(f.name).combine_chunks()
-            valid, values = self._field(f, column, printable)
+            valid, values = self._field(f, column)
             null = column.is_null().to_numpy(zero_copy_only=False)
             if f.type is str and f.optional:
                 null |= pc.equal(column, "").fill_null(False).to_numpy(zero_copy_only=False)
@@ -111,7 +99,7 @@ class _Vectorizer:
             out[f.name] = values
         return ok, out
 
-    def _field(self, f, column, printable=False):
+    def _field(self, f, column):
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -122,7 +110,7 @@ class _Vectorizer:
             if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
                 raise _Unsupported(f.name)
             column = column.cast(pa.string())
-            valid = pa.array(np.ones(len(column), dtype=bool)) if printable else pc.match_substring_regex(column, _PRINTABLE)
+            valid = pc.and_(pc.string_is_ascii(column), pc.invert(pc.match_substring_regex(column, _CONTROL)))
             if isinstance(constraint, Pattern):
                 valid = pc.and_(valid, _pattern(column, constraint.regex))
             elif isinstance(constraint, OneOf):
@@ -199,11 +187,14 @@ def _timestamp_micros(column):
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    shaped = pc.match_substring_regex(column, _ISO_PREFIX).fill_null(False)
     try:
-        stamps = pc.cast(column, pa.timestamp("us", tz="UTC"))
+        stamps = pc.cast(pc.if_else(shaped, column, pa.scalar(_EPOCH_TEXT)), pa.timestamp("us", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return _iso_micros(column)
-    valid = ~pc.starts_with(column, "0000").fill_null(True).to_numpy(zero_copy_only=False)
+    valid = shaped.to_numpy(zero_copy_only=False) & ~pc.starts_with(column, "0000").fill_null(True).to_numpy(
+        zero_copy_only=False
+    )
     return valid, stamps
 
 
@@ -303,6 +294,18 @@ class _ParseTablesFn(beam.DoFn):
         self._json_tables(lines.slice(0, half), tables, fallback)
         self._json_tables(lines.slice(half), tables, fallback)
 
+    def _conflict_literals(self, lines, bulk):
+        """The literals of the separator style the block's first object uses
+        (``"a": "x"`` or ``"a":"x"``); a block mixing styles is bisected."""
+        import numpy as np
+
+        first = np.flatnonzero(bulk)
+        if not len(first):
+            return []
+        sample = lines[int(first[0])].as_py()
+        compact = b'": ' not in sample
+        return [lit for lit in self._conflicts if (lit.endswith('":"') if compact else not lit.endswith('":"'))]
+
     def _from_lines(self, table, records, dead):
         import numpy as np
         import pyarrow as pa
@@ -316,9 +319,9 @@ class _ParseTablesFn(beam.DoFn):
         lengths = offsets[1:] - offsets[:-1]
         last = data[np.maximum(offsets[1:] - 2, 0)]
         bulk = (data[offsets[:-1]] == ord("{")) & (last == ord("}")) & (lengths >= 3)
-        for literal in self._conflicts:
+        for literal in self._conflict_literals(lines, bulk):
             bulk &= ~pc.match_substring(lines, literal).to_numpy(zero_copy_only=False)
-        clean = bool(_clean_lines(lines, offsets, data)[bulk].all())
+
         fallback_lines = [lines[int(i)] for i in np.flatnonzero(~bulk) if int(i) not in blank]
         parsed: list = []
         if self._vector is None:
@@ -329,7 +332,7 @@ class _ParseTablesFn(beam.DoFn):
         good = []
         for typed, source in parsed:
             try:
-                ok, columns = self._vector.columns(typed, printable=clean)
+                ok, columns = self._vector.columns(typed)
             except _Unsupported:
                 ok, columns = np.zeros(typed.num_rows, dtype=bool), {}
             if not ok.all():
