@@ -9,11 +9,12 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test venv venv-test lint clean help
+.PHONY: demo test bench venv venv-test lint clean help
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
 	@echo "make test   - install the test extra and run the test suite"
+	@echo "make bench  - hybridflow vs idiomatic Beam vs DuckDB, batch (BENCH_N=1000000; never part of make test)"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
 
 $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
@@ -40,6 +41,13 @@ demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
 
 test: $(VENV)/.stamp-test
 	$(PY) -m pytest
+
+# Benchmarks (bench/README in the main README): data cached in bench/data (gitignored),
+# results as JSON in bench/results. BENCH_N may list several sizes: BENCH_N="100000 1000000".
+BENCH_N ?= 1000000
+BENCH_FLAGS ?=
+bench: $(VENV)/.stamp-test
+	PYTHONWARNINGS=ignore $(PY) -m bench.run $(foreach n,$(BENCH_N),--n $(n)) $(BENCH_FLAGS)
 
 clean:
 	rm -rf output data/sample-history .pytest_cache

@@ -39,3 +39,14 @@ def test_every_error_derives_from_the_one_tree():
         obj = getattr(hybridflow, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, hybridflow.HybridflowError), name
+
+
+def test_columnar_subpackage_exports():
+    import hybridflow.columnar
+    import hybridflow.io
+
+    assert set(hybridflow.columnar.__all__) == {
+        "ArrowTableType", "arrow_tables", "is_columnar", "ToRecords", "ToTables",
+        "records_to_table", "table_to_records", "empty_table",
+    }
+    assert "supports_columnar" in hybridflow.io.__all__
