@@ -27,13 +27,14 @@ __all__ = ["AggregateTables", "DEFAULT_PARTITIONS", "key_partitions"]
 DEFAULT_PARTITIONS = 8
 _MICROS = 1_000_000
 _START = "__window_start"
+_TS = "__event_micros"
 
 
 def _micros(seconds: float) -> int:
     return round(seconds * _MICROS)
 
 
-def key_partitions(column, partitions: int):
+def key_partitions(column, partitions: int, distinct: bool = False):
     """A stable partition number (0..partitions-1) per value of ``column``
     (the same in every process: FNV-1a over the last 16 bytes of text, a
     64-bit mix of integers)."""
@@ -42,6 +43,15 @@ def key_partitions(column, partitions: int):
     import pyarrow.compute as pc
 
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not distinct and len(column) > 1024:
+        # hash each distinct value once (keys repeat: cards, sensors ...)
+        encoded = pc.dictionary_encode(column)
+        per_value = key_partitions(encoded.dictionary, partitions, distinct=True)
+        indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        result = per_value[indices] if len(per_value) else np.zeros(len(column), dtype=np.int64)
+        if encoded.indices.null_count:
+            result = np.where(encoded.indices.is_null().to_numpy(zero_copy_only=False), 0, result)
+        return result
     t = column.type
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
         array = column.cast(pa.large_binary()).fill_null(b"")
@@ -96,7 +106,8 @@ def window_starts(window, micros):
 
 
 class _AssignAndPartition(beam.DoFn):
-    """table -> (partition, table of key, window start, aggregated fields)."""
+    """table -> (partition, table of the key, the aggregated fields and the
+    event time in microseconds); windows are assigned after the shuffle."""
 
     def __init__(self, key, window, fields, timestamp_field, partitions):
         self._key = key
@@ -115,13 +126,10 @@ class _AssignAndPartition(beam.DoFn):
         if table.num_rows == 0:
             return
         names = [self._key] + [f for f in self._fields if f != self._key]
-        if self._window is None:
-            narrow = table.select(names)
-        else:
-            micros = table.column(self._ts).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy()
-            rows, starts = window_starts(self._window, micros)
-            narrow = table.select(names).take(pa.array(rows))
-            narrow = narrow.append_column(_START, pa.array(starts, type=pa.int64()))
+        narrow = table.select(names)
+        if self._window is not None:  # windows are assigned after the shuffle: 1 row per record travels
+            micros = table.column(self._ts).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+            narrow = narrow.append_column(_TS, micros)
         yield from partition_table(narrow, self._key, self._partitions)
 
 
@@ -131,7 +139,7 @@ def partition_table(narrow, key, partitions):
     import pyarrow as pa
 
     parts = key_partitions(narrow.column(key), partitions)
-    order = np.argsort(parts, kind="stable")
+    order = np.argsort(parts.astype(np.uint16), kind="stable")  # radix sort
     bounds = np.searchsorted(parts[order], np.arange(partitions + 1))
     ordered = narrow.take(pa.array(order))
     for p in range(partitions):
@@ -181,6 +189,8 @@ class _AggregatePartition(beam.DoFn):
         table = pa.concat_tables(list(tables))
         if table.num_rows == 0:
             return
+        rows, starts = window_starts(self._window, table.column(_TS).to_numpy())
+        table = table.take(pa.array(rows)).append_column(_START, pa.array(starts, type=pa.int64()))
         key_codes, keys = _codes(table.column(self._key))
         start_codes, starts = _codes(table.column(_START))
         composite = key_codes * (len(starts) + 1) + start_codes

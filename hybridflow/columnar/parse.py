@@ -31,6 +31,7 @@ _YEAR = r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
 _ISO = _YEAR + r"-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z$"
 _BISECT_LEAF = 64
 _CONTROL = "[\\x00-\\x1f\\x7f]"
+_ASCII_SPACE = "[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f ]"
 _ISO_PREFIX = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}"
 _EPOCH_TEXT = "1970-01-01T00:00:00Z"
 
@@ -55,6 +56,16 @@ def _conflict_literals(fields) -> list:
         if f.type in (int, float, bool)
         for template in ('"%s": "', '"%s":"')
     ]
+
+
+def _lines_containing(buffer, offsets, literal: bytes):
+    """Indices of the lines (by ``offsets`` into ``buffer``) containing ``literal``
+    (a literal scan of the whole buffer, without copying it)."""
+    import numpy as np
+
+    search = re.compile(re.escape(literal))
+    found = [m.start() for m in search.finditer(memoryview(buffer), int(offsets[0]), int(offsets[-1]))]
+    return np.unique(np.searchsorted(offsets, np.array(found, dtype=np.int64), side="right") - 1)
 
 
 class _Vectorizer:
@@ -110,12 +121,13 @@ class _Vectorizer:
             if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
                 raise _Unsupported(f.name)
             column = column.cast(pa.string())
-            valid = pc.and_(pc.string_is_ascii(column), pc.invert(pc.match_substring_regex(column, _CONTROL)))
             if isinstance(constraint, Pattern):
-                valid = pc.and_(valid, _pattern(column, constraint.regex))
+                valid = _pattern(column, constraint.regex)
             elif isinstance(constraint, OneOf):
-                valid = pc.and_(valid, pc.is_in(column, value_set=pa.array(sorted(constraint.values, key=repr))))
-            elif constraint is not None:
+                valid = pc.is_in(column, value_set=pa.array(sorted(constraint.values, key=repr)))
+            elif constraint is None:  # any text is a valid str
+                return np.ones(len(column), dtype=bool), column
+            else:
                 raise _Unsupported(f.name)
             return valid.fill_null(False).to_numpy(zero_copy_only=False), column
         if f.type in (float, int):
@@ -165,18 +177,25 @@ _NON_SPACE = re.compile(r"^\\S\{(\d+),(\d+)\}$")
 
 
 def _pattern(column, regex: str):
-    """Full match of ``regex`` on printable-ASCII text (RE2 agrees with Python's
-    ``re`` there); ``\\S{a,b}`` is a length check plus "no space"."""
+    """Python's ``re.fullmatch(regex, value)`` for ASCII values, False (left to
+    the per-element parser) for the others. On ASCII text RE2 agrees with
+    Python's ``re`` once control characters are excluded; ``\\S{a,b}`` is a
+    length check plus "no ASCII whitespace" (Python's: ``\\t\\n\\v\\f\\r``,
+    ``\\x1c``-``\\x1f`` and space)."""
     import pyarrow.compute as pc
 
+    ascii_text = pc.string_is_ascii(column)
     bounds = _NON_SPACE.match(regex)
     if bounds:
-        length = pc.utf8_length(column)
+        length = pc.binary_length(column)
         return pc.and_(
+            pc.and_(ascii_text, pc.invert(pc.match_substring_regex(column, _ASCII_SPACE))),
             pc.and_(pc.greater_equal(length, int(bounds.group(1))), pc.less_equal(length, int(bounds.group(2)))),
-            pc.invert(pc.match_substring(column, " ")),
         )
-    return pc.match_substring_regex(column, "^(?:" + regex + ")$")
+    return pc.and_(
+        pc.and_(ascii_text, pc.invert(pc.match_substring_regex(column, _CONTROL))),
+        pc.match_substring_regex(column, "^(?:" + regex + ")$"),
+    )
 
 
 def _timestamp_micros(column):
@@ -266,7 +285,7 @@ class _ParseTablesFn(beam.DoFn):
 
         return pj.read_json(
             pa.BufferReader(buffer),
-            read_options=pj.ReadOptions(block_size=max(1 << 20, min(len(buffer) + 1, 16 << 20))),
+            read_options=pj.ReadOptions(block_size=1 << 20),  # blocks parse in parallel
             parse_options=pj.ParseOptions(explicit_schema=self._json_schema, unexpected_field_behavior="ignore"),
         )
 
@@ -320,7 +339,7 @@ class _ParseTablesFn(beam.DoFn):
         last = data[np.maximum(offsets[1:] - 2, 0)]
         bulk = (data[offsets[:-1]] == ord("{")) & (last == ord("}")) & (lengths >= 3)
         for literal in self._conflict_literals(lines, bulk):
-            bulk &= ~pc.match_substring(lines, literal).to_numpy(zero_copy_only=False)
+            bulk[_lines_containing(lines.buffers()[2], offsets, literal.encode())] = False
 
         fallback_lines = [lines[int(i)] for i in np.flatnonzero(~bulk) if int(i) not in blank]
         parsed: list = []
