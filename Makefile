@@ -9,12 +9,13 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test bench venv venv-test lint clean help
+.PHONY: demo test bench bench-streaming venv venv-test lint clean help
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
 	@echo "make test   - install the test extra and run the test suite"
 	@echo "make bench  - hybridflow vs idiomatic Beam vs DuckDB, batch (BENCH_N=1000000; never part of make test)"
+	@echo "make bench-streaming - alert latency and rates on Prism (BENCH_RATES='1000 10000', BENCH_DURATION=60)"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
 
 $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
@@ -48,6 +49,12 @@ BENCH_N ?= 1000000
 BENCH_FLAGS ?=
 bench: $(VENV)/.stamp-test
 	PYTHONWARNINGS=ignore $(PY) -m bench.run $(foreach n,$(BENCH_N),--n $(n)) $(BENCH_FLAGS)
+
+# Streaming latency / rate on Prism (needs the Prism binary of the pinned Beam version, see make tools).
+BENCH_RATES ?= 1000 10000
+BENCH_DURATION ?= 60
+bench-streaming: $(VENV)/.stamp-test
+	PYTHONWARNINGS=ignore $(PY) -m bench.streaming $(foreach r,$(BENCH_RATES),--rate $(r)) --duration $(BENCH_DURATION)
 
 clean:
 	rm -rf output data/sample-history .pytest_cache

@@ -11,7 +11,12 @@ latency is the watermark delay. The synthetic stream is generated in order
 (``disorder=0&late=0``) so that source lateness does not count as pipeline
 latency; 1 % of records are malformed (dead letters) as in batch.
 
-    python -m bench.streaming --rate 1000 --duration 60 --runner prism --out /tmp/s
+    python -m bench.streaming --rate 1000 --rate 10000 --duration 60 --runner prism
+
+Each rate runs as a separate process (wall time and peak RSS of its process
+tree, Prism included, measured like the batch benchmarks); a run that has
+not finished ``--timeout`` seconds after it started is cancelled and reported
+as not sustained. The summary goes to ``bench/results/streaming-<time>.json``.
 """
 
 from __future__ import annotations
@@ -64,18 +69,10 @@ def percentile(values, q):
     return values[k]
 
 
-def main(argv=None):
+def run_one(args):
     from hybridflow import get_pipeline
     from hybridflow.metrics import query_counters
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rate", type=float, required=True)
-    parser.add_argument("--duration", type=float, default=60)
-    parser.add_argument("--runner", choices=sorted(RUNNERS), default="prism")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="cancel the run after this many seconds (default: duration + 240)")
-    args = parser.parse_args(argv)
     timeout = args.timeout or args.duration + 240
     uri = (f"synthetic://transactions?rate={args.rate:g}&seed=7&population=42&cards=2000"
            "&fraud=0.01&disorder=0&late=0&malformed=0.01")
@@ -121,6 +118,56 @@ def main(argv=None):
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(json.dumps(summary, indent=2))
+
+
+def main(argv=None):
+    import datetime
+    import pathlib
+    import sys
+
+    from bench.run import ROOT, machine, measure
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, action="append", required=True)
+    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--runner", choices=sorted(RUNNERS), default="prism")
+    parser.add_argument("--out", default=None, help="work directory (one run: the pipeline's own)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="cancel a run after this many seconds (default: duration + 240)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        args.rate = args.rate[0]
+        return run_one(args)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    work = pathlib.Path(args.out or ROOT / "bench" / "data" / "streaming")
+    runs = []
+    for rate in args.rate:
+        out = work / f"{args.runner}-{rate:g}"
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        cmd = [sys.executable, "-m", "bench.streaming", "--child", "--rate", f"{rate:g}", "--duration",
+               f"{args.duration:g}", "--runner", args.runner, "--out", str(out)]
+        if args.timeout:
+            cmd += ["--timeout", f"{args.timeout:g}"]
+        print(f"  {args.runner} {rate:g} events/s for {args.duration:g} s ...", flush=True)
+        m = measure(cmd, work / f"{args.runner}-{rate:g}.log")
+        summary_path = out / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"error": "no summary"}
+        summary.update(process_wall_s=m["wall_s"], peak_rss_mib=m["peak_rss_mib"], exit_code=m["exit_code"],
+                       load_avg_1m_before=m["load_avg_1m_before"])
+        print(json.dumps(summary, indent=2), flush=True)
+        runs.append(summary)
+    report = {"started": started.isoformat(timespec="seconds"), "machine": machine(), "runs": runs,
+              "latency": "wall clock when the alert reaches the sink minus its event time"}
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"streaming-{args.runner}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"wrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

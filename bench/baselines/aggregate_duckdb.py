@@ -5,10 +5,11 @@ hybridflow's Transaction (see valid_transactions).
     python -m bench.baselines.aggregate_duckdb --input 'bench/data/n100000/jsonl/*.jsonl' --output /tmp/out
 """
 
-import argparse
 import os
 
 import duckdb
+
+from bench.baselines.transactions import arguments
 
 TEXT = ("txn_id", "card_id", "customer_id", "merchant_id", "category", "currency", "country")
 
@@ -39,10 +40,7 @@ def valid_transactions(path: str) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True)
-    args = parser.parse_args(argv)
+    args, _ = arguments(argv, beam_flags=False)
     os.makedirs(args.output, exist_ok=True)
     con = duckdb.connect()
     con.execute(f"""

@@ -8,18 +8,17 @@ Same parameters as ``hybridflow run fraud --mode batch`` defaults.
     python -m bench.baselines.fraud_beam --input 'bench/data/n100000/jsonl/*.jsonl' --output /tmp/out
 """
 
-import argparse
 import hashlib
 import math
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.parquetio import ReadFromParquet, WriteToParquet
+from apache_beam.io.parquetio import WriteToParquet
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.transforms.window import GlobalWindows, SlidingWindows, TimestampedValue
 from apache_beam.utils.timestamp import Timestamp
 
-from bench.baselines.aggregate_beam import parse_line, to_transaction
+from bench.baselines.transactions import arguments, read_transactions
 
 VELOCITY, ZSCORE, MIN_HISTORY, SHARE, MIN_STDDEV = 10, 4.0, 5, 0.1, 1.0
 COOLDOWN_US = 600 * 1_000_000
@@ -153,19 +152,10 @@ def with_micros(txn):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True)
-    args, beam_args = parser.parse_known_args(argv)
+    args, beam_args = arguments(argv)
     options = PipelineOptions(["--runner=FnApiRunner", *beam_args])
     with beam.Pipeline(options=options) as p:
-        if args.input.endswith(".parquet"):
-            raw = p | "Read" >> ReadFromParquet(args.input) | "Validate" >> beam.FlatMap(
-                lambda d: [t for t in [to_transaction(d)] if t is not None]
-            )
-        else:
-            raw = p | "Read" >> beam.io.ReadFromText(args.input) | "Parse" >> beam.FlatMap(parse_line)
-        txns = raw | "Micros" >> beam.Map(with_micros)
+        txns = read_transactions(p, args.input) | "Micros" >> beam.Map(with_micros)
         profiles = (
             txns
             | "KeyByCard" >> beam.Map(lambda t: (t["card_id"], t))

@@ -6,12 +6,12 @@ written to Parquet. Same parameters as ``hybridflow run fraud --mode batch``.
     python -m bench.baselines.fraud_duckdb --input 'bench/data/n100000/jsonl/*.jsonl' --output /tmp/out
 """
 
-import argparse
 import os
 
 import duckdb
 
 from bench.baselines.aggregate_duckdb import valid_transactions
+from bench.baselines.transactions import arguments
 
 VELOCITY, ZSCORE, MIN_HISTORY, SHARE, MIN_STDDEV = 10, 4.0, 5, 0.1, 1.0
 COOLDOWN_US, SIZE_US, PERIOD_US = 600_000_000, 300_000_000, 60_000_000
@@ -22,10 +22,7 @@ def alert_id(rule: str, key: str, ts: str) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--input", required=True)
-    parser.add_argument("--output", required=True)
-    args = parser.parse_args(argv)
+    args, _ = arguments(argv, beam_flags=False)
     os.makedirs(args.output, exist_ok=True)
     out = args.output
     con = duckdb.connect()

@@ -123,8 +123,6 @@ class _AssignAndPartition(beam.DoFn):
         import pyarrow as pa
 
         self._in.inc(table.num_rows)
-        if table.num_rows == 0:
-            return
         names = [self._key] + [f for f in self._fields if f != self._key]
         narrow = table.select(names)
         if self._window is not None:  # windows are assigned after the shuffle: 1 row per record travels
@@ -182,13 +180,18 @@ class _AggregatePartition(beam.DoFn):
         return self._aggregate(agg, table, gid, ngroups, counts)
 
     def process(self, element):
-        import numpy as np
         import pyarrow as pa
 
         _, tables = element
         table = pa.concat_tables(list(tables))
-        if table.num_rows == 0:
-            return
+        if table.num_rows:
+            yield self._rows(table)
+
+    def _rows(self, table):
+        """One output row per (key, window) of ``table``'s rows."""
+        import numpy as np
+        import pyarrow as pa
+
         rows, starts = window_starts(self._window, table.column(_TS).to_numpy())
         table = table.take(pa.array(rows)).append_column(_START, pa.array(starts, type=pa.int64()))
         key_codes, keys = _codes(table.column(self._key))
@@ -216,7 +219,7 @@ class _AggregatePartition(beam.DoFn):
             if pa.types.is_timestamp(f.type):
                 column = pa.array(column, pa.int64()).cast(f.type)
             arrays.append(pa.array(column, f.type) if not isinstance(column, pa.Array) else column.cast(f.type))
-        yield pa.table(arrays, schema=self._schema)
+        return pa.table(arrays, schema=self._schema)
 
     # -- one aggregation over all groups -------------------------------------
 

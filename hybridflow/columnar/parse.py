@@ -18,7 +18,7 @@ import re
 from typing import Optional
 
 import apache_beam as beam
-from apache_beam.utils.timestamp import Timestamp
+
 
 from hybridflow.columnar import arrow_tables, records_to_table
 from hybridflow.columnar.read import LINE, blank_lines, line_offsets
@@ -202,7 +202,6 @@ def _timestamp_micros(column):
     """ISO-8601 text -> (valid mask, timestamp[us, UTC]): Arrow's ISO parser where it
     reads the whole column (it agrees with Python's fromisoformat wherever both
     accept a text, year 0 aside), else the strict form only."""
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -223,7 +222,6 @@ def _iso_micros(column):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    n = len(column)
     valid = pc.match_substring_regex(column, "^" + _ISO).fill_null(False).to_numpy(zero_copy_only=False)
     text = pc.if_else(pa.array(valid), column, pa.scalar("1970-01-01T00:00:00Z"))
     head = pc.utf8_slice_codeunits(text, 0, 19)
@@ -328,7 +326,7 @@ class _ParseTablesFn(beam.DoFn):
     def _from_lines(self, table, records, dead):
         import numpy as np
         import pyarrow as pa
-        import pyarrow.compute as pc
+
 
         lines = table.column(LINE).combine_chunks()
         blank = set(blank_lines(table))
