@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test bench bench-streaming venv venv-test lint clean help
+.PHONY: demo test bench bench-streaming venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench  - hybridflow vs idiomatic Beam vs DuckDB, batch (BENCH_N=1000000; never part of make test)"
 	@echo "make bench-streaming - alert latency and rates on Prism (BENCH_RATES='1000 10000', BENCH_DURATION=60)"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
+	@echo "make tools  - provision the local runners (Prism binary, Flink job server jar) into ~/.apache_beam/cache (cached)"
 
 $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +26,23 @@ $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-base setup.py Makefile
-	$(PIP) install --quiet -e '.[test,bench,gcp,aws]'
+	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring]'
 	touch $@
+
+# Debian packages the monitoring tests run (Prometheus scrapes a live
+# pipeline; headless Chromium renders the batch report): installed with
+# apt-get when their command is missing. Without them those tests skip
+# (or fail under HYBRIDFLOW_REQUIRE_SERVICES=1).
+SYSTEM_PACKAGES := prometheus chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  ( $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing ) \
+	  || echo "could not install$$missing: the tests that need them will skip"; \
+	fi
 
 venv: $(VENV)/.stamp-base
 venv-test: $(VENV)/.stamp-test
@@ -40,7 +56,27 @@ demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
 	$(VENV)/bin/hybridflow run fraud --mode batch --profile direct \
 		--input '$(DEMO_HISTORY)/*.jsonl' --output $(DEMO_OUTPUT)
 
-test: $(VENV)/.stamp-test
+# ---------------------------------------------------------------------------
+# Local runners and services, provisioned with package clients only (go, mvn)
+# into the places Beam looks, so nothing is downloaded at run time. Each step
+# is idempotent: a second `make tools` does nothing. The Beam version comes from
+# hybridflow/_pins.py (tools/pins.sh reads it), so the Python SDK, Prism and
+# the Flink job server always agree.
+#
+# `tools` is everything tests and demos need. Hook: the local services and the
+# Kafka expansion service (`tools-services`, tools/services + tools/kafka) join
+# it as one more prerequisite: `tools: tools-runners tools-services`.
+tools: tools-runners
+
+tools-runners: tools-prism tools-flink
+
+tools-prism:
+	PYTHON=$(PYTHON) tools/prism/provision.sh
+
+tools-flink:
+	tools/flink/provision.sh
+
+test: $(VENV)/.stamp-test system-packages tools
 	$(PY) -m pytest
 
 # Benchmarks (bench/README in the main README): data cached in bench/data (gitignored),

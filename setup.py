@@ -18,7 +18,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["hybridflow", "hybridflow.*"]),
-    package_data={"hybridflow": ["runners_config/*.yaml", "beam_yaml/*.yaml", "py.typed"]},
+    package_data={
+        "hybridflow": ["runners_config/*.yaml", "beam_yaml/*.yaml", "monitoring/dashboards/*.json", "py.typed"]
+    },
     install_requires=[
         f"apache-beam=={BEAM_VERSION}",
         "pyarrow>=14",
@@ -28,17 +30,23 @@ setup(
         # Beam's Enrichment / RequestResponseIO (Enrich with a lookup handler) import
         # google.api_core unconditionally, but Beam lists it only in its gcp extra
         "google-api-core>=2,<3",
+        "requests>=2.28",  # alert webhooks (urllib3's Retry under a requests session)
     ],
     extras_require={
         "gcp": [f"apache-beam[gcp]=={BEAM_VERSION}"],
         "aws": [f"apache-beam[aws]=={BEAM_VERSION}", "boto3>=1.28"],
         "kafka": ["kafka-python>=2.0"],
         "yaml": [f"apache-beam[yaml]=={BEAM_VERSION}"],  # Beam YAML pipelines (hybridflow.beam_yaml)
+        # live Prometheus metrics (--metrics_port) and the HTML report (hybridflow report)
+        "monitoring": ["prometheus-client>=0.20", "matplotlib>=3.8"],
         "test": [
             f"apache-beam[test,yaml]=={BEAM_VERSION}",
             "pytest>=8",
             "pytest-timeout>=2.2",
             "hypothesis>=6.100",
+            # local GCS for the offline Dataflow job tests (tests/flex)
+            "gcp-storage-emulator==2026.7.19",
+            "websockets>=12",  # drives headless Chromium (DevTools protocol) in the report test
         ],
         "bench": ["duckdb>=1.0", "psutil>=5.9"],
     },

@@ -14,6 +14,7 @@ Compose the transforms in your own Beam code::
             key="card_id", window="fixed:60s", aggregations={"n": "count"})
 """
 
+from hybridflow._lazy import lazy_exports
 from hybridflow._pins import BEAM_VERSION
 
 # Public names and the module each lives in. They are imported on first use
@@ -41,6 +42,11 @@ _EXPORTS = {
     "Rule": "hybridflow.transforms",
     "ZScoreRule": "hybridflow.transforms",
     "NotInRule": "hybridflow.transforms",
+    "LaunchOnAlert": "hybridflow.transforms.launch",
+    "Launcher": "hybridflow.launchers",
+    "LaunchRecord": "hybridflow.launchers",
+    "SubprocessLauncher": "hybridflow.launchers.local",
+    "FlexTemplateLauncher": "hybridflow.launchers.dataflow",
     "Transaction": "hybridflow.schemas",
     "CardProfile": "hybridflow.schemas",
     "Alert": "hybridflow.schemas",
@@ -50,6 +56,8 @@ _EXPORTS = {
     "OneOf": "hybridflow.schemas",
     "Pattern": "hybridflow.schemas",
     "HybridflowOptions": "hybridflow.options",
+    "MonitoringOptions": "hybridflow.options",
+    "PostAlerts": "hybridflow.monitoring",
     "PipelineSpec": "hybridflow.pipelines",
     "register_pipeline": "hybridflow.pipelines",
     "get_pipeline": "hybridflow.pipelines",
@@ -67,20 +75,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hybridflow' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
-
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __version__ = "0.1.0"
 
@@ -109,6 +104,12 @@ __all__ = [
     "Rule",
     "ZScoreRule",
     "NotInRule",
+    # event-driven launches of batch pipelines
+    "LaunchOnAlert",
+    "Launcher",
+    "LaunchRecord",
+    "SubprocessLauncher",
+    "FlexTemplateLauncher",
     # records
     "Transaction",
     "CardProfile",
@@ -118,8 +119,11 @@ __all__ = [
     "Range",
     "OneOf",
     "Pattern",
+    # alert delivery
+    "PostAlerts",
     # pipelines and options
     "HybridflowOptions",
+    "MonitoringOptions",
     "PipelineSpec",
     "register_pipeline",
     "get_pipeline",

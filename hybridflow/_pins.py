@@ -11,3 +11,14 @@ expansion services) built by ``tools/`` must all be of this version.
 # expansion service), and the Prism module is served by the Go proxy at the
 # same tag. The Python SDK is pinned to the same version so all sides agree.
 BEAM_VERSION = "2.70.0"
+
+# The Flink version of the job server `make tools` builds, and the one the
+# `flink` runner profile asks for: beam-runners-flink-1.19 is the only Flink
+# runner module served at BEAM_VERSION (none for 1.18, 1.20 or 2.x).
+FLINK_VERSION = "1.19"
+
+# The one Beam module of the Flink job server not at BEAM_VERSION:
+# beam-runners-java-job-service is served only at 2.62.0 and 2.65.0, so the
+# 2.70.0 job server takes its job-service classes from 2.65.0 (everything
+# else in the jar, runner included, is BEAM_VERSION).
+FLINK_JOB_SERVICE_VERSION = "2.65.0"

@@ -8,18 +8,26 @@
     hybridflow run PIPELINE [--mode batch|streaming] [--profile NAME|PATH]
                    [pipeline params] [any Beam flag]
     hybridflow generate --count N --out DIR   sample history as JSON lines
+    hybridflow template build|launch PIPELINE ...  Dataflow flex templates
+                                          (see hybridflow.flex.cli)
+    hybridflow report PIPELINE --input DIR --out report.html
+                                          HTML report of a batch run's outputs
 
-Usage errors print one line on stderr and exit with code 2.
+Usage errors print one line on stderr and exit with code 2. ``run`` exits
+with 1 when the job fails and 3 when it finishes past ``--deadline``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import pathlib
+import signal
 import sys
+import threading
 from typing import Optional, Sequence
 
 from hybridflow.errors import HybridflowError, UsageError
@@ -63,6 +71,14 @@ def _build_parser() -> _Parser:
         default="seed=42&population=42&cards=2000",
         help="Extra synthetic:// parameters, e.g. 'seed=1&malformed=0.05'.",
     )
+    from hybridflow.flex.cli import add_template_parser
+
+    add_template_parser(sub)
+    report = sub.add_parser("report", help="Render an HTML report (with plots) of a batch run's outputs.")
+    report.add_argument("pipeline")
+    report.add_argument("--input", required=True, help="The run's --output directory (JSONL or Parquet outputs).")
+    report.add_argument("--out", required=True, help="The HTML file to write.")
+    report.add_argument("--metrics", default=None, help="The run's --metrics_json file (default: <input>/metrics.json if present).")
     return parser
 
 
@@ -89,8 +105,7 @@ def _describe(spec) -> str:
         kind = "choice of " + "|".join(map(str, action.choices)) if action.choices else (
             "flag" if action.nargs == 0 else getattr(action.type, "__name__", "str")
         )
-        if kind == "duration_arg":
-            kind = "duration"
+        kind = {"duration_arg": "duration", "bool_arg": "true|false"}.get(kind, kind)
         return f"  {flag:<24} {kind:<22} default {default_text}\n      {action.help or ''}"
 
     common = [a for a in parser_actions(HybridflowOptions) if a.dest in spec.common]
@@ -106,6 +121,12 @@ def _describe(spec) -> str:
     if spec.options_class is not None:
         for action in parser_actions(spec.options_class):
             lines.append(row(action, action.default))
+    lines.append("")
+    lines.append("monitoring (any pipeline; --metrics_port and --metrics-port are the same flag):")
+    from hybridflow.options import MonitoringOptions
+
+    for action in parser_actions(MonitoringOptions):
+        lines.append(row(action, action.default))
     lines.append("")
     lines.append("runner flags: any Beam pipeline option (--runner, --parallelism, --temp_location ...);")
     lines.append("profiles: " + _profile_names() + " (--profile NAME or a YAML path)")
@@ -146,10 +167,30 @@ def _cmd_run(args, beam_flags: Sequence[str], out) -> int:
     profile = load_profile(args.profile)
     options = spec.options(beam_flags, profile.flags())
     profile.check_required(options)
-    summary = run_pipeline(spec, options)
+    with _terminate_as_interrupt():
+        summary = run_pipeline(spec, options)
     print(summary.render(), file=out)
     _print_top_alerts(summary.outputs.get("alerts"), out)
-    return 0 if summary.state.endswith("DONE") else 1
+    return summary.exit_code
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM stops a run like Ctrl-C does: Python then exits normally, so the
+    job server and workers Beam started for the run (a Flink JVM, Prism) are
+    stopped by Beam's exit handlers instead of being left running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _print_top_alerts(location: Optional[str], out, limit: int = 5) -> None:
@@ -230,6 +271,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _cmd_profiles(out)
         if args.command == "generate":
             return _cmd_generate(args, out)
+        if args.command == "template":
+            from hybridflow.flex.cli import run_template_command
+
+            return run_template_command(args, out)
+        if args.command == "report":
+            from hybridflow.monitoring.report import write_report
+
+            path = write_report(args.pipeline, args.input, args.out, metrics_json=args.metrics)
+            print(f"wrote {path}", file=out)
+            return 0
         return _cmd_run(args, rest, out)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -26,7 +26,7 @@ from apache_beam.options.pipeline_options import (
 from hybridflow.durations import parse_duration
 from hybridflow.errors import InvalidOptionError
 
-__all__ = ["HybridflowOptions", "resolve_options", "MODES", "duration_arg", "parser_actions"]
+__all__ = ["HybridflowOptions", "MonitoringOptions", "resolve_options", "MODES", "duration_arg", "bool_arg", "parser_actions"]
 
 MODES = ("batch", "streaming")
 
@@ -37,6 +37,16 @@ def duration_arg(value: str) -> float:
         return parse_duration(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def bool_arg(value: str) -> bool:
+    """argparse type for on/off flags: ``true``/``false``, ``yes``/``no``, ``1``/``0``."""
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not a boolean: use true or false")
 
 
 class HybridflowOptions(PipelineOptions):
@@ -84,6 +94,91 @@ class HybridflowOptions(PipelineOptions):
             help="Batch: read JSON-lines/Parquet input as Arrow tables and run the transforms vectorized "
             "(auto, the default; same results) or record by record (never).",
         )
+        parser.add_argument(
+            "--print_alerts",
+            type=bool_arg,
+            nargs="?",
+            const=True,
+            default=None,
+            help="Print each alert on stdout as soon as it is raised (--print_alerts=false: off). "
+            "Workers print it: with LOOPBACK or in-process workers (direct, prism, flink profiles) "
+            "that is the launching process; remote workers write it to their logs.",
+        )
+
+
+class MonitoringOptions(PipelineOptions):
+    """How a run is watched: live Prometheus metrics, a metrics file, a
+    deadline and where job alerts go (see :mod:`hybridflow.monitoring`).
+    Each flag is also accepted with dashes (``--metrics-port``)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--metrics_port",
+            "--metrics-port",
+            dest="metrics_port",
+            type=int,
+            default=None,
+            help="Serve the job's metrics for Prometheus on this port (/metrics) while it runs; 0 picks a free port.",
+        )
+        parser.add_argument(
+            "--metrics_address",
+            "--metrics-address",
+            dest="metrics_address",
+            default="0.0.0.0",
+            help="Address the metrics server listens on (default 0.0.0.0; 127.0.0.1 for this host only).",
+        )
+        parser.add_argument(
+            "--metrics_interval",
+            "--metrics-interval",
+            dest="metrics_interval",
+            type=duration_arg,
+            default=5.0,
+            help="How often the served metrics are refreshed from the runner (default 5s).",
+        )
+        parser.add_argument(
+            "--metrics_linger",
+            "--metrics-linger",
+            dest="metrics_linger",
+            type=duration_arg,
+            default=0.0,
+            help="Keep serving the final metrics this long after the job ends, for a last scrape (e.g. 30s).",
+        )
+        parser.add_argument(
+            "--metrics_json",
+            "--metrics-json",
+            dest="metrics_json",
+            default=None,
+            help="Write the final metrics and a job summary (state, start, end, duration, counts) to this JSON file.",
+        )
+        parser.add_argument(
+            "--deadline",
+            type=duration_arg,
+            default=None,
+            help="The run must finish within this long (e.g. 30m); past it an alert fires and the exit code is 3.",
+        )
+        parser.add_argument(
+            "--alerts_webhook",
+            "--alerts-webhook",
+            dest="alerts_webhook",
+            default=None,
+            help="POST every alert (the pipeline's and the job's, e.g. a missed deadline) as JSON to this URL.",
+        )
+
+    def validate_monitoring(self) -> None:
+        """Raises InvalidOptionError naming the flag with a bad value."""
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise InvalidOptionError(f"--metrics_port={self.metrics_port}: use a TCP port, 0..65535 (0: any free port)")
+        if not self.metrics_interval > 0:
+            raise InvalidOptionError(f"--metrics_interval={self.metrics_interval:g}: must be > 0 (e.g. 5s)")
+        if self.deadline is not None and not self.deadline > 0:
+            raise InvalidOptionError(f"--deadline={self.deadline:g}: must be > 0 (e.g. 30m)")
+        if self.alerts_webhook is not None and not self.alerts_webhook.startswith(
+            ("http://", "https://", "webhook+http://", "webhook+https://")
+        ):
+            raise InvalidOptionError(
+                f"--alerts_webhook={self.alerts_webhook}: give an http:// or https:// URL"
+            )
 
 
 class _StrictParser(_BeamArgumentParser):
@@ -182,6 +277,7 @@ def resolve_options(
         raise InvalidOptionError(f"--mode={mode}: this pipeline supports {', '.join(modes)}")
     hf.mode = mode
     standard.streaming = mode == "streaming"
+    options.view_as(MonitoringOptions).validate_monitoring()
     for name, value in ((defaults or {}).get(mode) or {}).items():
         if getattr(hf, name, None) is None:
             setattr(hf, name, value)

@@ -39,6 +39,8 @@ def test_describe(hybridflow_cmd):
         (["run", "fraud", "--input=ftp://x/y"], "no source for scheme 'ftp'"),
         (["run", "fraud", "--input=data/x.txt"], "cannot tell the file format"),
         (["run", "fraud", "--profile=dataflow"], "profile dataflow needs --project, --region, --temp_location"),
+        (["run", "fraud", "--mode=streaming", "--profile=flink", "--early_every=10s"], "use --early_count=N"),
+        (["run", "fraud", "--print_alerts=maybe"], "'maybe' is not a boolean"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -68,6 +70,20 @@ def test_run_batch_on_a_tiny_input(hybridflow_cmd, tmp_path):
     assert f"dead letters     {bad} " in out or f"dead letters     {bad}\n" in out
     assert list((tmp_path / "out").glob("alerts-*.parquet"))
     assert list((tmp_path / "out").glob("profiles-*.parquet"))
+
+
+def test_print_alerts_prints_every_alert_once(hybridflow_cmd, tmp_path):
+    result = run(hybridflow_cmd, "run", "fraud", "--runner=FnApiRunner", "--print_alerts",
+                 "--input=synthetic://transactions?count=2000&cards=100&fraud=0.02", f"--output={tmp_path}/o")
+    assert result.returncode == 0, result.stderr
+    printed = [line for line in result.stdout.splitlines() if line.startswith("ALERT ")]
+    written = [json.loads(line) for path in (tmp_path / "o").glob("alerts-*.jsonl") for line in path.open()]
+    assert len(printed) == len(written) > 0
+    assert sorted(line.split("  ", 1)[1] for line in printed) == sorted(a["message"] for a in written)
+    # off by default in batch
+    quiet = run(hybridflow_cmd, "run", "fraud", "--runner=FnApiRunner",
+                "--input=synthetic://transactions?count=200&cards=10", f"--output={tmp_path}/q")
+    assert quiet.returncode == 0 and "ALERT " not in quiet.stdout
 
 
 def test_profile_flags_are_overridden_by_the_command_line(hybridflow_cmd, tmp_path):

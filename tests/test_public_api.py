@@ -10,8 +10,9 @@ EXPECTED = {
     "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
     "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup",
     "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",
+    "LaunchOnAlert", "Launcher", "LaunchRecord", "SubprocessLauncher", "FlexTemplateLauncher",
     "Transaction", "CardProfile", "Alert", "DeadLetter", "LateRecord", "Range", "OneOf", "Pattern",
-    "HybridflowOptions", "PipelineSpec", "register_pipeline", "get_pipeline", "list_pipelines",
+    "PostAlerts", "HybridflowOptions", "MonitoringOptions", "PipelineSpec", "register_pipeline", "get_pipeline", "list_pipelines",
     "HybridflowError", "UsageError", "UnknownPipelineError", "UnknownProfileError",
     "InvalidOptionError", "InvalidUriError", "MissingExtraError", "SchemaError",
     "ConnectorError", "RecordError",
@@ -32,6 +33,18 @@ def test_core_transforms_are_exported_from_both_places():
     for name in ("ParseRecords", "Enrich", "WindowedAggregate", "Dedupe", "ThresholdAlerts"):
         assert name in hybridflow.transforms.__all__
         assert getattr(hybridflow.transforms, name) is getattr(hybridflow, name)
+
+
+def test_monitoring_exports_are_curated():
+    import hybridflow.monitoring
+
+    assert set(hybridflow.monitoring.__all__) == {
+        "JobStatus", "MetricsExporter", "metric_families", "JobMonitor", "deliver_alerts", "job_report",
+        "PostAlerts", "WriteToWebhook", "WebhookClient", "WebhookError", "Delivery", "dashboard_path",
+    }
+    for name in hybridflow.monitoring.__all__:
+        assert getattr(hybridflow.monitoring, name) is not None, name
+    assert hybridflow.PostAlerts is hybridflow.monitoring.PostAlerts
 
 
 def test_every_error_derives_from_the_one_tree():

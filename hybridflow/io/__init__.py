@@ -7,6 +7,8 @@ URI                                         bounded?   read  write
 ==========================================  =========  ====  =====
 local path / ``gs://`` / ``s3://`` glob     yes        yes   yes
 ``synthetic://transactions?...``           either     yes   --
+``https://...``, ``webhook+http(s)://...``  either     --    yes (alerts: POST per record,
+                                                             :mod:`hybridflow.monitoring.webhook`)
 ==========================================  =========  ====  =====
 
 Each connector is a public ``ReadFromX`` / ``WriteToX`` PTransform in its own
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 _READ_SCHEMES = ("local path", "gs://", "s3://", "synthetic://")
-_WRITE_SCHEMES = ("local path", "gs://", "s3://")
+_WRITE_SCHEMES = ("local path", "gs://", "s3://", "http(s)://", "webhook+http(s)://")
 
 
 def _int_param(endpoint: EndpointUri, name: str, default: int) -> int:
@@ -100,6 +102,10 @@ def _writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
             triggering_frequency=_int_param(endpoint, "every", 60),
             record_type=record_type,
         )
+    if endpoint.scheme in ("http", "https", "webhook+http", "webhook+https"):
+        from hybridflow.monitoring.webhook import WriteToWebhook
+
+        return WriteToWebhook.from_uri(endpoint.raw)
     raise InvalidUriError(
         f"{endpoint.raw!r}: no sink for scheme {endpoint.scheme!r}; "
         f"writable: {', '.join(_WRITE_SCHEMES)}"

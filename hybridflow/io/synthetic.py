@@ -188,6 +188,17 @@ class SyntheticTransactions:
             return self.bounded
         return self.count is not None and self.duration is None
 
+    @property
+    def record_count(self) -> Optional[int]:
+        """How many records the stream has: ``count``, else the records whose
+        event time ``start + i / rate`` falls before ``start + duration``
+        (``None``: endless)."""
+        if self.count is not None:
+            return self.count
+        if self.duration is None:
+            return None
+        return math.ceil(self.rate * self.duration - 1e-9)
+
     def start_timestamp(self) -> Timestamp:
         from hybridflow.schemas import to_timestamp
 
@@ -323,8 +334,9 @@ class _GenerateTick(beam.DoFn):
         tick = round((float(tick_ts) - self._start) * self._config.rate / self._per_tick)
         first = tick * self._per_tick
         last = first + self._per_tick
-        if self._config.count is not None:
-            last = min(last, self._config.count)
+        limit = self._config.record_count
+        if limit is not None:  # the last tick may reach past the end
+            last = min(last, limit)
         for text in generate_transactions(self._config, first, last, self._start):
             yield text
 
@@ -355,7 +367,7 @@ class ReadSyntheticTransactions(beam.PTransform):
     def expand(self, pbegin):
         cfg = self._config
         if cfg.is_bounded:
-            count = cfg.count if cfg.count is not None else int(cfg.rate * (cfg.duration or 0))
+            count = cfg.record_count or 0
             chunks = [
                 (first, min(first + self._chunk_size, count))
                 for first in range(0, count, self._chunk_size)

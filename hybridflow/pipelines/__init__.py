@@ -38,6 +38,9 @@ class PipelineSpec:
       common: the shared HybridflowOptions flags the pipeline reads.
       defaults: per mode, defaults of those shared flags.
       modes: supported modes; ``default_mode`` is used without ``--mode``.
+      at_least_once: whether the pipeline's results stay right when records
+        are delivered more than once (Dataflow's at-least-once streaming
+        mode); false for anything that counts or aggregates.
     """
 
     name: str
@@ -50,6 +53,7 @@ class PipelineSpec:
     modes: Sequence[str] = MODES
     default_mode: str = "batch"
     validate: Optional[Callable[[PipelineOptions], None]] = None
+    at_least_once: bool = False
 
     def options(self, argv: Sequence[str] = (), profile_flags: Sequence[str] = ()) -> PipelineOptions:
         """Resolved PipelineOptions for this pipeline (what the CLI uses)."""

@@ -20,7 +20,7 @@ import collections
 from typing import Any, Optional
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from hybridflow.errors import InvalidOptionError
 from hybridflow.io import ReadFrom, supports_columnar
@@ -52,6 +52,7 @@ DEFAULTS = {
         "window": "sliding:5m/1m",
         "allowed_lateness": 300.0,
         "cooldown": 600.0,
+        "print_alerts": False,
     },
     "streaming": {
         "input": "synthetic://transactions?rate=20&seed=7&population=42&cards=2000&fraud=0.01",
@@ -60,6 +61,8 @@ DEFAULTS = {
         "window": "sliding:5m/1m",
         "allowed_lateness": 300.0,
         "cooldown": 600.0,
+        # alerts are printed as they are raised: a streaming run shows them live
+        "print_alerts": True,
     },
 }
 DEFAULT_STREAMING_HISTORY = f"synthetic://transactions?count=40000&{_POPULATION}"
@@ -109,7 +112,8 @@ class FraudOptions(PipelineOptions):
             "--early_every",
             type=duration_arg,
             default=None,
-            help="Streaming: fire early window panes every so often (processing time, e.g. 10s).",
+            help="Streaming: fire early window panes every so often (processing time, e.g. 10s; "
+            "not on Flink, whose runner does not fire these timers).",
         )
         parser.add_argument(
             "--usual_country_share",
@@ -128,6 +132,12 @@ def validate(options: PipelineOptions) -> None:
         raise InvalidOptionError(f"--usual_country_share={fo.usual_country_share}: must be in (0, 1]")
     if fo.min_history < 0:
         raise InvalidOptionError(f"--min_history={fo.min_history}: must be >= 0")
+    runner = str(options.view_as(StandardOptions).runner or "")
+    if fo.early_every is not None and hf.mode == "streaming" and runner.rsplit(".", 1)[-1] == "FlinkRunner":
+        raise InvalidOptionError(
+            "--early_every needs processing-time timers, which Beam's Flink runner does not fire for this "
+            "pipeline (no early pane, and the job never ends); use --early_count=N, or another runner"
+        )
     try:
         window_spec(hf.window)
     except Exception as exc:  # SchemaError names the accepted forms
@@ -413,7 +423,7 @@ SPEC = register_pipeline(
         options_class=FraudOptions,
         common=(
             "mode", "input", "output", "output_format", "duration", "window", "allowed_lateness", "cooldown",
-            "columnar",
+            "columnar", "print_alerts",
         ),
         defaults=DEFAULTS,
         validate=validate,

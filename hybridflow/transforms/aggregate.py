@@ -21,6 +21,7 @@ is identical batch or streaming. A bounded PCollection of Arrow tables
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import typing
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
@@ -34,7 +35,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
 from hybridflow.durations import parse_duration
 from hybridflow.errors import SchemaError
-from hybridflow.metrics import CountElements, counter
+from hybridflow.metrics import CountElements, EventTimeLag, counter
 from hybridflow.schemas import LateRecord, fields_of, to_json
 from hybridflow.transforms.aggregations import Accumulator, AggregationsLike, parse_aggregations
 from hybridflow.transforms.windows import (
@@ -77,10 +78,12 @@ class _AssignWindows(beam.DoFn):
 
     def setup(self):
         self._in = counter("records_in")
+        self._lag = EventTimeLag()
 
     def process(self, element, timestamp=beam.DoFn.TimestampParam):
         key, record = element
         self._in.inc()
+        self._lag.observe(timestamp)
         for start, end in self._window.assign(timestamp.micros):
             yield (key, start, end), record
 
@@ -109,12 +112,81 @@ class _BatchRows(beam.DoFn):
         yield beam.window.TimestampedValue(row, Timestamp(micros=end - 1))
 
 
-class _SessionKeys(beam.DoFn):
-    """After Beam's own session merging: (key, acc) in a window -> ((key, start, end), acc)."""
+class _Sessions(beam.CombineFn):
+    """Sessions of one key, built by the combiner itself (no merging WindowFn).
 
-    def process(self, element, window=beam.DoFn.WindowParam):
-        key, acc = element
-        yield (key, window.start.micros, window.end.micros), acc
+    The accumulator is a list of ``[start, end, accumulator]`` sorted by
+    start, never overlapping: a record is the session ``[t, t + gap)`` and
+    joins every session it overlaps, exactly as Beam's ``Sessions`` merges
+    windows (and as the streaming path does). Partial lists merge the same
+    way, so the result does not depend on bundling or order. Beam's own
+    merging windows are not used because Prism merges them wrongly in batch
+    (sessions split or lost); this gives the same sessions on every runner.
+    """
+
+    def __init__(self, accumulator: Accumulator, window: WindowSpec):
+        self._acc = accumulator
+        self._window = window
+
+    def create_accumulator(self):
+        return []
+
+    def _insert(self, sessions: list, start: int, end: int, acc: list) -> list:
+        i = bisect.bisect_left(sessions, start, key=lambda s: s[0])
+        first, last = i, i
+        if first > 0 and sessions[first - 1][1] > start:  # overlaps the one before
+            first -= 1
+        while last < len(sessions) and sessions[last][0] < end:  # and the ones after
+            last += 1
+        if first == last:
+            sessions.insert(i, [start, end, acc])
+            return sessions
+        joined = sessions[first:last]
+        merged = [
+            min(start, joined[0][0]),
+            max(end, max(s[1] for s in joined)),
+            self._acc.merge([acc, *(s[2] for s in joined)]),
+        ]
+        sessions[first:last] = [merged]
+        return sessions
+
+    def add_input(self, sessions, timed_record):
+        micros, record = timed_record
+        ((start, end),) = self._window.assign(micros)
+        return self._insert(sessions, start, end, self._acc.add(self._acc.create(), record))
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        result = [list(s) for s in next(accumulators, [])]
+        for other in accumulators:
+            for start, end, acc in other:
+                result = self._insert(result, start, end, acc)
+        return result
+
+    def extract_output(self, sessions):
+        return sessions
+
+
+class _WithTime(beam.DoFn):
+    """(key, record) -> (key, (event time, record)), the time in microseconds
+    cut to the millisecond: Beam's portable wire format carries timestamps in
+    milliseconds, so the streaming path (after its keyed shuffle) and Beam's
+    own windows see them that way too, on every runner."""
+
+    def setup(self):
+        self._in = counter("records_in")
+
+    def process(self, element, timestamp=beam.DoFn.TimestampParam):
+        key, record = element
+        self._in.inc()
+        micros = timestamp.micros
+        yield key, (micros - micros % 1000, record)
+
+
+def _session_windows(element):
+    key, sessions = element
+    for start, end, acc in sessions:
+        yield (key, start, end), acc
 
 
 @dataclasses.dataclass
@@ -147,6 +219,7 @@ class _StreamingAggregate(beam.DoFn):
         self._in = counter("records_in")
         self._out = counter("records_out")
         self._late = counter("late_records")
+        self._lag = EventTimeLag()
 
     # -- panes --------------------------------------------------------------
 
@@ -210,6 +283,7 @@ class _StreamingAggregate(beam.DoFn):
     ):
         key, record = element
         self._in.inc()
+        self._lag.observe(timestamp)
         t = timestamp.micros
         known_watermark = watermark_state.read()
         if known_watermark is None:
@@ -449,18 +523,17 @@ class WindowedAggregate(beam.PTransform):
             # Windows are assigned here, with the same arithmetic as the
             # streaming path, and aggregated in the global window: Beam's
             # windowed GroupByKey in Python pays a trigger-driver call per
-            # key and window. Sessions need merging, so they use Beam's.
+            # key and window. Sessions are merged by the combiner (_Sessions).
             window_key = typing.Tuple[key_type, int, int]
             if self._window.merging:
                 per_window = (
                     keyed
-                    | "CountIn" >> CountElements("records_in")
-                    | "Window" >> beam.WindowInto(self._window.beam_windowfn())
-                    | "Aggregate" >> beam.CombinePerKey(_AggregateCombineFn(accumulator))
-                    | "WindowKeys" >> beam.ParDo(_SessionKeys()).with_output_types(
+                    | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
+                    | "WithTime" >> beam.ParDo(_WithTime())
+                    | "Sessions" >> beam.CombinePerKey(_Sessions(accumulator, self._window))
+                    | "SessionWindows" >> beam.FlatMap(_session_windows).with_output_types(
                         typing.Tuple[window_key, typing.Any]
                     )
-                    | "Unwindow" >> beam.WindowInto(beam.window.GlobalWindows())
                 )
             else:
                 per_window = (

@@ -17,7 +17,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.durations import parse_duration
 from hybridflow.errors import SchemaError
-from hybridflow.metrics import counter
+from hybridflow.metrics import EventTimeLag, counter
 from hybridflow.schemas import Alert, fields_of
 
 __all__ = ["ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule", "rule_from_dict", "alert_id"]
@@ -147,11 +147,14 @@ class _EvaluateRules(beam.DoFn):
 
     def setup(self):
         self._in = counter("records_in")
+        self._out = counter("records_out")
+        self._lag = EventTimeLag()
         self._alerts = counter("alerts")
         self._per_rule = {r.name: counter(f"alerts.{r.name}") for r in self._rules}
 
-    def process(self, record):
+    def process(self, record, timestamp=beam.DoFn.TimestampParam):
         self._in.inc()
+        self._lag.observe(timestamp)
         key = str(getattr(record, self._key_field))
         event_time = getattr(record, self._time_field)
         window_start = getattr(record, "window_start") if self._has_window else None
@@ -164,6 +167,7 @@ class _EvaluateRules(beam.DoFn):
             threshold = float(getattr(rule, "threshold", 1.0))
             self._alerts.inc()
             self._per_rule[rule.name].inc()
+            self._out.inc()
             yield Alert(
                 alert_id=alert_id(rule.name, key, event_time),
                 rule=rule.name,

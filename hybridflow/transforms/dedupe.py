@@ -33,7 +33,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.durations import parse_duration
 from hybridflow.errors import SchemaError
-from hybridflow.metrics import counter
+from hybridflow.metrics import EventTimeLag, counter
 from hybridflow.schemas import fields_of, to_json
 
 __all__ = ["Dedupe"]
@@ -49,6 +49,11 @@ class _Counters:
         self._out = counter("records_out")
         self._duplicates = counter("duplicates")
         self._filtered = counter("filtered")
+        self._lag = EventTimeLag()
+
+    def _received(self, t_micros: int):
+        self._in.inc()
+        self._lag.observe(Timestamp(micros=t_micros))
 
     def _drop(self):
         self._duplicates.inc()
@@ -65,7 +70,7 @@ class _DedupeGroup(_Counters, beam.DoFn):
         _, stamped = element
         last = None
         for t, _, record in sorted((_order(t, r) + (r,) for t, r in stamped), key=lambda x: x[:2]):
-            self._in.inc()
+            self._received(t)
             if last is not None and t - last < self._within:
                 self._drop()
                 continue
@@ -98,7 +103,7 @@ class _DedupeStreaming(_Counters, beam.DoFn):
         expiry=beam.DoFn.TimerParam(EXPIRY),
     ):
         _, (t, record) = element
-        self._in.inc()
+        self._received(t)
         last = last_state.read()
         if last is not None and abs(t - last) < self._within:
             self._drop()

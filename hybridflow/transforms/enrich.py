@@ -11,7 +11,7 @@ from apache_beam.transforms.enrichment import Enrichment
 from apache_beam.typehints.row_type import RowTypeConstraint
 
 from hybridflow.errors import RecordError, SchemaError
-from hybridflow.metrics import counter
+from hybridflow.metrics import EventTimeLag, counter
 from hybridflow.schemas import DeadLetter, fields_of
 from hybridflow.transforms.dead_letters import DEAD_LETTERS, DeadLetterCounter
 from hybridflow.transforms.lookups import LookupHandler
@@ -40,10 +40,16 @@ class _JoinFn(beam.DoFn):
 
     def setup(self):
         self._dead = DeadLetterCounter()
+        self._in = counter("records_in")
+        self._lag = EventTimeLag()
         self._hits = counter("enrich_hits")
         self._misses = counter("enrich_misses")
         self._out = counter("records_out")
         self._none = {self._prefix + n: None for n in self._table_names}
+
+    def _received(self, timestamp) -> None:
+        self._in.inc()
+        self._lag.observe(timestamp)
 
     def _join(self, record, ref: Optional[Mapping[str, Any]]):
         values = {n: getattr(record, n) for n in self._input_names}
@@ -71,7 +77,8 @@ class _JoinFn(beam.DoFn):
 
 
 class _SideInputJoinFn(_JoinFn):
-    def process(self, record, table):
+    def process(self, record, table, timestamp=beam.DoFn.TimestampParam):
+        self._received(timestamp)
         ref = table.get(getattr(record, self._key))
         yield from self._join(record, ref._asdict() if ref is not None else None)
 
@@ -79,8 +86,15 @@ class _SideInputJoinFn(_JoinFn):
 class _LookupJoinFn(_JoinFn):
     """(record, answer of _KeyedCaller) -> joined row or dead letter."""
 
-    def process(self, element):
-        record, (status, value) = element
+    def setup(self):
+        super().setup()
+        self._cache_counters = {True: counter("enrich_cache_hits"), False: counter("enrich_cache_misses")}
+
+    def process(self, element, timestamp=beam.DoFn.TimestampParam):
+        self._received(timestamp)
+        record, (status, value, cache_hit) = element
+        if cache_hit is not None:
+            self._cache_counters[cache_hit].inc()
         if status == "invalid":
             reason, message = value
             yield self._dead.dead_letter(self._stage, reason, message, record)
@@ -90,8 +104,9 @@ class _LookupJoinFn(_JoinFn):
 
 class _KeyedCaller(Caller):
     """Adapts a LookupHandler to Beam's Enrichment: reads the key from the
-    record's ``key_field`` and answers ``("found"|"missing", row)`` or
-    ``("invalid", (reason, message))`` instead of failing the bundle."""
+    record's ``key_field`` and answers ``("found"|"missing", row, cache_hit)``
+    or ``("invalid", (reason, message), cache_hit)`` instead of failing the
+    bundle; ``cache_hit`` is None when the handler has no cache."""
 
     def __init__(self, handler: LookupHandler, key_field: str):
         self._handler = handler
@@ -106,10 +121,10 @@ class _KeyedCaller(Caller):
 
     def __call__(self, request, *args, **kwargs):
         try:
-            row = self._handler.cached_lookup(getattr(request, self._key_field))
+            row, cache_hit = self._handler.lookup_with_cache_status(getattr(request, self._key_field))
         except RecordError as exc:
-            return request, ("invalid", (exc.reason, str(exc)))
-        return request, ("found" if row is not None else "missing", row)
+            return request, ("invalid", (exc.reason, str(exc)), False if self._handler.caching else None)
+        return request, ("found" if row is not None else "missing", row, cache_hit)
 
     def get_cache_key(self, request) -> str:
         return f"{self._key_field}: {getattr(request, self._key_field)}"
@@ -281,8 +296,15 @@ class Enrich(beam.PTransform):
             )
             source, join = answers, beam.ParDo(_LookupJoinFn(*args))
         else:
+            # The side input's elements are typed Any on purpose: a schema'd
+            # (RowCoder) side input fails on Flink's streaming runner, which
+            # copies the decoded Java Rows with Kryo; opaque Python-coded
+            # values pass through it as bytes.
             lookup = beam.pvalue.AsDict(
-                reference | "KeyTable" >> beam.Map(lambda row: (getattr(row, table_key), row))
+                reference
+                | "KeyTable" >> beam.Map(lambda row: (getattr(row, table_key), row)).with_output_types(
+                    tuple[Any, Any]
+                )
             )
             source, join = pcoll, beam.ParDo(_SideInputJoinFn(*args), lookup)
         result = source | "Join" >> join.with_output_types(row_type).with_outputs(DEAD_LETTERS, main="records")

@@ -12,7 +12,7 @@ import apache_beam as beam
 from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.errors import RecordError, SchemaError
-from hybridflow.metrics import counter
+from hybridflow.metrics import EventTimeLag, counter
 from hybridflow.schemas import DeadLetter, FieldInfo, fields_of, to_timestamp
 from hybridflow.transforms.dead_letters import DEAD_LETTERS, DeadLetterCounter
 
@@ -174,6 +174,7 @@ class _ParseFn(beam.DoFn):
         self._dead = DeadLetterCounter()
         self._in = counter("records_in")
         self._out = counter("records_out")
+        self._lag = EventTimeLag()
         self._parsed_avro_schema = None
         if self._avro_schema is not None:
             import fastavro
@@ -234,7 +235,9 @@ class _ParseFn(beam.DoFn):
             yield record
         else:
             self._out.inc()
-            yield beam.window.TimestampedValue(record, getattr(record, self._timestamp_field))
+            event_time = getattr(record, self._timestamp_field)
+            self._lag.observe(event_time)
+            yield beam.window.TimestampedValue(record, event_time)
 
 
 class ParseRecords(beam.PTransform):

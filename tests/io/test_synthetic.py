@@ -6,7 +6,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from hybridflow import InvalidUriError, ReadFrom, SyntheticTransactions
 from hybridflow.io.synthetic import generate_transactions
-from hybridflow.testing import batch_pipeline
+from hybridflow.testing import Collect, batch_pipeline, collected
 
 
 def parsed(lines):
@@ -79,3 +79,22 @@ def test_boundedness():
     assert SyntheticTransactions(count=10).is_bounded
     assert not SyntheticTransactions(rate=5).is_bounded
     assert not SyntheticTransactions(count=10, duration=5).is_bounded
+
+
+def test_record_count_is_the_records_before_the_end_of_the_duration():
+    assert SyntheticTransactions(count=7, duration=60).record_count == 7
+    assert SyntheticTransactions(rate=25, duration=15).record_count == 375
+    assert SyntheticTransactions(rate=20, duration=0.11).record_count == 3  # at 0, 0.05 and 0.1 s
+    assert SyntheticTransactions(rate=5).record_count is None
+
+
+def test_unbounded_read_stops_after_its_duration(tmp_path):
+    # 15 s at 25/s from a start in the past: PeriodicImpulse ticks every 0.08 s with 2 records
+    # each, and its last tick (at 14.96 s) would reach record 375, the first at 15 s or later
+    uri = "synthetic://transactions?rate=25&duration=15&start=2026-01-01T00:00:00Z&seed=3&malformed=0"
+    with batch_pipeline() as p:
+        lines = p | ReadFrom(uri, bounded=False)
+        assert not lines.is_bounded
+        lines | Collect(tmp_path)
+    ids = sorted(json.loads(text)["txn_id"] for text in collected(tmp_path))
+    assert ids == [f"t3-{i:010d}" for i in range(375)]

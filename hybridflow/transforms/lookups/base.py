@@ -138,14 +138,27 @@ class LookupHandler(EnrichmentSourceHandler[Any, beam.Row], abc.ABC):
 
     def cached_lookup(self, key: Any) -> Optional[Mapping[str, Any]]:
         """:meth:`lookup` through the cache (open the handler first)."""
+        return self.lookup_with_cache_status(key)[0]
+
+    def lookup_with_cache_status(self, key: Any) -> tuple[Optional[Mapping[str, Any]], Optional[bool]]:
+        """``(row, cache_hit)`` of :meth:`cached_lookup`; ``cache_hit`` is None
+        when the cache is off. (Beam's Enrichment may call a handler on a
+        thread of its own, where Beam metrics are not recorded: the caller
+        counts hits and misses.)"""
         cache = self._cache
         if cache is None:
-            return self.lookup(key)
+            return self.lookup(key), None
         value = cache.get(key)
-        if value is _MISSING:
-            value = self.lookup(key)
-            cache.put(key, value)
-        return value
+        if value is not _MISSING:
+            return value, True
+        value = self.lookup(key)
+        cache.put(key, value)
+        return value, False
+
+    @property
+    def caching(self) -> bool:
+        """Whether the handler is open with its cache on."""
+        return self._cache is not None
 
     @property
     def cache_stats(self) -> Mapping[str, int]:

@@ -1,0 +1,243 @@
+"""Building and launching a pipeline's flex template on Dataflow with gcloud.
+
+:class:`FlexLaunch` holds what a launch needs (project, region, bucket, image,
+parameters) and turns it into the commands, in order:
+
+1. ``python setup.py sdist`` of hybridflow into ``templates/PIPELINE/dist/``;
+2. ``gcloud builds submit`` of ``templates/PIPELINE`` to Cloud Build, which
+   builds the Dockerfile and pushes the image (no local Docker needed);
+3. ``gcloud storage cp`` of the template spec file (image + metadata.json,
+   written locally by :meth:`FlexLaunch.write_spec`) to
+   ``gs://BUCKET/templates/PIPELINE.json``;
+4. ``gcloud dataflow flex-template run``: a job from that spec, with the
+   parameters.
+
+The spec file is the one ``gcloud dataflow flex-template build`` writes, but
+complete: gcloud (checked with version 528) copies only the name,
+description and parameters of metadata.json and drops ``streaming``,
+``supportsAtLeastOnce``, ``supportsExactlyOnce`` and ``defaultStreamingMode``.
+A test compares the two with ``gcloud ... build --print-only``.
+
+Parameters are checked offline first (names, regexes, the pipeline's own
+parser), and the committed template must match a fresh build, so a launch
+that would fail on Dataflow fails here, before anything is uploaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import pathlib
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from typing import Mapping, Optional, Sequence
+
+from hybridflow.errors import ConnectorError, InvalidOptionError, UsageError
+from hybridflow.flex.files import LAUNCHER_BASE_IMAGE, PACKAGE_VERSION, render_template
+from hybridflow.flex.metadata import check_parameters
+
+__all__ = ["FlexLaunch", "run_commands", "source_root", "gcloud_parameters", "job_name_for"]
+
+_JOB_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_PROJECT = re.compile(r"^[a-z][-a-z0-9:.]{4,61}[a-z0-9]$")
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+
+
+def job_name_for(*parts: str) -> str:
+    """A valid Dataflow job name from free text (lower case, dashes, <= 63 chars)."""
+    name = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+    if not name or not name[0].isalpha():
+        name = "hf-" + name
+    return name[:63].rstrip("-")
+
+
+def gcloud_parameters(values: Mapping[str, str]) -> str:
+    """``--parameters`` value for gcloud: ``k=v,k2=v2``, or with gcloud's
+    ``^DELIM^`` escape when a value contains a comma."""
+    items = [f"{k}={v}" for k, v in values.items()]
+    if not any("," in item for item in items):
+        return ",".join(items)
+    delimiter = next(d for d in ("~", "|", ";", "#", "@") if not any(d in item for item in items))
+    return f"^{delimiter}^" + delimiter.join(items)
+
+
+def source_root() -> pathlib.Path:
+    """The hybridflow source tree (with setup.py) the image is built from."""
+    import hybridflow
+
+    root = pathlib.Path(hybridflow.__file__).resolve().parent.parent
+    if not (root / "setup.py").is_file():
+        raise UsageError(
+            f"no setup.py next to the installed hybridflow ({root}): build and launch templates "
+            "from a hybridflow source checkout (pip install -e .)"
+        )
+    return root
+
+
+@dataclasses.dataclass(frozen=True)
+class FlexLaunch:
+    """One launch of a pipeline's flex template.
+
+    Attributes:
+      pipeline: the registered pipeline name.
+      project, region: the Google Cloud project and Dataflow region.
+      parameters: template parameter values (``{"output": "gs://b/out"}``).
+      bucket: ``gs://BUCKET[/prefix]`` for the template spec, temp and
+        staging files (default ``gs://PROJECT-hybridflow``).
+      image: the template image (default Artifact Registry
+        ``REGION-docker.pkg.dev/PROJECT/hybridflow/PIPELINE:VERSION``).
+      job_name: the Dataflow job name (default ``hybridflow-PIPELINE-UTCTIME``).
+      template_dir: the committed template (default ``templates/PIPELINE``).
+    """
+
+    pipeline: str
+    project: str
+    region: str
+    parameters: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    bucket: Optional[str] = None
+    image: Optional[str] = None
+    job_name: Optional[str] = None
+    template_dir: Optional[str] = None
+    gcloud: str = "gcloud"
+
+    def __post_init__(self):
+        if not _PROJECT.match(self.project or ""):
+            raise InvalidOptionError(
+                f"--project={self.project!r}: not a Google Cloud project id (6-30 lower-case letters, digits, dashes)"
+            )
+        if not _REGION.match(self.region or ""):
+            raise InvalidOptionError(f"--region={self.region!r}: not a Dataflow region (e.g. us-central1)")
+        if self.bucket is not None and not re.match(r"^gs://[a-z0-9][-_.a-z0-9]{1,221}(/.*)?$", self.bucket):
+            raise InvalidOptionError(f"--bucket={self.bucket!r}: give gs://BUCKET or gs://BUCKET/prefix")
+        if self.job_name is not None and not _JOB_NAME.match(self.job_name):
+            raise InvalidOptionError(
+                f"--job-name={self.job_name!r}: lower-case letters, digits and dashes, starting with a letter"
+            )
+
+    # -- derived values ---------------------------------------------------
+    @property
+    def bucket_uri(self) -> str:
+        return (self.bucket or f"gs://{self.project}-hybridflow").rstrip("/")
+
+    @property
+    def image_uri(self) -> str:
+        return self.image or (
+            f"{self.region}-docker.pkg.dev/{self.project}/hybridflow/{self.pipeline}:{PACKAGE_VERSION}"
+        )
+
+    @property
+    def spec_uri(self) -> str:
+        return f"{self.bucket_uri}/templates/{self.pipeline}.json"
+
+    @property
+    def directory(self) -> pathlib.Path:
+        return pathlib.Path(self.template_dir or f"templates/{self.pipeline}")
+
+    @property
+    def spec_file(self) -> pathlib.Path:
+        """The local copy of the template spec file (in the gitignored dist/)."""
+        return self.directory / "dist" / f"{self.pipeline}-spec.json"
+
+    def resolved_job_name(self) -> str:
+        if self.job_name:
+            return self.job_name
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        return job_name_for("hybridflow", self.pipeline, stamp)
+
+    # -- checks -----------------------------------------------------------
+    def check(self) -> None:
+        """Offline checks: the parameters, and the template on disk is current."""
+        from hybridflow.pipelines import get_pipeline
+
+        spec = get_pipeline(self.pipeline)
+        check_parameters(spec, self.parameters)
+        drift = render_template(spec, self._base_image()).drift(self.directory)
+        if drift:
+            raise UsageError(
+                f"{self.directory}: {', '.join(drift)} missing or out of date: "
+                f"run `hybridflow template build {self.pipeline} --out {self.directory}` first"
+            )
+
+    def spec(self) -> dict:
+        """The flex template spec file: the image, the SDK language, metadata.json."""
+        metadata = json.loads((self.directory / "metadata.json").read_text(encoding="utf-8"))
+        return {
+            "image": self.image_uri,
+            "sdkInfo": {"language": "PYTHON"},
+            "metadata": metadata,
+            "defaultEnvironment": {},
+        }
+
+    def write_spec(self) -> pathlib.Path:
+        """Writes :meth:`spec` to :attr:`spec_file` (local; uploaded by a command)."""
+        self.spec_file.parent.mkdir(parents=True, exist_ok=True)
+        self.spec_file.write_text(json.dumps(self.spec(), indent=2) + "\n", encoding="utf-8")
+        return self.spec_file
+
+    def _base_image(self) -> str:
+        """The FROM image of the template's Dockerfile (``template build --image``)."""
+        dockerfile = self.directory / "Dockerfile"
+        found = re.search(r"^FROM (\S+)", dockerfile.read_text(encoding="utf-8"), re.M) if dockerfile.is_file() else None
+        return found.group(1) if found else LAUNCHER_BASE_IMAGE
+
+    # -- commands ---------------------------------------------------------
+    def build_commands(self) -> list[list[str]]:
+        """sdist of hybridflow, image build (Cloud Build), spec upload."""
+        return [
+            [sys.executable, "setup.py", "-q", "sdist", "--formats=gztar",
+             f"--dist-dir={(self.directory / 'dist').resolve()}"],
+            [self.gcloud, "builds", "submit", str(self.directory), f"--tag={self.image_uri}",
+             f"--project={self.project}"],
+            [self.gcloud, "storage", "cp", str(self.spec_file), self.spec_uri, f"--project={self.project}"],
+        ]
+
+    def run_command(self, job_name: Optional[str] = None) -> list[str]:
+        """``gcloud dataflow flex-template run`` of the built spec."""
+        command = [
+            self.gcloud, "dataflow", "flex-template", "run", job_name or self.resolved_job_name(),
+            f"--template-file-gcs-location={self.spec_uri}",
+            f"--region={self.region}", f"--project={self.project}",
+            f"--temp-location={self.bucket_uri}/tmp", f"--staging-location={self.bucket_uri}/staging",
+        ]
+        if self.parameters:
+            command.append(f"--parameters={gcloud_parameters(self.parameters)}")
+        return command
+
+    def commands(self, build: bool = True, job_name: Optional[str] = None) -> list[list[str]]:
+        return (self.build_commands() if build else []) + [self.run_command(job_name)]
+
+
+def _cwd(command: Sequence[str]) -> Optional[str]:
+    return str(source_root()) if command[1:2] == ["setup.py"] else None
+
+
+def render_commands(commands: Sequence[Sequence[str]]) -> str:
+    """Shell lines for ``commands`` (``cd`` shown where one runs elsewhere)."""
+    lines = []
+    for command in commands:
+        line = shlex.join(command)
+        cwd = _cwd(command)
+        lines.append(f"(cd {shlex.quote(cwd)} && {line})" if cwd else line)
+    return "\n".join(lines)
+
+
+def run_commands(commands: Sequence[Sequence[str]], out=None) -> None:
+    """Runs ``commands`` in order; stops at the first failure (ConnectorError)."""
+    out = out or sys.stdout
+    for command in commands:
+        if shutil.which(command[0]) is None:
+            raise UsageError(
+                f"{command[0]} not found on PATH: install the Google Cloud CLI (gcloud), "
+                "or pass --dry-run to print the commands"
+            )
+        print(f"+ {shlex.join(command)}", file=out, flush=True)
+        completed = subprocess.run(list(command), cwd=_cwd(command))
+        if completed.returncode != 0:
+            raise ConnectorError(
+                f"`{shlex.join(command[:4])} ...` failed with exit code {completed.returncode}; "
+                "its output is above"
+            )

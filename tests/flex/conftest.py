@@ -1,0 +1,142 @@
+"""Fixtures for the flex template tests: a local GCS emulator and an
+environment in which nothing can reach Google.
+
+The GCS fixture is local to these tests until the shared service fixtures
+(hybridflow.testing.services, issue 5) land; it should then be replaced by
+theirs.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.conftest import REQUIRE_SERVICES
+
+BUCKET = "hf-bucket"
+PROJECT = "test-project"
+_DEAD_END = "http://127.0.0.1:9"  # nothing listens on the discard port: connections are refused at once
+
+
+def _free_port() -> int:
+    with contextlib.closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _unavailable(reason: str):
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (HYBRIDFLOW_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+class GcsEmulator:
+    """gcp-storage-emulator (the test extra) on a free loopback port, in memory."""
+
+    def __init__(self, bucket: str = BUCKET):
+        self.bucket = bucket
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._log = tempfile.NamedTemporaryFile(prefix="gcs-emulator-", suffix=".log", delete=False)
+        self.proc = None
+
+    def start(self, timeout: float = 30.0) -> "GcsEmulator":
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gcp_storage_emulator", "start", "--host=127.0.0.1",
+             f"--port={self.port}", "--in-memory", f"--default-bucket={self.bucket}"],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        url = f"{self.endpoint}/storage/v1/b/{self.bucket}"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gcp-storage-emulator exited with {self.proc.returncode}; log {self._log.name}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"gcp-storage-emulator not ready on {self.endpoint} after {timeout}s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+        os.unlink(self._log.name)
+
+    def read(self, uri: str) -> bytes:
+        """The bytes of a gs:// object, read through the emulator's JSON API."""
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        bucket, _, name = uri[len("gs://"):].partition("/")
+        client = storage.Client(
+            project=PROJECT, credentials=AnonymousCredentials(), client_options={"api_endpoint": self.endpoint}
+        )
+        return client.bucket(bucket).blob(name).download_as_bytes()
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A running GCS emulator with the bucket ``hf-bucket``; stopped after the session."""
+    try:
+        import gcp_storage_emulator  # noqa: F401
+    except ImportError:
+        _unavailable("gcp-storage-emulator is not installed (pip install -e '.[test]')")
+    emulator = GcsEmulator().start()
+    yield emulator
+    emulator.stop()
+
+
+def offline_env(**extra) -> dict:
+    """Environment for a subprocess that must not reach Google.
+
+    Every HTTP(S) and gRPC connection to anything but loopback goes to a
+    proxy that refuses it at once (a call to Google fails fast instead of
+    hanging), Google's metadata server is never probed, no credentials or
+    gcloud configuration of this machine are visible.
+    """
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GOOGLE_", "CLOUDSDK_", "STORAGE_EMULATOR")) and k.lower() not in (
+               "http_proxy", "https_proxy", "no_proxy", "grpc_proxy")}
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "grpc_proxy"):
+        env[name] = _DEAD_END
+    env.update(
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        NO_GCE_CHECK="true",
+        GCE_METADATA_HOST="127.0.0.1:9",
+        GCE_METADATA_IP="127.0.0.1:9",
+        CLOUDSDK_CORE_DISABLE_PROMPTS="1",
+        CLOUDSDK_CORE_DISABLE_USAGE_REPORTING="true",
+        CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK="true",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def gcloud_env(tmp_path):
+    """An offline environment for gcloud with an empty configuration directory."""
+    if shutil.which("gcloud") is None:
+        pytest.skip("gcloud (Google Cloud CLI) is not installed")
+    config = tmp_path / "gcloud-config"
+    config.mkdir()
+    return offline_env(CLOUDSDK_CONFIG=str(config))

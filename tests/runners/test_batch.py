@@ -1,0 +1,58 @@
+"""Batch on every runner: the fraud pipeline and WindowedAggregate give the
+same results on the FnApiRunner, Prism and a Flink mini-cluster, and the run
+summary (read from each runner's Beam metrics) is right on each."""
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from hybridflow.testing import collected
+from tests.runners._pipelines import ENGINE, WINDOWS, dead_letter_reasons, run_fraud, windowed_aggregates
+from tests.runners.conftest import runner_params
+
+FRAUD_INPUT = "synthetic://transactions?count=3000&seed=42&population=42&cards=300&fraud=0.01"
+WA_SOURCE = "synthetic://transactions?count=4000&rate=20&seed=3&population=3&cards=60&late=0"
+
+
+@pytest.fixture(scope="module")
+def fraud_reference(tmp_path_factory):
+    return run_fraud(["--mode=batch", f"--input={FRAUD_INPUT}", "--runner=FnApiRunner"], tmp_path_factory.mktemp("fnapi"))
+
+
+@pytest.mark.parametrize("runner", runner_params("fnapi", "prism", "flink"), indirect=True)
+def test_fraud_batch_is_the_same_on_every_runner(runner, fraud_reference, tmp_path):
+    summary, outputs = run_fraud(runner.flags("--mode=batch", f"--input={FRAUD_INPUT}"), tmp_path)
+    _, reference = fraud_reference
+
+    assert summary.state.endswith("DONE")
+    assert summary.runner == ENGINE[runner.name]
+    assert outputs == reference
+    assert len(outputs["alerts"]) > 10 and len(outputs["aggregates"]) > 1000
+    # the summary comes from the runner's metrics and accounts for every record
+    assert summary.records_read == 3000
+    assert summary.dead_letters == len(outputs["dead_letters"]) > 0
+    assert summary.records_written == sum(len(rows) for rows in outputs.values())
+    assert summary.metrics.get("alerts") - summary.metrics.get("alerts_suppressed") == len(outputs["alerts"])
+    assert summary.metrics.prefixed("dead_letters.") == dead_letter_reasons(outputs["dead_letters"])
+
+
+def _sorted_rows(directory):
+    return sorted((tuple(sorted(row._asdict().items())) for row in collected(directory)), key=repr)
+
+
+@pytest.fixture(scope="module")
+def aggregate_reference(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("wa-fnapi")
+    with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as p:
+        windowed_aggregates(p, WA_SOURCE, directory, bounded=True)
+    return {name: _sorted_rows(directory / name) for name in WINDOWS}
+
+
+@pytest.mark.parametrize("runner", runner_params("prism", "flink"), indirect=True)
+def test_windowed_aggregate_batch_is_the_same_on_every_runner(runner, aggregate_reference, tmp_path):
+    with beam.Pipeline(options=PipelineOptions(runner.flags())) as p:
+        windowed_aggregates(p, WA_SOURCE, tmp_path, bounded=True)
+    for name in WINDOWS:
+        rows = _sorted_rows(tmp_path / name)
+        assert rows == aggregate_reference[name], name
+        assert len(rows) > 100, name

@@ -1,0 +1,114 @@
+"""`hybridflow run fraud --mode streaming --profile prism|flink --duration ...`
+end to end, as a user runs it: the profile's runner starts its own job server
+from Beam's cache (no download), the synthetic stream runs in real time and
+stops after --duration, the windows drain, alerts are printed while the job
+runs, the summary comes from the runner's metrics, the exit code is 0, and no
+job server or worker process outlives the command."""
+
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from hybridflow.testing.runners import flink_job_server_jar, prism_binary, RunnerUnavailable
+
+pytestmark = [pytest.mark.streaming, pytest.mark.slow]
+
+HISTORY = "synthetic://transactions?count=3000&seed=41&population=42&cards=100"
+INPUT = "synthetic://transactions?rate=25&seed=7&population=42&cards=100&fraud=0.05"
+
+
+def _require(provisioned):
+    try:
+        provisioned()
+    except RunnerUnavailable as exc:
+        if os.environ.get("HYBRIDFLOW_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"runner not provisioned (HYBRIDFLOW_REQUIRE_SERVICES=1): {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
+def _processes_with(marker):
+    """PIDs of live processes whose environment holds ``marker`` (ours and their children)."""
+    found = []
+    for proc in pathlib.Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def _run_streaming(profile, duration, tmp_path, timeout, terminate_after_alerts=None):
+    """Runs the CLI; returns (exit code, [(seconds since start, stdout line)], stderr, leftover pids).
+
+    With ``terminate_after_alerts=N`` it sends SIGTERM once N alerts were printed."""
+    marker = uuid.uuid4().hex
+    env = {**os.environ, "HYBRIDFLOW_TEST_RUN": marker}
+    cmd = [
+        sys.executable, "-m", "hybridflow", "run", "fraud", "--mode", "streaming", "--profile", profile,
+        "--duration", duration, f"--input={INPUT}", f"--history={HISTORY}", f"--output={tmp_path}/out",
+    ]
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append((time.monotonic() - started, line.rstrip("\n")))
+            alerts = sum(1 for _, text in lines if text.startswith("ALERT "))
+            if terminate_after_alerts is not None and alerts == terminate_after_alerts:
+                proc.terminate()
+            if time.monotonic() - started > timeout:
+                break
+        code = proc.wait(timeout=max(1, timeout - (time.monotonic() - started)))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read()
+    time.sleep(1)  # a stopped job server may take a moment to go
+    return code, lines, stderr, _processes_with(f"HYBRIDFLOW_TEST_RUN={marker}")
+
+
+def _check_run(code, lines, stderr, leftovers, engine, records):
+    assert code == 0, stderr[-3000:]
+    alerts = [(t, line) for t, line in lines if line.startswith("ALERT ")]
+    summary = [(t, line) for t, line in lines if line.startswith("pipeline fraud (streaming) on ")]
+    assert summary, "\n".join(line for _, line in lines)
+    summary_time, summary_line = summary[0]
+    assert summary_line.startswith(f"pipeline fraud (streaming) on {engine}: DONE in ")
+    # alerts were printed while the job ran, not only at the end
+    assert alerts and alerts[0][0] < summary_time - 5, (alerts[:3], summary_time)
+    text = "\n".join(line for _, line in lines)
+    assert f"records read     {records}\n" in text + "\n"
+    assert f"alerts           {len(alerts)}\n" in text + "\n"
+    assert leftovers == [], f"processes left running: {leftovers}"
+
+
+@pytest.mark.prism
+def test_cli_streaming_on_prism(tmp_path):
+    _require(prism_binary)
+    code, lines, stderr, leftovers = _run_streaming("prism", "15s", tmp_path, timeout=240)
+    _check_run(code, lines, stderr, leftovers, "PrismRunner (Prism)", 3000 + 15 * 25)
+
+
+@pytest.mark.flink
+def test_cli_streaming_on_flink(tmp_path):
+    _require(flink_job_server_jar)
+    code, lines, stderr, leftovers = _run_streaming("flink", "30s", tmp_path, timeout=300)
+    _check_run(code, lines, stderr, leftovers, "FlinkRunner (Flink 1.19, local mini-cluster)", 3000 + 30 * 25)
+
+
+@pytest.mark.prism
+def test_cli_stopped_with_sigterm_leaves_nothing_running(tmp_path):
+    _require(prism_binary)
+    code, lines, stderr, leftovers = _run_streaming("prism", "10m", tmp_path, timeout=180, terminate_after_alerts=3)
+    assert code == 130, stderr[-3000:]  # interrupted, like Ctrl-C
+    assert "hybridflow: interrupted" in stderr
+    assert leftovers == [], f"processes left running: {leftovers}"

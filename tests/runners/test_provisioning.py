@@ -1,0 +1,64 @@
+"""`make tools` puts Prism and the Flink job server exactly where Beam looks,
+and a second run does nothing."""
+
+import os
+import subprocess
+import time
+import zipfile
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.portability import prism_runner
+from apache_beam.runners.portability.flink_runner import FlinkJarJobServer
+from apache_beam.utils.subprocess_server import JavaJarServer
+
+from hybridflow._pins import BEAM_VERSION, FLINK_VERSION
+from hybridflow.runners_config import load_profile
+from hybridflow.testing.runners import flink_job_server_jar, prism_binary
+from tests.conftest import REPO, REQUIRE_SERVICES
+
+
+def _provisioned(locate):
+    try:
+        return locate()
+    except Exception as exc:  # RunnerUnavailable
+        if REQUIRE_SERVICES:
+            pytest.fail(f"not provisioned (HYBRIDFLOW_REQUIRE_SERVICES=1): {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
+@pytest.mark.prism
+def test_prism_is_where_beam_looks():
+    binary = _provisioned(prism_binary)
+    server = prism_runner.PrismJobServer(PipelineOptions([]))
+    # Beam's own lookup: the release URL's file name in its cache (nothing is fetched here)
+    cached = os.path.join(server.BIN_CACHE, os.path.basename(server._resolve_source_path()))
+    assert cached == f"{binary}.zip"
+    with zipfile.ZipFile(cached) as z:  # the release asset's layout: one member, the binary
+        assert z.namelist() == [binary.name]
+    assert os.access(binary, os.X_OK)
+    assert f"v{BEAM_VERSION}" in binary.name
+
+
+@pytest.mark.flink
+def test_flink_job_server_is_where_beam_looks():
+    jar = _provisioned(flink_job_server_jar)
+    options = PipelineOptions(load_profile("flink").flags())
+    url = FlinkJarJobServer(options).path_to_jar()  # the Maven URL Beam would fetch
+    assert os.path.join(JavaJarServer.JAR_CACHE, os.path.basename(url)) == str(jar)
+    assert jar.name == f"beam-runners-flink-{FLINK_VERSION}-job-server-{BEAM_VERSION}.jar"
+    with zipfile.ZipFile(jar) as z:
+        manifest = z.read("META-INF/MANIFEST.MF").decode()
+    assert "Main-Class: org.apache.beam.runners.flink.FlinkJobServerDriver" in manifest
+
+
+@pytest.mark.prism
+@pytest.mark.flink
+def test_make_tools_again_does_nothing():
+    _provisioned(prism_binary)
+    _provisioned(flink_job_server_jar)
+    started = time.monotonic()
+    done = subprocess.run(["make", "--no-print-directory", "tools"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 10
+    assert done.stdout.count("already provisioned") == 2, done.stdout
