@@ -9,11 +9,13 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-services
+.PHONY: demo test bench bench-streaming venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-services
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
 	@echo "make test   - install the test extra and run the test suite"
+	@echo "make bench  - hybridflow vs idiomatic Beam vs DuckDB, batch (BENCH_N=1000000; never part of make test)"
+	@echo "make bench-streaming - alert latency and rates on Prism (BENCH_RATES='1000 10000', BENCH_DURATION=60)"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
 	@echo "make tools  - provision the local runners (Prism binary, Flink job server jar) into ~/.apache_beam/cache (cached)"
 	@echo "make tools-services - provision the local test services and the Kafka expansion service (cached)"
@@ -83,6 +85,19 @@ tools-services:
 
 test: $(VENV)/.stamp-test system-packages tools
 	$(PY) -m pytest
+
+# Benchmarks (bench/README in the main README): data cached in bench/data (gitignored),
+# results as JSON in bench/results. BENCH_N may list several sizes: BENCH_N="100000 1000000".
+BENCH_N ?= 1000000
+BENCH_FLAGS ?=
+bench: $(VENV)/.stamp-test
+	PYTHONWARNINGS=ignore $(PY) -m bench.run $(foreach n,$(BENCH_N),--n $(n)) $(BENCH_FLAGS)
+
+# Streaming latency / rate on Prism (needs the Prism binary of the pinned Beam version, see make tools).
+BENCH_RATES ?= 1000 10000
+BENCH_DURATION ?= 60
+bench-streaming: $(VENV)/.stamp-test
+	PYTHONWARNINGS=ignore $(PY) -m bench.streaming $(foreach r,$(BENCH_RATES),--rate $(r)) --duration $(BENCH_DURATION)
 
 clean:
 	rm -rf output data/sample-history .pytest_cache

@@ -88,6 +88,13 @@ class HybridflowOptions(PipelineOptions):
             help="At most one alert per rule and key in this period of event time (0 = all).",
         )
         parser.add_argument(
+            "--columnar",
+            choices=("auto", "never"),
+            default="auto",
+            help="Batch: read JSON-lines/Parquet input as Arrow tables and run the transforms vectorized "
+            "(auto, the default; same results) or record by record (never).",
+        )
+        parser.add_argument(
             "--print_alerts",
             type=bool_arg,
             nargs="?",

@@ -58,7 +58,7 @@ IO_EXPECTED = {
     "ReadFrom", "WriteTo", "ReadFromFiles", "WriteToFiles", "ReadFromPubSub", "WriteToPubSub", "ReadFromKafka",
     "WriteToKafka", "ReadFromBigQuery", "WriteToBigQuery", "WriteToBigtable", "ReadFromPostgres",
     "ReadSyntheticTransactions", "SyntheticTransactions", "generate_transactions", "EndpointUri", "parse_uri",
-    "ConnectorOptions",
+    "ConnectorOptions", "supports_columnar",
 }
 SERVICES_EXPECTED = {
     "ServiceProcess", "LoopbackBinary", "ServiceUnavailable", "free_port", "tools_home", "KafkaBroker", "KafkaExpansionService",
@@ -76,3 +76,14 @@ def test_io_and_services_exports_are_curated():
     for module in (hybridflow.io, hybridflow.testing.services):
         for name in module.__all__:
             assert getattr(module, name) is not None, name
+
+
+def test_columnar_subpackage_exports():
+    import hybridflow.columnar
+    import hybridflow.io
+
+    assert set(hybridflow.columnar.__all__) == {
+        "ArrowTableType", "arrow_tables", "is_columnar", "ToRecords", "ToTables",
+        "records_to_table", "table_to_records", "empty_table",
+    }
+    assert "supports_columnar" in hybridflow.io.__all__

@@ -63,6 +63,7 @@ __all__ = [
     "EndpointUri",
     "parse_uri",
     "ConnectorOptions",
+    "supports_columnar",
 ]
 
 # scheme -> module with reader(endpoint, bounded) and/or writer(endpoint, record_type)
@@ -102,11 +103,19 @@ def _file_prefix(endpoint: EndpointUri, fmt: str) -> tuple[str, str]:
     return location, f".{fmt}"
 
 
-def _reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
+def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = False) -> beam.PTransform:
+    if columnar and not supports_columnar(endpoint.raw):
+        raise InvalidUriError(
+            f"{endpoint.raw!r}: columnar reads need JSON-lines or Parquet files "
+            f"({', '.join(ReadFromFiles.COLUMNAR_FORMATS)})"
+        )
     if endpoint.is_file:
         endpoint.check_params(_FILE_READ_PARAMS, "file sources")
         return ReadFromFiles(
-            endpoint.location, format=file_format(endpoint), validate=endpoint.bool_param("validate", True)
+            endpoint.location,
+            format=file_format(endpoint),
+            validate=endpoint.bool_param("validate", True),
+            columnar=columnar,
         )
     make = _connector(endpoint, "reader")
     if make is not None:
@@ -157,6 +166,17 @@ def _writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
     )
 
 
+def supports_columnar(uri: str) -> bool:
+    """Whether ``ReadFrom(uri, columnar=True)`` can read ``uri`` (JSON-lines or Parquet files)."""
+    endpoint = parse_uri(uri)
+    if not endpoint.is_file:
+        return False
+    try:
+        return file_format(endpoint) in ReadFromFiles.COLUMNAR_FORMATS
+    except InvalidUriError:
+        return False
+
+
 class ReadFrom(beam.PTransform):
     """Reads raw payloads from the endpoint named by ``uri``.
 
@@ -164,16 +184,19 @@ class ReadFrom(beam.PTransform):
       uri: the source (see the module table).
       bounded: for sources that can be either (``synthetic://``), force
         bounded (``True``) or unbounded (``False``); by default the URI decides.
+      columnar: read JSON-lines or Parquet files as Arrow tables of many
+        payloads (see :mod:`hybridflow.columnar`); the hybridflow transforms
+        then run vectorized.
 
     Example::
 
         lines = p | ReadFrom("synthetic://transactions?count=1000&seed=7")
     """
 
-    def __init__(self, uri: str, bounded: Optional[bool] = None):
+    def __init__(self, uri: str, bounded: Optional[bool] = None, columnar: bool = False):
         super().__init__()
         self._endpoint = parse_uri(uri)
-        self._source = _reader(self._endpoint, bounded)  # validates eagerly
+        self._source = _reader(self._endpoint, bounded, columnar)  # validates eagerly
 
     @property
     def uri(self) -> str:

@@ -23,7 +23,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from hybridflow.errors import InvalidOptionError
-from hybridflow.io import ReadFrom
+from hybridflow.io import ReadFrom, supports_columnar
 from hybridflow.io.uri import parse_uri
 from hybridflow.options import HybridflowOptions, duration_arg
 from hybridflow.pipelines import PipelineSpec, register_pipeline
@@ -201,6 +201,12 @@ class BuildCardProfiles(beam.PTransform):
         self._share = usual_country_share
 
     def expand(self, txns):
+        from hybridflow.columnar import is_columnar
+
+        if is_columnar(txns):
+            from hybridflow.columnar.profiles import ProfileTables
+
+            return txns | "ProfileTables" >> ProfileTables(self._share)
         share = self._share
         moments = Accumulator(
             [Aggregation("n", "count"), Aggregation("mean", "mean", "amount"), Aggregation("sd", "stddev", "amount")]
@@ -340,9 +346,12 @@ def build(p: beam.Pipeline, options: PipelineOptions) -> dict[str, Any]:
     batch = hf.mode == "batch"
     input_uri = hf.input if batch else _with_duration(hf.input, hf.duration)
 
+    # Bounded JSON-lines / Parquet input runs columnar (Arrow tables, vectorized
+    # transforms); the results are the per-element path's (hybridflow.columnar).
+    columnar = batch and hf.columnar != "never" and supports_columnar(input_uri)
     parsed = (
         p
-        | "ReadTransactions" >> ReadFrom(input_uri, bounded=batch)
+        | "ReadTransactions" >> ReadFrom(input_uri, bounded=batch, columnar=columnar)
         | "ParseTransactions" >> ParseRecords(Transaction)
     )
     dead_letters = [parsed.dead_letters]
@@ -351,7 +360,7 @@ def build(p: beam.Pipeline, options: PipelineOptions) -> dict[str, Any]:
     if fo.profiles:
         profile_rows = (
             p
-            | "ReadProfiles" >> ReadFrom(fo.profiles, bounded=True)
+            | "ReadProfiles" >> ReadFrom(fo.profiles, bounded=True, columnar=columnar and supports_columnar(fo.profiles))
             | "ParseProfiles" >> ParseRecords(CardProfile, timestamp_field=None)
         )
         profiles = profile_rows.records
@@ -360,9 +369,12 @@ def build(p: beam.Pipeline, options: PipelineOptions) -> dict[str, Any]:
         if batch and not fo.history:
             history = parsed.records
         else:
+            history_uri = fo.history or DEFAULT_STREAMING_HISTORY
             history_rows = (
                 p
-                | "ReadHistory" >> ReadFrom(fo.history or DEFAULT_STREAMING_HISTORY, bounded=True)
+                | "ReadHistory" >> ReadFrom(
+                    history_uri, bounded=True, columnar=hf.columnar != "never" and supports_columnar(history_uri)
+                )
                 | "ParseHistory" >> ParseRecords(Transaction)
             )
             history = history_rows.records
@@ -411,7 +423,7 @@ SPEC = register_pipeline(
         options_class=FraudOptions,
         common=(
             "mode", "input", "output", "output_format", "duration", "window", "allowed_lateness", "cooldown",
-            "print_alerts",
+            "columnar", "print_alerts",
         ),
         defaults=DEFAULTS,
         validate=validate,

@@ -293,7 +293,11 @@ class ThresholdAlerts(beam.PTransform):
             raise SchemaError(f"ThresholdAlerts.cooldown: {exc}") from None
 
     def expand(self, pcoll):
-        names = {f.name: f for f in fields_of(pcoll.element_type)}
+        from hybridflow.columnar import is_columnar
+
+        columnar = is_columnar(pcoll)
+        record_type = pcoll.element_type.record_type if columnar else pcoll.element_type
+        names = {f.name: f for f in fields_of(record_type)}
         has_window = "window_start" in names and "window_end" in names
         time_field = self._time_field or ("window_end" if has_window else "event_time")
         needed = {self._key, time_field}.union(*(r.fields() for r in self._rules))
@@ -302,9 +306,13 @@ class ThresholdAlerts(beam.PTransform):
             raise SchemaError(
                 f"ThresholdAlerts: fields {missing} are not in the input ({', '.join(names)})"
             )
-        alerts = pcoll | "Evaluate" >> beam.ParDo(
-            _EvaluateRules(self._rules, self._key, time_field, has_window)
-        ).with_output_types(Alert)
+        evaluator = _EvaluateRules(self._rules, self._key, time_field, has_window)
+        if columnar:  # vectorized pre-selection, the same evaluator on the candidate rows
+            from hybridflow.columnar.alerts import EvaluateTables
+
+            alerts = pcoll | "EvaluateTables" >> EvaluateTables(evaluator, self._rules, record_type)
+        else:
+            alerts = pcoll | "Evaluate" >> beam.ParDo(evaluator).with_output_types(Alert)
         if not self._cooldown:
             return alerts
         cooldown = round(self._cooldown * 1e6)

@@ -233,11 +233,28 @@ class Enrich(beam.PTransform):
             ) from None
 
     def expand(self, pcoll):
-        input_fields = fields_of(pcoll.element_type)
+        from hybridflow.columnar import ArrowTableType, ToRecords, is_columnar
+
+        columnar = is_columnar(pcoll)
+        input_type = pcoll.element_type.record_type if columnar else pcoll.element_type
+        input_fields = fields_of(input_type)
+        reference = self._table
+        table_type = None
+        if reference is not None:
+            table_type = reference.element_type
+            if isinstance(table_type, ArrowTableType):
+                table_type = table_type.record_type
+                if not columnar:
+                    reference = reference | "TableToRecords" >> ToRecords()
         if self._handler is not None:
+            if columnar:
+                raise SchemaError(
+                    "Enrich with a lookup handler joins record by record; convert Arrow tables with "
+                    "hybridflow.columnar.ToRecords() first, or enrich from a side-input table"
+                )
             table_fields, table_key = self._handler.fields(), self._handler.key
         else:
-            table_fields, table_key = fields_of(self._table.element_type), self._table_key
+            table_fields, table_key = fields_of(table_type), self._table_key
         input_names = [f.name for f in input_fields]
         table_by_name = {f.name: f for f in table_fields}
         if self._key not in input_names:
@@ -262,6 +279,13 @@ class Enrich(beam.PTransform):
             [(f.name, typed(f, f.optional)) for f in input_fields]
             + [(self._prefix + n, typed(table_by_name[n], True)) for n in names]
         )
+        if columnar:
+            from hybridflow.columnar.enrich import EnrichTables
+
+            return pcoll | "JoinTables" >> EnrichTables(
+                reference, self._key, table_key, names, self._prefix, self._policy, self.label,
+                input_type, table_type, row_type, pcoll.element_type.timestamp_field,
+            )
         args = (self._key, input_names, names, self._prefix, self._policy, self.label)
         if self._handler is not None:
             answers = pcoll | "Lookup" >> Enrichment(
@@ -277,7 +301,7 @@ class Enrich(beam.PTransform):
             # copies the decoded Java Rows with Kryo; opaque Python-coded
             # values pass through it as bytes.
             lookup = beam.pvalue.AsDict(
-                self._table
+                reference
                 | "KeyTable" >> beam.Map(lambda row: (getattr(row, table_key), row)).with_output_types(
                     tuple[Any, Any]
                 )

@@ -319,6 +319,8 @@ class ParseRecords(beam.PTransform):
         record_parser(schema, constraints)  # validates constraints now, not at run time
 
     def expand(self, pcoll):
+        from hybridflow.columnar import is_columnar
+
         stage = self._stage or self.label
         fn = _ParseFn(
             self._schema,
@@ -329,6 +331,17 @@ class ParseRecords(beam.PTransform):
             stage,
             self._avro_schema,
         )
+        if is_columnar(pcoll):
+            # Arrow tables of raw lines or columns (ReadFrom(..., columnar=True)):
+            # vectorized, with this same per-element parser for the rows it cannot vouch for
+            if self._format in ("csv", "avro"):
+                raise SchemaError(
+                    f"ParseRecords(format={self._format!r}) reads per-element payloads; columnar input "
+                    "holds JSON lines or Parquet columns (use format='auto', 'json' or 'dict')"
+                )
+            from hybridflow.columnar.parse import ParseTables
+
+            return pcoll | ParseTables(fn, self._schema, self._constraints, self._timestamp_field, DEAD_LETTERS)
         result = pcoll | "Parse" >> beam.ParDo(fn).with_output_types(self._schema).with_outputs(
             DEAD_LETTERS, main="records"
         )
