@@ -74,7 +74,7 @@ class _EvaluateTablesFn(beam.DoFn):
     def setup(self):
         self._evaluator.setup()
 
-    def process(self, table):
+    def process(self, table, timestamp=beam.DoFn.TimestampParam):
         import numpy as np
         import pyarrow as pa
 
@@ -84,7 +84,7 @@ class _EvaluateTablesFn(beam.DoFn):
         self._evaluator._in.inc(table.num_rows - int(mask.sum()))
         if mask.any():
             for record in table_to_records(table.filter(pa.array(mask)), self._record_type):
-                yield from self._evaluator.process(record)
+                yield from self._evaluator.process(record, timestamp)
 
 
 class EvaluateTables(beam.PTransform):
