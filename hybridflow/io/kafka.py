@@ -27,7 +27,8 @@ event-time field (for records whose Kafka timestamp is not their event time).
 Unbounded unless ``max_records`` / ``max_seconds`` bound the read. Writing
 sends each record as JSON with key ``key_field`` (UTF-8 text; empty without
 one) and Kafka timestamp ``timestamp_field`` (milliseconds), through Beam's
-``kafka_write_with_headers`` transform.
+``kafka_write_with_headers`` transform (Beam Java 2.73+; named by its URN,
+as the pinned Python SDK's ``WriteToKafka`` predates it).
 
 Reads and writes check the broker and topic up front with kafka-python
 (``pip install hybridflow[kafka]``).
@@ -38,6 +39,7 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 import apache_beam as beam
+from apache_beam.transforms.external import ExternalTransform, NamedTupleBasedPayloadBuilder
 from apache_beam.typehints.row_type import RowTypeConstraint
 from apache_beam.utils.timestamp import Timestamp
 
@@ -51,6 +53,7 @@ from hybridflow.schemas import fields_of, to_json
 __all__ = ["ReadFromKafka", "WriteToKafka", "EVENT_TIMES"]
 
 EVENT_TIMES = {"kafka": "CreateTime", "log_append": "LogAppendTime", "processing": "ProcessingTime"}
+_WRITE_WITH_HEADERS_URN = "beam:transform:org.apache.beam:kafka_write_with_headers:v1"
 _KAFKA_ROW = RowTypeConstraint.from_fields([("key", bytes), ("value", bytes), ("timestamp", int)])
 _KAFKA_ROW_NO_TIME = RowTypeConstraint.from_fields([("key", bytes), ("value", bytes)])
 
@@ -271,11 +274,21 @@ class WriteToKafka(beam.PTransform):
                 _KAFKA_ROW if timestamp_field else _KAFKA_ROW_NO_TIME
             )
         )
-        write = kafka.WriteToKafka(
-            producer_config={"bootstrap.servers": self._bootstrap},
-            topic=self._topic,
-            with_headers=True,
-            expansion_service=address,
+        # Beam's Python WriteToKafka gains with_headers= (rows with a timestamp)
+        # only after the pinned SDK; the Java side (Beam Java 2.73+, see
+        # tools/kafka/pom.xml) has the transform, so it is named by its URN.
+        serializer = kafka.WriteToKafka.byte_array_serializer
+        write = ExternalTransform(
+            _WRITE_WITH_HEADERS_URN,
+            NamedTupleBasedPayloadBuilder(
+                kafka.WriteToKafkaSchema(
+                    producer_config={"bootstrap.servers": self._bootstrap},
+                    topic=self._topic,
+                    key_serializer=serializer,
+                    value_serializer=serializer,
+                )
+            ),
+            address,
         )
         return _expand_external(self._uri, address, lambda: rows | "Write" >> write)
 
