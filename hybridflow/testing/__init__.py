@@ -194,13 +194,19 @@ class _CollectFn(beam.DoFn):
 class Collect(beam.PTransform):
     """Saves every element under ``directory`` (a local path); read them back
     with :func:`collected` after the pipeline finished. Works on every local
-    runner (workers write files; nothing depends on sharing the process)."""
+    runner (workers write files; nothing depends on sharing the process).
+    Typed Arrow tables of records (the columnar batch path, see
+    :mod:`hybridflow.columnar`) are saved as their records."""
 
     def __init__(self, directory):
         super().__init__()
         self._directory = str(directory)
 
     def expand(self, pcoll):
+        from hybridflow.columnar import ToRecords, is_columnar
+
+        if is_columnar(pcoll):
+            pcoll = pcoll | "ToRecords" >> ToRecords()
         return pcoll | "Save" >> beam.ParDo(_CollectFn(self._directory))
 
 
