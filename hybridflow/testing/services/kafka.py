@@ -125,7 +125,9 @@ class KafkaBroker(ServiceProcess):
         (self.workdir / "log4j2.properties").write_text(_LOG4J)
         base = [java, *_BROKER_JVM, f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
                 f"-Dkafka.logs.dir={self.workdir}", "-cp", classpath]
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # a leading "-" reads as an option to StorageTool
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         # Kafka 4.x still formats storage with the Scala kafka.tools.StorageTool.
         formatted = subprocess.run([*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
                                     str(props), "--ignore-formatted"], capture_output=True, text=True)
