@@ -6,8 +6,9 @@ _pins_file="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/hybridflow/_pins.py
 _pin() { sed -n "s/^$1 = \"\\(.*\\)\"\$/\\1/p" "$_pins_file"; }
 BEAM_VERSION=${BEAM_VERSION:-$(_pin BEAM_VERSION)}
 FLINK_VERSION=${FLINK_VERSION:-$(_pin FLINK_VERSION)}
+PRISM_VERSION=${PRISM_VERSION:-$(_pin PRISM_VERSION)}
 FLINK_JOB_SERVICE_VERSION=${FLINK_JOB_SERVICE_VERSION:-$(_pin FLINK_JOB_SERVICE_VERSION)}
-if [[ -z $BEAM_VERSION || -z $FLINK_VERSION || -z $FLINK_JOB_SERVICE_VERSION ]]; then
+if [[ -z $BEAM_VERSION || -z $FLINK_VERSION || -z $FLINK_JOB_SERVICE_VERSION || -z $PRISM_VERSION ]]; then
   echo "tools/pins.sh: cannot read the pins from $_pins_file" >&2
   exit 1
 fi

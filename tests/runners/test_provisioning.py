@@ -12,7 +12,7 @@ from apache_beam.runners.portability import prism_runner
 from apache_beam.runners.portability.flink_runner import FlinkJarJobServer
 from apache_beam.utils.subprocess_server import JavaJarServer
 
-from hybridflow._pins import BEAM_VERSION, FLINK_VERSION
+from hybridflow._pins import BEAM_VERSION, FLINK_VERSION, PRISM_VERSION
 from hybridflow.runners_config import load_profile
 from hybridflow.testing.runners import flink_job_server_jar, prism_binary
 from tests.conftest import REPO, REQUIRE_SERVICES
@@ -38,6 +38,8 @@ def test_prism_is_where_beam_looks():
         assert z.namelist() == [binary.name]
     assert os.access(binary, os.X_OK)
     assert f"v{BEAM_VERSION}" in binary.name
+    # the Prism inside is PRISM_VERSION (see hybridflow/_pins.py)
+    assert binary.with_name(binary.name + ".version").read_text().strip() == PRISM_VERSION
 
 
 @pytest.mark.flink

@@ -35,6 +35,8 @@ from hybridflow.testing.services._process import (
 
 __all__ = ["KafkaBroker", "KafkaExpansionService", "create_topic", "produce", "consume"]
 
+# log.retention.ms=-1: tests write historical event times as Kafka timestamps (e.g. 2026-01-01);
+# with the default 7-day time retention the broker's periodic check deleted those messages mid-test.
 _BROKER_CONFIG = """\
 process.roles=broker,controller
 node.id=1
@@ -61,6 +63,7 @@ delete.topic.enable=true
 log.segment.bytes=1048576
 log.index.size.max.bytes=1048576
 log.cleaner.enable=false
+log.retention.ms=-1
 num.network.threads=2
 num.io.threads=2
 background.threads=2
