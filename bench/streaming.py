@@ -32,13 +32,17 @@ import apache_beam as beam
 RUNNERS = {
     "prism": ["--runner=PrismRunner", "--environment_type=LOOPBACK"],
     "prism-cache": ["--runner=PrismRunner", "--environment_type=LOOPBACK", "--max_cache_memory_usage_mb=256"],
-    "flink": [
-        "--runner=FlinkRunner", "--flink_master=[local]", "--flink_version=1.19", "--environment_type=LOOPBACK",
-        "--job_server_jvm_properties=--add-opens=java.base/java.lang=ALL-UNNAMED",
-        "--job_server_jvm_properties=--add-opens=java.base/java.nio=ALL-UNNAMED",
-        "--job_server_jvm_properties=--add-opens=java.base/java.util=ALL-UNNAMED",
-    ],
+    # the flink profile's flags (Flink 1.19 mini-cluster, LOOPBACK, the Java 17 opens streaming needs)
+    "flink": None,
 }
+
+
+def _runner_flags(name: str) -> list:
+    if RUNNERS[name] is None:
+        from hybridflow.runners_config import load_profile
+
+        return [f for f in load_profile(name).flags() if not f.startswith("--mode")]
+    return RUNNERS[name]
 
 
 class _AlertLatency(beam.DoFn):
@@ -77,7 +81,7 @@ def run_one(args):
     uri = (f"synthetic://transactions?rate={args.rate:g}&seed=7&population=42&cards=2000"
            "&fraud=0.01&disorder=0&late=0&malformed=0.01")
     spec = get_pipeline("fraud")
-    options = spec.options([*RUNNERS[args.runner], "--mode=streaming", f"--input={uri}",
+    options = spec.options([*_runner_flags(args.runner), "--mode=streaming", f"--input={uri}",
                             f"--duration={args.duration:g}", f"--output={args.out}/files"])
     p = beam.Pipeline(options=options)
     outputs = spec.build(p, options)
