@@ -28,7 +28,6 @@ import os
 import pathlib
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -36,6 +35,7 @@ import time
 from typing import Optional, Sequence
 
 from hybridflow._pins import BEAM_VERSION, FLINK_VERSION
+from hybridflow.testing.services._process import stop_process
 
 __all__ = [
     "RunnerUnavailable",
@@ -186,15 +186,7 @@ class LocalJobServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process(process)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None

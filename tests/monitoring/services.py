@@ -11,7 +11,6 @@ import http.server
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -20,6 +19,8 @@ import time
 import urllib.parse
 import urllib.request
 from typing import Optional
+
+from hybridflow.testing.services._process import stop_process
 
 
 class Unavailable(RuntimeError):
@@ -35,20 +36,6 @@ def free_port() -> int:
 def _spawn(cmd, log_path):
     with open(log_path, "ab") as log:
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(proc: Optional[subprocess.Popen], timeout: float = 15.0) -> None:
-    """SIGTERM the process group, SIGKILL it after ``timeout``."""
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _wait(check, what: str, timeout: float, proc=None, log=None):
@@ -122,7 +109,7 @@ class PrometheusServer:
         return self.query(f"{selector}[{window}]")
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
         shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self):
@@ -192,7 +179,7 @@ class HeadlessChromium:
             }
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
         shutil.rmtree(self.profile, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.profile + ".log")
