@@ -122,7 +122,7 @@ def run_benchmark(bench: str, fmt: str, n: int, data: dict, impls: list[str], wo
         if not m["equal_to_hybridflow"]:
             print(f"    {impl}: results differ from hybridflow: {m['comparison']}")
     if reference is not None:
-        results["hybridflow"]["rows"] = {name: len(rows) for name, rows in reference.items()}
+        results["hybridflow"]["rows"] = {name: rows.num_rows for name, rows in reference.items()}
     hf = results.get("hybridflow", {})
     ratios = {}
     ok = hf.get("exit_code") == 0
