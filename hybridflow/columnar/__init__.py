@@ -101,6 +101,16 @@ def is_columnar(pcoll) -> bool:
     return isinstance(pcoll.element_type, ArrowTableType)
 
 
+def one_array(column):
+    """A ChunkedArray as one Array: its only chunk as is (``combine_chunks``
+    copies even a single chunk), else the chunks concatenated."""
+    import pyarrow as pa
+
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
 class ArrowTableCoder(coders.Coder):
     """Arrow IPC stream encoding of a ``pyarrow.Table`` (no per-row work)."""
 
@@ -116,6 +126,11 @@ class ArrowTableCoder(coders.Coder):
         import pyarrow as pa
 
         return pa.ipc.open_stream(pa.py_buffer(encoded)).read_all()
+
+    def estimate_size(self, table):
+        # Beam samples element sizes for its metrics; the buffers' size is
+        # that estimate without encoding the table a second time
+        return table.nbytes
 
     def is_deterministic(self):
         return False

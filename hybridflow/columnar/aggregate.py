@@ -17,7 +17,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.typehints import typehints
 
-from hybridflow.columnar import arrow_tables
+from hybridflow.columnar import arrow_tables, one_array
 from hybridflow.columnar.exact import exact_integers, exactly_representable, group_limbs, rounded_sums, square_terms
 from hybridflow.metrics import counter
 from hybridflow.transforms.aggregations import Accumulator, Aggregation
@@ -42,7 +42,7 @@ def key_partitions(column, partitions: int, distinct: bool = False):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    column = one_array(column)
     if not distinct and len(column) > 1024:
         # hash each distinct value once (keys repeat: cards, sensors ...)
         encoded = pc.dictionary_encode(column)
@@ -230,7 +230,7 @@ class _AggregatePartition(beam.DoFn):
 
         if agg.fn == "count" and agg.field is None:
             return pa.array(counts, pa.int64())
-        column = table.column(agg.field).combine_chunks()
+        column = one_array(table.column(agg.field))
         present = column.is_valid().to_numpy(zero_copy_only=False)
         g = gid[present]
         values = column.filter(pa.array(present))

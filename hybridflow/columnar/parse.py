@@ -14,14 +14,16 @@ random, partly malformed input.
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 from typing import Optional
 
 import apache_beam as beam
 
 
-from hybridflow.columnar import arrow_tables, records_to_table
+from hybridflow.columnar import arrow_tables, one_array, records_to_table
 from hybridflow.columnar.read import LINE, blank_lines, line_offsets
+from hybridflow.io.files import text_or_bytes
 from hybridflow.metrics import counter
 from hybridflow.schemas import OneOf, Pattern, Range, fields_of
 
@@ -30,10 +32,16 @@ __all__ = ["ParseTables"]
 _YEAR = r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
 _ISO = _YEAR + r"-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z$"
 _BISECT_LEAF = 64
-_CONTROL = "[\\x00-\\x1f\\x7f]"
-_ASCII_SPACE = "[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f ]"
+# bytes that make a value leave the vectorized checks (numpy lookup tables over
+# the values' bytes): non-ASCII, plus ASCII control characters for regexes, plus
+# ASCII whitespace as Python's ``re`` sees it (\t\n\v\f\r, \x1c-\x1f, space) for \S
+_NON_ASCII = bytes(range(128, 256))
+_CONTROL = bytes(range(0, 32)) + b"\x7f" + _NON_ASCII
+_SPACE = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f " + _NON_ASCII
 _ISO_PREFIX = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}"
 _EPOCH_TEXT = "1970-01-01T00:00:00Z"
+_SAMPLE = 4096  # rows sampled to decide whether a column repeats enough to check distinct values only
+_CHUNK_BYTES = 2 << 20  # JSON text parsed per background read_json call
 
 
 class _Unsupported(Exception):
@@ -58,13 +66,17 @@ def _conflict_literals(fields) -> list:
     ]
 
 
-def _lines_containing(buffer, offsets, literal: bytes):
-    """Indices of the lines (by ``offsets`` into ``buffer``) containing ``literal``
-    (a literal scan of the whole buffer, without copying it)."""
+def _lines_containing(data: bytes, offsets, literal: bytes):
+    """Indices of the lines (by ``offsets`` into ``data``) containing ``literal``
+    (``bytes.find`` over the whole buffer: a few ms for 16 MiB)."""
     import numpy as np
 
-    search = re.compile(re.escape(literal))
-    found = [m.start() for m in search.finditer(memoryview(buffer), int(offsets[0]), int(offsets[-1]))]
+    found = []
+    stop = int(offsets[-1])
+    at = data.find(literal, int(offsets[0]), stop)
+    while at >= 0:
+        found.append(at)
+        at = data.find(literal, at + 1, stop)
     return np.unique(np.searchsorted(offsets, np.array(found, dtype=np.int64), side="right") - 1)
 
 
@@ -77,6 +89,7 @@ class _Vectorizer:
         self._fields = fields_of(schema)
         self._constraints = constraints
         self._arrow_schema = arrow_schema(schema)
+        self._repeats: dict = {f.name: {} for f in self._fields}  # see _pattern's cache
         for f in self._fields:
             if f.is_list or f.type is bytes:
                 raise _Unsupported(f.name)
@@ -97,7 +110,7 @@ class _Vectorizer:
                     return np.zeros(n, dtype=bool), {}
                 out[f.name] = pa.nulls(n, self._arrow_schema.field(f.name).type)
                 continue
-            column = table.column(f.name).combine_chunks()
+            column = one_array(table.column(f.name))
             valid, values = self._field(f, column)
             null = column.is_null().to_numpy(zero_copy_only=False)
             if f.type is str and f.optional:
@@ -122,11 +135,11 @@ class _Vectorizer:
                 raise _Unsupported(f.name)
             column = column.cast(pa.string())
             if isinstance(constraint, Pattern):
-                valid = _pattern(column, constraint.regex)
+                valid = _pattern(column, constraint.regex, self._repeats[f.name])
             elif isinstance(constraint, OneOf):
                 valid = pc.is_in(column, value_set=pa.array(sorted(constraint.values, key=repr)))
-            elif constraint is None:  # any text is a valid str
-                return np.ones(len(column), dtype=bool), column
+            elif constraint is None:  # any text is a valid str, if it is UTF-8
+                return _utf8_valid(column), column
             else:
                 raise _Unsupported(f.name)
             return valid.fill_null(False).to_numpy(zero_copy_only=False), column
@@ -173,29 +186,88 @@ class _Vectorizer:
         return _timestamp_micros(column.cast(pa.string()))
 
 
+def _byte_table(flagged: bytes):
+    import numpy as np
+
+    table = np.zeros(256, dtype=bool)
+    table[np.frombuffer(flagged, dtype=np.uint8)] = True
+    return table
+
+
+def _containing(column, flagged: bytes):
+    """numpy bool per value of a string array: it holds one of the ``flagged``
+    bytes (one lookup over the values' bytes, no per-value work)."""
+    import numpy as np
+
+    n = len(column)
+    hit = np.zeros(n, dtype=bool)
+    raw = column.buffers()[2]
+    if n == 0 or raw is None:
+        return hit
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset: column.offset + n + 1]
+    data = np.frombuffer(raw, dtype=np.uint8)[offsets[0]: offsets[-1]]
+    positions = np.flatnonzero(_byte_table(flagged)[data]) + offsets[0]
+    if len(positions):
+        hit[np.searchsorted(offsets, positions, side="right") - 1] = True
+    return hit
+
+
+def _utf8_valid(column):
+    """numpy bool per value: valid UTF-8 (pyarrow.json copies string bytes
+    without checking them); nulls count as valid here."""
+    import numpy as np
+    import pyarrow as pa
+
+    ok = ~_containing(column, _NON_ASCII)
+    if not ok.all():
+        raw = column.cast(pa.binary())
+        for i in np.flatnonzero(~ok):
+            value = raw[int(i)].as_py()
+            try:
+                if value is not None:
+                    value.decode("utf-8")
+                ok[i] = True
+            except UnicodeDecodeError:
+                pass
+    return ok
+
+
 _NON_SPACE = re.compile(r"^\\S\{(\d+),(\d+)\}$")
 
 
-def _pattern(column, regex: str):
+def _pattern(column, regex: str, cache: Optional[dict] = None):
     """Python's ``re.fullmatch(regex, value)`` for ASCII values, False (left to
-    the per-element parser) for the others. On ASCII text RE2 agrees with
-    Python's ``re`` once control characters are excluded; ``\\S{a,b}`` is a
-    length check plus "no ASCII whitespace" (Python's: ``\\t\\n\\v\\f\\r``,
-    ``\\x1c``-``\\x1f`` and space)."""
+    the per-element parser) for the others and for nulls. On ASCII text RE2
+    agrees with Python's ``re`` once control characters are excluded;
+    ``\\S{a,b}`` is a length check plus "no ASCII whitespace" (Python's:
+    ``\\t\\n\\v\\f\\r``, ``\\x1c``-``\\x1f`` and space). ``cache`` remembers, per
+    column, whether its values repeat enough to check distinct values only
+    (decided on the first long column; either way gives the same result)."""
+    import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    ascii_text = pc.string_is_ascii(column)
+    n = len(column)
+    if n > _SAMPLE:
+        repetitive = None if cache is None else cache.get("repetitive")
+        if repetitive is None:
+            repetitive = pc.count_distinct(column.slice(0, _SAMPLE)).as_py() <= _SAMPLE // 8
+            if cache is not None:
+                cache["repetitive"] = repetitive
+        if repetitive:  # cards, currencies, countries: check each distinct value once
+            encoded = pc.dictionary_encode(column)
+            per_value = _pattern(encoded.dictionary, regex)
+            return per_value.take(encoded.indices).fill_null(False)
+    valid = column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else np.ones(n, dtype=bool)
     bounds = _NON_SPACE.match(regex)
     if bounds:
-        length = pc.binary_length(column)
-        return pc.and_(
-            pc.and_(ascii_text, pc.invert(pc.match_substring_regex(column, _ASCII_SPACE))),
-            pc.and_(pc.greater_equal(length, int(bounds.group(1))), pc.less_equal(length, int(bounds.group(2)))),
-        )
-    return pc.and_(
-        pc.and_(ascii_text, pc.invert(pc.match_substring_regex(column, _CONTROL))),
-        pc.match_substring_regex(column, "^(?:" + regex + ")$"),
-    )
+        offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset: column.offset + n + 1]
+        length = offsets[1:] - offsets[:-1]
+        ok = valid & ~_containing(column, _SPACE) & (length >= int(bounds.group(1))) & (length <= int(bounds.group(2)))
+        return pa.array(ok)
+    ok = valid & ~_containing(column, _CONTROL)
+    matched = pc.match_substring_regex(column, "^(?:" + regex + ")$").fill_null(False).to_numpy(zero_copy_only=False)
+    return pa.array(ok & matched)
 
 
 def _timestamp_micros(column):
@@ -205,15 +277,42 @@ def _timestamp_micros(column):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    shaped = pc.match_substring_regex(column, _ISO_PREFIX).fill_null(False)
+    shaped = _iso_shaped(column)
     try:
-        stamps = pc.cast(pc.if_else(shaped, column, pa.scalar(_EPOCH_TEXT)), pa.timestamp("us", tz="UTC"))
+        stamps = pc.cast(pc.if_else(pa.array(shaped), column, pa.scalar(_EPOCH_TEXT)), pa.timestamp("us", tz="UTC"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return _iso_micros(column)
-    valid = shaped.to_numpy(zero_copy_only=False) & ~pc.starts_with(column, "0000").fill_null(True).to_numpy(
-        zero_copy_only=False
-    )
+    valid = shaped & ~pc.starts_with(column, "0000").fill_null(True).to_numpy(zero_copy_only=False)
     return valid, stamps
+
+
+def _iso_shaped(column):
+    """numpy bool per value: the text starts like ``_ISO_PREFIX``
+    (``YYYY-MM-DD[T ]HH``), checked on the bytes at fixed positions (ASCII
+    bytes stand only for themselves in UTF-8); False for nulls."""
+    import numpy as np
+
+    n = len(column)
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset: column.offset + n + 1]
+    raw = column.buffers()[2]
+    data = np.frombuffer(raw, dtype=np.uint8) if raw is not None and raw.size else np.zeros(1, dtype=np.uint8)
+    starts = offsets[:-1].astype(np.int64)
+    ok = (offsets[1:] - offsets[:-1]) >= 13
+    base = np.where(ok, starts, 0)
+    last = len(data) - 1
+
+    def at(j):
+        return data[np.minimum(base + j, last)]
+
+    for j in (0, 1, 2, 3, 5, 6, 8, 9, 11, 12):
+        b = at(j)
+        ok &= (b >= 48) & (b <= 57)
+    ok &= (at(4) == 45) & (at(7) == 45)
+    sep = at(10)
+    ok &= (sep == 84) | (sep == 32)
+    if column.null_count:
+        ok &= column.is_valid().to_numpy(zero_copy_only=False)
+    return ok
 
 
 def _iso_micros(column):
@@ -264,6 +363,7 @@ class _ParseTablesFn(beam.DoFn):
             self._vector = None
         self._json_schema = pa.schema([(f.name, _json_type(f)) for f in self._fields])
         self._conflicts = _conflict_literals(self._fields)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hybridflow-json")
 
     # -- per-element fallback ---------------------------------------------
 
@@ -287,29 +387,34 @@ class _ParseTablesFn(beam.DoFn):
             parse_options=pj.ParseOptions(explicit_schema=self._json_schema, unexpected_field_behavior="ignore"),
         )
 
-    def _json_tables(self, lines, tables: list, fallback: list):
-        """Parses ``lines`` (a binary array, newline-terminated values) into
-        typed tables; lines pyarrow cannot read in bulk go to ``fallback``."""
+    def _try_read_json(self, lines):
+        """The typed table of ``lines`` (a binary array of newline-terminated
+        values) if pyarrow reads all of them in one go, else None."""
         import pyarrow as pa
 
-        if len(lines) == 0:
-            return
         offsets = line_offsets(lines)
         start, stop = int(offsets[0]), int(offsets[-1])
-        buffer = lines.buffers()[2].slice(start, stop - start)
         try:
-            table = self._read_json(buffer)
+            table = self._read_json(lines.buffers()[2].slice(start, stop - start))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            table = None
-        if table is not None and table.num_rows == len(lines):
+            return None
+        return table if table.num_rows == len(lines) else None
+
+    def _json_tables(self, lines, tables: list, fallback: list, table):
+        """Typed tables of ``lines`` into ``tables``, given ``table``, what
+        :meth:`_try_read_json` gave for all of them: a block pyarrow cannot
+        read in one go is bisected, lines it cannot read at all go to ``fallback``."""
+        if len(lines) == 0:
+            return
+        if table is not None:
             tables.append((table, lines))
             return
         if len(lines) <= _BISECT_LEAF:
             fallback.extend(lines)
             return
         half = len(lines) // 2
-        self._json_tables(lines.slice(0, half), tables, fallback)
-        self._json_tables(lines.slice(half), tables, fallback)
+        for part in (lines.slice(0, half), lines.slice(half)):
+            self._json_tables(part, tables, fallback, self._try_read_json(part))
 
     def _conflict_literals(self, lines, bulk):
         """The literals of the separator style the block's first object uses
@@ -323,45 +428,89 @@ class _ParseTablesFn(beam.DoFn):
         compact = b'": ' not in sample
         return [lit for lit in self._conflicts if (lit.endswith('":"') if compact else not lit.endswith('":"'))]
 
-    def _from_lines(self, table, records, dead):
+    def _from_lines(self, table):
+        """Typed tables and dead letters for a table of raw lines.
+
+        The text is cut into chunks of about ``_CHUNK_BYTES`` that a background
+        thread hands to ``pyarrow.json`` (which releases the GIL) while this
+        thread parses the irregular lines one by one, validates the chunks
+        parsed so far column-wise and runs the fused steps downstream of each
+        yielded table. (Validating on the background thread too was slower:
+        its many short compute calls contend for the GIL.)"""
         import numpy as np
         import pyarrow as pa
 
-
-        lines = table.column(LINE).combine_chunks()
+        lines = one_array(table.column(LINE))
         blank = set(blank_lines(table))
-        n = len(lines)
         offsets = line_offsets(lines)
         data = np.frombuffer(lines.buffers()[2], dtype=np.uint8)
         lengths = offsets[1:] - offsets[:-1]
         last = data[np.maximum(offsets[1:] - 2, 0)]
         bulk = (data[offsets[:-1]] == ord("{")) & (last == ord("}")) & (lengths >= 3)
-        for literal in self._conflict_literals(lines, bulk):
-            bulk[_lines_containing(lines.buffers()[2], offsets, literal.encode())] = False
-
-        fallback_lines = [lines[int(i)] for i in np.flatnonzero(~bulk) if int(i) not in blank]
-        parsed: list = []
         if self._vector is None:
-            fallback_lines = [lines[int(i)] for i in range(n) if i not in blank]
-        else:
-            kept = lines.filter(pa.array(bulk))
-            self._json_tables(kept, parsed, fallback_lines)
-        good = []
-        for typed, source in parsed:
-            try:
-                ok, columns = self._vector.columns(typed)
-            except _Unsupported:
-                ok, columns = np.zeros(typed.num_rows, dtype=bool), {}
-            if not ok.all():
-                fallback_lines.extend(source.filter(pa.array(~ok)))
-            if ok.any():
-                good.append(self._table(columns, ok))
-        self._per_element(
-            [line.as_py().decode("utf-8").rstrip("\n").removesuffix("\r") for line in fallback_lines],
-            records,
-            dead,
-        )
-        return good
+            bulk[:] = False
+        literals = self._conflict_literals(lines, bulk)
+        if literals:
+            raw = lines.buffers()[2].to_pybytes()
+            for literal in literals:
+                bulk[_lines_containing(raw, offsets, literal.encode())] = False
+
+        kept = lines if bulk.all() else lines.filter(pa.array(bulk))
+        chunks = _chunks(kept, _CHUNK_BYTES) if len(kept) else []
+        pending = [self._pool.submit(self._try_read_json, chunk) for chunk in chunks]
+        try:
+            # the irregular lines, one by one, while the first chunks parse
+            yield from self._emit([], [lines[int(i)] for i in np.flatnonzero(~bulk) if int(i) not in blank])
+            for chunk, future in zip(chunks, pending):
+                typed = future.result()
+                if typed is not None:
+                    results = [self._vectorize(typed, chunk)]
+                    fallback: list = []
+                else:  # pyarrow could not read the chunk in one go: bisect it here
+                    parsed: list = []
+                    fallback = []
+                    self._json_tables(chunk, parsed, fallback, None)
+                    results = [self._vectorize(typed, source) for typed, source in parsed]
+                for _, rejected in results:
+                    if rejected is not None:
+                        fallback.extend(rejected)
+                yield from self._emit([good for good, _ in results if good is not None], fallback)
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def _vectorize(self, typed, source):
+        """(record table or None, rejected source lines or None) for a typed table."""
+        import numpy as np
+        import pyarrow as pa
+
+        try:
+            ok, columns = self._vector.columns(typed)
+        except _Unsupported:
+            ok, columns = np.zeros(typed.num_rows, dtype=bool), {}
+        rejected = None if ok.all() else source.filter(pa.array(~ok))
+        return (self._table(columns, ok) if ok.any() else None), rejected
+
+    def _emit(self, good: list, lines: list):
+        """Counts the vectorized rows of ``good``, parses ``lines`` one by one,
+        and yields one table of records and the dead letters."""
+        records: list = []
+        dead: list = []
+        self._per_element([text_or_bytes(line.as_py().rstrip(b"\n").removesuffix(b"\r")) for line in lines],
+                          records, dead)
+        yield from self._yield(good, records, dead)
+
+    def _yield(self, good: list, records: list, dead: list):
+        import pyarrow as pa
+
+        vectorized = sum(t.num_rows for t in good)
+        self._in.inc(vectorized)
+        self._out.inc(vectorized)
+        if records:
+            good.append(records_to_table(records, self._schema))
+        if good:
+            yield pa.concat_tables(good) if len(good) > 1 else good[0]
+        yield from dead
 
     # -- columns (Parquet) -------------------------------------------------
 
@@ -384,26 +533,36 @@ class _ParseTablesFn(beam.DoFn):
         import pyarrow as pa
 
         schema = self._vector._arrow_schema
+        if ok.all():
+            return pa.table([columns[f.name].cast(f.type) for f in schema], schema=schema)
         mask = pa.array(ok)
         return pa.table([columns[f.name].filter(mask).cast(f.type) for f in schema], schema=schema)
 
     def process(self, table):
         import pyarrow as pa
 
-        records: list = []
-        dead: list = []
         if table.column_names == [LINE] and pa.types.is_large_binary(table.schema.field(LINE).type):
-            good = self._from_lines(table, records, dead)
+            yield from self._from_lines(table)
         else:
+            records: list = []
+            dead: list = []
             good = self._from_columns(table, records, dead)
-        vectorized = sum(t.num_rows for t in good)
-        self._in.inc(vectorized)
-        self._out.inc(vectorized)
-        if records:
-            good.append(records_to_table(records, self._schema))
-        if good:
-            yield pa.concat_tables(good) if len(good) > 1 else good[0]
-        yield from dead
+            yield from self._yield(good, records, dead)
+
+    def teardown(self):
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _chunks(lines, size: int) -> list:
+    """``lines`` cut at line boundaries into slices of about ``size`` bytes."""
+    import numpy as np
+
+    offsets = line_offsets(lines)
+    cuts = np.searchsorted(offsets, np.arange(offsets[0], offsets[-1], size), side="left")
+    bounds = sorted(set(int(c) for c in cuts) | {0, len(lines)})
+    return [lines.slice(a, b - a) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
 class ParseTables(beam.PTransform):

@@ -15,7 +15,7 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from hybridflow.columnar import arrow_tables
+from hybridflow.columnar import arrow_tables, one_array
 from hybridflow.metrics import counter
 
 __all__ = ["ReadJsonLinesAsTables", "ReadParquetAsTables", "LINE", "lines_table", "blank_lines", "line_offsets"]
@@ -54,12 +54,13 @@ def blank_lines(table) -> list:
     """Indices of the lines that ``ReadFromFiles`` skips (whitespace only)."""
     import numpy as np
 
-    array = table.column(LINE).combine_chunks()
+    array = one_array(table.column(LINE))
     offsets = line_offsets(array)
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8)
-    starts = offsets[:-1]
-    candidates = np.flatnonzero(data[starts] != ord("{"))
-    return [int(i) for i in candidates if not array[int(i)].as_py().decode("utf-8").strip()]
+    first = data[np.minimum(offsets[:-1], max(len(data) - 1, 0))] if len(data) else np.zeros(0, dtype=np.uint8)
+    # a blank line starts with whitespace: ASCII (\t-\r, \x1c-\x1f, space) or a non-ASCII byte
+    candidates = np.flatnonzero((first <= 32) | (first >= 128))
+    return [int(i) for i in candidates if not array[int(i)].as_py().decode("utf-8", "replace").strip()]
 
 
 class _SplitFile(beam.DoFn):

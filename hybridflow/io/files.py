@@ -37,6 +37,7 @@ import datetime
 import io
 import json
 import os
+import typing
 from typing import Any, Optional
 
 import apache_beam as beam
@@ -189,8 +190,13 @@ class ReadFromFiles(beam.PTransform):
                 return pbegin | "ReadTables" >> ReadJsonLinesAsTables(self._pattern)
             return pbegin | "ReadTables" >> ReadParquetAsTables(self._pattern)
         if self._format == "jsonl":
-            raw = pbegin | "ReadText" >> ReadFromText(self._pattern) | "SkipBlank" >> beam.Filter(
-                lambda line: bool(line.strip())
+            # lines as bytes, decoded here: a line that is not UTF-8 stays bytes
+            # and becomes a decode_error dead letter in ParseRecords
+            raw = (
+                pbegin
+                | "ReadText" >> ReadFromText(self._pattern, coder=beam.coders.BytesCoder())
+                | "Decode" >> beam.Map(text_or_bytes).with_output_types(typing.Union[str, bytes])
+                | "SkipBlank" >> beam.Filter(lambda line: bool(line.strip()))
             )
         elif self._format == "csv":
             raw = (
@@ -208,6 +214,14 @@ class ReadFromFiles(beam.PTransform):
 
 # --------------------------------------------------------------------------
 # Writing
+
+
+def text_or_bytes(line: bytes):
+    """A line as text, or as the bytes it is when they are not UTF-8."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line
 
 
 def partition_path(time: Timestamp) -> str:

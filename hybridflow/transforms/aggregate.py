@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import typing
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Union
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder, VarIntCoder
@@ -35,7 +35,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP, Timestamp
 
 from hybridflow.durations import parse_duration
 from hybridflow.errors import SchemaError
-from hybridflow.metrics import CountElements, EventTimeLag, counter
+from hybridflow.metrics import EventTimeLag, counter
 from hybridflow.schemas import LateRecord, fields_of, to_json
 from hybridflow.transforms.aggregations import Accumulator, AggregationsLike, parse_aggregations
 from hybridflow.transforms.windows import (

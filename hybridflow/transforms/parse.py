@@ -23,6 +23,11 @@ FORMATS = ("auto", "json", "csv", "avro", "dict")
 
 def _coerce_str(value: Any) -> str:
     if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate from a JSON escape such as "\ud800"
+                raise RecordError("invalid_value", f"text is not valid Unicode: {exc.reason} at {exc.start}") from None
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)

@@ -69,6 +69,9 @@ def _line(rng, i):
         d["extra"] = {"amount": "not mine"}
     elif kind == 8:
         return json.dumps(d, ensure_ascii=False)
+    elif kind == 9:  # not UTF-8: a decode_error dead letter both ways, never a crash
+        return rng.choice([json.dumps(d).encode().replace(b'"u"', b'"u\xff"'), b"\xff\xfe", b"\xc3",
+                           json.dumps(dict(d, merchant_id="x\ud800"))])  # a lone surrogate: invalid_value
     return json.dumps(d)
 
 
@@ -86,17 +89,23 @@ def _parse_both(path, tmp_path):
     return outputs
 
 
-def test_json_lines_parse_like_the_per_element_path(tmp_path):
-    rng = random.Random(11)
-    lines = [_line(rng, i) for i in range(3000)]
+@pytest.mark.parametrize("n, chunk_bytes", [(3000, None), (12000, 64 << 10)], ids=["one-chunk", "many-chunks"])
+def test_json_lines_parse_like_the_per_element_path(tmp_path, monkeypatch, n, chunk_bytes):
+    # many-chunks: ~40 background read_json chunks, and columns long enough
+    # (> 4096 rows) that repetitive ones are checked value by distinct value
+    if chunk_bytes:
+        monkeypatch.setattr("hybridflow.columnar.parse._CHUNK_BYTES", chunk_bytes)
+    rng = random.Random(11 + n)
+    lines = [_line(rng, i) for i in range(n)]
     path = tmp_path / "in.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_bytes(b"\n".join(x if isinstance(x, bytes) else x.encode("utf-8") for x in lines) + b"\n")
     out = _parse_both(str(path), tmp_path)
     records, dead = out["columnar"]
     assert (records, dead) == out["records"]
-    assert len(records) > 2000 and len(dead) > 300
+    assert len(records) > 2 * n // 3 and len(dead) > n // 10
     reasons = {d[1] for d in dead}
-    assert {"invalid_json", "missing_field", "invalid_type", "invalid_value", "invalid_timestamp"} <= reasons
+    assert {"invalid_json", "missing_field", "invalid_type", "invalid_value", "invalid_timestamp", "decode_error"} <= reasons
+    assert any(d[1] == "invalid_value" and "not valid Unicode" in d[2] for d in dead)
 
 
 def test_synthetic_history_with_small_read_ranges_parses_identically(tmp_path):
@@ -219,3 +228,39 @@ def test_fraud_pipeline_columnar_equals_per_element(tmp_path):
     assert outputs["auto"] == outputs["never"]
     tables = outputs["auto"][0]
     assert len(tables["alerts"]) > 5 and len(tables["aggregates"]) > 500 and len(tables["profiles"]) == 40
+
+
+def test_pattern_on_distinct_values_equals_the_row_by_row_check():
+    import pyarrow as pa
+
+    from hybridflow.columnar.parse import _SAMPLE, _pattern
+
+    values = ["EUR", "eur", "EURO", "", None, "E\u00dcR", "US\n", "GBP"]
+    column = pa.array([values[i % len(values)] for i in range(3 * _SAMPLE)], pa.string())
+    for regex in ("[A-Z]{3}", "\\S{1,3}"):
+        repetitive = _pattern(column, regex, {})
+        row_by_row = pa.array([_pattern(pa.array([v], pa.string()), regex)[0].as_py() for v in column.to_pylist()])
+        assert repetitive.equals(row_by_row)
+    assert _pattern(column, "[A-Z]{3}").to_pylist()[:8] == [True, False, False, False, False, False, False, True]
+    assert _pattern(column, "\\S{1,3}").to_pylist()[:8] == [True, True, False, False, False, False, False, True]
+    unique = pa.array([f"t{i}" for i in range(2 * _SAMPLE)] + ["a b", "x\x1f", "\u00e9", "", None, "t\x7f"])
+    assert _pattern(unique, "\\S{1,128}").to_pylist()[-6:] == [False, False, False, False, False, True]
+    assert _pattern(unique, "t[0-9]+").to_pylist()[-6:] == [False, False, False, False, False, False]
+    assert _pattern(unique, "\\S{1,128}").to_pylist()[:2] == [True, True]
+
+
+def test_iso_shape_check_on_bytes_equals_the_regex():
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from hybridflow.columnar.parse import _ISO_PREFIX, _iso_shaped
+
+    texts = ["2026-01-01T00:00:00Z", "2026-01-01 00", "2026-01-01T0", "2026-01-01", "", None, " 2026-01-01T00",
+             "2026/01/01T00", "2026-01-01t00", "２026-01-01T00", "2026-01-01T0\u00e9", "1767225605", "0000-01-01T00:00:00Z",
+             "2026-01-01X00", "99999-01-01T00"]
+    column = pa.array(texts * 3, pa.string()).slice(len(texts))  # a sliced array: offsets not at 0
+    expected = pc.match_substring_regex(column, _ISO_PREFIX).fill_null(False).to_numpy(zero_copy_only=False)
+    assert np.array_equal(_iso_shaped(column), expected)
+    assert _iso_shaped(pa.array([None, None], pa.string())).tolist() == [False, False]
+    assert _iso_shaped(pa.array([], pa.string())).tolist() == []
