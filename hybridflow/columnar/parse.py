@@ -32,12 +32,12 @@ __all__ = ["ParseTables"]
 _YEAR = r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
 _ISO = _YEAR + r"-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z$"
 _BISECT_LEAF = 64
-# bytes that make a value leave the vectorized checks (numpy lookup tables over
-# the values' bytes): non-ASCII, plus ASCII control characters for regexes, plus
+# bytes that make a value leave the vectorized checks (inclusive ranges, compared
+# with numpy over the values' bytes): non-ASCII, plus ASCII control characters for regexes, plus
 # ASCII whitespace as Python's ``re`` sees it (\t\n\v\f\r, \x1c-\x1f, space) for \S
-_NON_ASCII = bytes(range(128, 256))
-_CONTROL = bytes(range(0, 32)) + b"\x7f" + _NON_ASCII
-_SPACE = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f " + _NON_ASCII
+_NON_ASCII = ((128, 255),)  # inclusive byte ranges
+_CONTROL = ((0, 31), (127, 255))
+_SPACE = ((9, 13), (28, 32), (128, 255))
 _ISO_PREFIX = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}"
 _EPOCH_TEXT = "1970-01-01T00:00:00Z"
 _SAMPLE = 4096  # rows sampled to decide whether a column repeats enough to check distinct values only
@@ -186,17 +186,10 @@ class _Vectorizer:
         return _timestamp_micros(column.cast(pa.string()))
 
 
-def _byte_table(flagged: bytes):
-    import numpy as np
-
-    table = np.zeros(256, dtype=bool)
-    table[np.frombuffer(flagged, dtype=np.uint8)] = True
-    return table
-
-
-def _containing(column, flagged: bytes):
-    """numpy bool per value of a string array: it holds one of the ``flagged``
-    bytes (one lookup over the values' bytes, no per-value work)."""
+def _containing(column, flagged):
+    """numpy bool per value of a string array: it holds a byte in one of the
+    ``flagged`` inclusive ranges (comparisons over the values' bytes, no
+    per-value work)."""
     import numpy as np
 
     n = len(column)
@@ -206,7 +199,18 @@ def _containing(column, flagged: bytes):
         return hit
     offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset: column.offset + n + 1]
     data = np.frombuffer(raw, dtype=np.uint8)[offsets[0]: offsets[-1]]
-    positions = np.flatnonzero(_byte_table(flagged)[data]) + offsets[0]
+    flags = None
+    for lo, hi in flagged:
+        if lo == hi:
+            f = data == lo
+        elif hi == 255:
+            f = data >= lo
+        elif lo == 0:
+            f = data <= hi
+        else:
+            f = (data - np.uint8(lo)) <= np.uint8(hi - lo)  # lo <= b <= hi, one wrapping subtraction
+        flags = f if flags is None else flags | f
+    positions = np.flatnonzero(flags) + offsets[0]
     if len(positions):
         hit[np.searchsorted(offsets, positions, side="right") - 1] = True
     return hit
@@ -383,7 +387,9 @@ class _ParseTablesFn(beam.DoFn):
 
         return pj.read_json(
             pa.BufferReader(buffer),
-            read_options=pj.ReadOptions(block_size=1 << 20),  # blocks parse in parallel
+            # one thread (this runs on the background thread; the main thread keeps the
+            # other core) and one block, so one chunk per column
+            read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, buffer.size + 1)),
             parse_options=pj.ParseOptions(explicit_schema=self._json_schema, unexpected_field_behavior="ignore"),
         )
 
