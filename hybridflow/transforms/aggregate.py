@@ -203,8 +203,10 @@ class _Window:
 class _StreamingAggregate(beam.DoFn):
     """Per key: accumulators per window, panes from event-time timers."""
 
-    WINDOWS = ReadModifyWriteStateSpec("windows", PickleCoder())
-    WATERMARK = ReadModifyWriteStateSpec("watermark", VarIntCoder())
+    # (the watermark this key's timers have seen, {window bounds: _Window}) in
+    # one cell: on portable runners every cell is a state request per key and
+    # bundle (Prism sends no cache tokens), one cell halves them
+    STATE = ReadModifyWriteStateSpec("windows", PickleCoder())
     EVENT_TIMER = TimerSpec("event", TimeDomain.WATERMARK)
 
     def __init__(self, key_field, window: WindowSpec, accumulator, trigger: TriggerSpec, lateness_micros, stage):
@@ -244,6 +246,12 @@ class _StreamingAggregate(beam.DoFn):
         max_ts = bounds[1] - 1
         return max_ts + self._lateness if win.fired else max_ts
 
+    @staticmethod
+    def _load(state):
+        """(known watermark in micros, windows) of the current key."""
+        value = state.read()
+        return value if value is not None else (MIN_TIMESTAMP.micros, {})
+
     def _arm(self, windows: Mapping, timer):
         if windows:
             deadline = min(self._deadline(b, w) for b, w in windows.items())
@@ -277,18 +285,14 @@ class _StreamingAggregate(beam.DoFn):
         self,
         element,
         timestamp=beam.DoFn.TimestampParam,
-        windows_state=beam.DoFn.StateParam(WINDOWS),
-        watermark_state=beam.DoFn.StateParam(WATERMARK),
+        state=beam.DoFn.StateParam(STATE),
         event_timer=beam.DoFn.TimerParam(EVENT_TIMER),
     ):
         key, record = element
         self._in.inc()
         self._lag.observe(timestamp)
         t = timestamp.micros
-        known_watermark = watermark_state.read()
-        if known_watermark is None:
-            known_watermark = MIN_TIMESTAMP.micros
-        windows = windows_state.read() or {}
+        known_watermark, windows = self._load(state)
         for bounds in sorted(self._window.assign(t)):  # earliest window first
             if bounds[1] - 1 + self._lateness < known_watermark:
                 self._late.inc()
@@ -319,7 +323,7 @@ class _StreamingAggregate(beam.DoFn):
                     yield self._pane(key, bounds, win, PaneTiming.LATE)
             elif self._trigger.early_count is not None and win.new >= self._trigger.early_count:
                 yield self._pane(key, bounds, win, PaneTiming.EARLY)
-        windows_state.write(windows)
+        state.write((known_watermark, windows))
         self._arm(windows, event_timer)
 
     @on_timer(EVENT_TIMER)
@@ -327,15 +331,14 @@ class _StreamingAggregate(beam.DoFn):
         self,
         key=beam.DoFn.KeyParam,
         fire_time=beam.DoFn.TimestampParam,
-        windows_state=beam.DoFn.StateParam(WINDOWS),
-        watermark_state=beam.DoFn.StateParam(WATERMARK),
+        state=beam.DoFn.StateParam(STATE),
         event_timer=beam.DoFn.TimerParam(EVENT_TIMER),
     ):
         # The watermark has passed the timer's millisecond: everything up to
         # its last microsecond is due.
         now = fire_time.micros - fire_time.micros % 1000 + 999
-        watermark_state.write(max(watermark_state.read() or MIN_TIMESTAMP.micros, now + 1))
-        windows = windows_state.read() or {}
+        known_watermark, windows = self._load(state)
+        known_watermark = max(known_watermark, now + 1)
         for bounds in sorted(windows):
             win = windows[bounds]
             if not win.fired and bounds[1] - 1 <= now:
@@ -345,7 +348,7 @@ class _StreamingAggregate(beam.DoFn):
                 if win.new:  # late records not yet emitted (late_count > 1)
                     yield self._pane(key, bounds, win, PaneTiming.LATE)
                 del windows[bounds]
-        windows_state.write(windows)
+        state.write((known_watermark, windows))
         self._arm(windows, event_timer)
 
 
@@ -359,13 +362,12 @@ class _StreamingAggregateWithEarlyTimer(_StreamingAggregate):
         self,
         element,
         timestamp=beam.DoFn.TimestampParam,
-        windows_state=beam.DoFn.StateParam(_StreamingAggregate.WINDOWS),
-        watermark_state=beam.DoFn.StateParam(_StreamingAggregate.WATERMARK),
+        state=beam.DoFn.StateParam(_StreamingAggregate.STATE),
         event_timer=beam.DoFn.TimerParam(_StreamingAggregate.EVENT_TIMER),
         early_armed=beam.DoFn.StateParam(EARLY_ARMED),
         early_timer=beam.DoFn.TimerParam(EARLY_TIMER),
     ):
-        yield from super().process(element, timestamp, windows_state, watermark_state, event_timer)
+        yield from super().process(element, timestamp, state, event_timer)
         if not early_armed.read():
             early_armed.write(1)
             early_timer.set(Timestamp.now() + self._trigger.early_every)
@@ -374,16 +376,16 @@ class _StreamingAggregateWithEarlyTimer(_StreamingAggregate):
     def on_processing_time(
         self,
         key=beam.DoFn.KeyParam,
-        windows_state=beam.DoFn.StateParam(_StreamingAggregate.WINDOWS),
+        state=beam.DoFn.StateParam(_StreamingAggregate.STATE),
         early_armed=beam.DoFn.StateParam(EARLY_ARMED),
     ):
         early_armed.clear()
-        windows = windows_state.read() or {}
+        known_watermark, windows = self._load(state)
         for bounds in sorted(windows):
             win = windows[bounds]
             if not win.fired and win.new:
                 yield self._pane(key, bounds, win, PaneTiming.EARLY)
-        windows_state.write(windows)
+        state.write((known_watermark, windows))
 
 
 class WindowedAggregate(beam.PTransform):
