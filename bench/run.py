@@ -63,8 +63,10 @@ def commands(bench: str, impl: str, source: str, out: str) -> list[str]:
     return [PY, "-m", module, "--input", source, "--output", out]
 
 
-def measure(cmd: list[str], log_path: pathlib.Path) -> dict:
-    """Runs ``cmd``; wall seconds, peak RSS (MiB) of its process tree, exit code."""
+def measure(cmd: list[str], log_path: pathlib.Path, rss_every: float = 0) -> dict:
+    """Runs ``cmd``; wall seconds, peak RSS (MiB) of its process tree, exit code
+    (and with ``rss_every``, the tree's RSS every that many seconds: ``rss_mib``
+    as [seconds, MiB] pairs)."""
     import psutil
 
     env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=str(ROOT))
@@ -74,16 +76,27 @@ def measure(cmd: list[str], log_path: pathlib.Path) -> dict:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
         parent = psutil.Process(proc.pid)
         peak = 0
+        timeline = []
+        next_sample = started
         while proc.poll() is None:
+            rss = 0
             try:
                 procs = [parent] + parent.children(recursive=True)
-                peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+                rss = sum(p.memory_info().rss for p in procs if p.is_running())
+                peak = max(peak, rss)
             except psutil.Error:
                 pass
+            now = time.perf_counter()
+            if rss_every and now >= next_sample:
+                timeline.append([round(now - started, 1), round(rss / 2**20, 1)])
+                next_sample = now + rss_every
             time.sleep(0.02)
     wall = time.perf_counter() - started
-    return {"wall_s": round(wall, 3), "peak_rss_mib": round(peak / 2**20, 1), "exit_code": proc.returncode,
-            "load_avg_1m_before": load_before, "load_avg_1m_after": os.getloadavg()[0]}
+    result = {"wall_s": round(wall, 3), "peak_rss_mib": round(peak / 2**20, 1), "exit_code": proc.returncode,
+              "load_avg_1m_before": load_before, "load_avg_1m_after": os.getloadavg()[0]}
+    if rss_every:
+        result["rss_mib"] = timeline
+    return result
 
 
 def run_benchmark(bench: str, fmt: str, n: int, data: dict, impls: list[str], work: pathlib.Path,

@@ -23,14 +23,13 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import pathlib
 import signal
 import sys
 import threading
 from typing import Optional, Sequence
 
-from hybridflow.errors import HybridflowError, UsageError
+from hybridflow.errors import HybridflowError, UsageError, report
 
 __all__ = ["main"]
 
@@ -282,14 +281,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"wrote {path}", file=out)
             return 0
         return _cmd_run(args, rest, out)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except HybridflowError as exc:
-        if os.environ.get("HYBRIDFLOW_TRACEBACK"):
-            raise
-        print(f"{PROG}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return report(exc, PROG)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

@@ -86,3 +86,20 @@ def require(module: str, feature: str, extra: str):
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtraError(feature, extra, module) from exc
+
+
+def report(exc: HybridflowError, prog: str = "hybridflow") -> int:
+    """Prints the one-line error of a command-line run to stderr and returns
+    its exit code: 2 for a :class:`UsageError` (the message names the flag or
+    field and the fix), 1 for any other hybridflow error (re-raised with its
+    traceback when ``HYBRIDFLOW_TRACEBACK`` is set)."""
+    import os
+    import sys
+
+    if isinstance(exc, UsageError):
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if os.environ.get("HYBRIDFLOW_TRACEBACK"):
+        raise exc
+    print(f"{prog}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return 1

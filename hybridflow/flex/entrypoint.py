@@ -13,8 +13,6 @@ local smoke test of the template) it waits and prints the run summary.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 from typing import Sequence
 
 __all__ = ["run_template", "is_dataflow"]
@@ -70,7 +68,7 @@ def _job_description(job, result, options) -> str:
 def run_template(pipeline: str, argv: Sequence[str]) -> int:
     """Builds and runs a registered pipeline from launcher flags; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from hybridflow.errors import HybridflowError, UsageError
+    from hybridflow.errors import HybridflowError, report
 
     try:
         import apache_beam as beam
@@ -97,11 +95,5 @@ def run_template(pipeline: str, argv: Sequence[str]) -> int:
         mode = options.view_as(HybridflowOptions).mode
         print(f"pipeline {spec.name} ({mode}): {_job_description(p.runner.job, result, options)}", flush=True)
         return 0
-    except UsageError as exc:
-        print(f"hybridflow: error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except HybridflowError as exc:
-        if os.environ.get("HYBRIDFLOW_TRACEBACK"):
-            raise
-        print(f"hybridflow: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return report(exc)
