@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
 	@echo "make test   - install the test extra and run the test suite"
 	@echo "make bench  - hybridflow vs idiomatic Beam vs DuckDB, batch (BENCH_N=1000000; never part of make test)"
-	@echo "make bench-streaming - alert latency and rates on Prism (BENCH_RATES='1000 10000', BENCH_DURATION=60)"
+	@echo "make bench-streaming - alert latency and sustained rates (BENCH_RUNNER=prism|flink, BENCH_RATES='1000 2000 4000', BENCH_DURATION=90)"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
 	@echo "make tools  - provision the local runners (Prism binary, Flink job server jar) into ~/.apache_beam/cache (cached)"
 	@echo "make tools-services - provision the local test services and the Kafka expansion service (cached)"
@@ -94,10 +94,11 @@ bench: $(VENV)/.stamp-test
 	PYTHONWARNINGS=ignore $(PY) -m bench.run $(foreach n,$(BENCH_N),--n $(n)) $(BENCH_FLAGS)
 
 # Streaming latency / rate on Prism (needs the Prism binary of the pinned Beam version, see make tools).
-BENCH_RATES ?= 1000 10000
-BENCH_DURATION ?= 60
-bench-streaming: $(VENV)/.stamp-test
-	PYTHONWARNINGS=ignore $(PY) -m bench.streaming $(foreach r,$(BENCH_RATES),--rate $(r)) --duration $(BENCH_DURATION)
+BENCH_RATES ?= 1000 2000 4000
+BENCH_DURATION ?= 90
+BENCH_RUNNER ?= prism
+bench-streaming: $(VENV)/.stamp-test tools-runners
+	PYTHONWARNINGS=ignore $(PY) -m bench.streaming $(foreach r,$(BENCH_RATES),--rate $(r)) --duration $(BENCH_DURATION) --runner $(BENCH_RUNNER)
 
 clean:
 	rm -rf output data/sample-history .pytest_cache
