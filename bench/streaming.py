@@ -40,19 +40,21 @@ import time
 import apache_beam as beam
 
 RUNNERS = {
-    "prism": ["--runner=PrismRunner", "--environment_type=LOOPBACK"],
-    "prism-cache": ["--runner=PrismRunner", "--environment_type=LOOPBACK", "--max_cache_memory_usage_mb=256"],
-    # the flink profile's flags (Flink 1.19 mini-cluster, LOOPBACK, the Java 17 opens streaming needs)
+    # None: the runner profile's flags, as `hybridflow run --profile NAME` uses them
+    # (prism: LOOPBACK, no SDF splits of stateful bundles; flink: the Flink 1.19
+    # mini-cluster with the Java 17 opens streaming needs; both: a job server
+    # timeout long enough for runs of more than 5 minutes)
+    "prism": None,
+    "prism-cache": ["--max_cache_memory_usage_mb=256"],
     "flink": None,
 }
 
 
 def _runner_flags(name: str) -> list:
-    if RUNNERS[name] is None:
-        from hybridflow.runners_config import load_profile
+    from hybridflow.runners_config import load_profile
 
-        return [f for f in load_profile(name).flags() if not f.startswith("--mode")]
-    return RUNNERS[name]
+    profile = name.split("-")[0]
+    return [f for f in load_profile(profile).flags() if not f.startswith("--mode")] + (RUNNERS[name] or [])
 
 
 class _AlertLatency(beam.DoFn):
