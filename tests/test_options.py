@@ -14,6 +14,19 @@ def test_profiles_ship_with_the_package():
     assert "--job_server_jvm_properties=--add-opens=java.base/java.lang=ALL-UNNAMED" in flink.flags()
 
 
+@pytest.mark.parametrize("name", ["prism", "flink", "direct"])
+def test_local_profiles_let_jobs_run_longer_than_five_minutes(name):
+    # Beam's PortableRunner uses job_server_timeout (default 300 s) as the
+    # deadline of the job's state stream: with the default, every Prism or
+    # Flink job longer than 5 minutes failed with DEADLINE_EXCEEDED
+    from apache_beam.options.pipeline_options import PortableOptions
+
+    options = get_pipeline("fraud").options(["--mode=streaming"], load_profile(name).flags())
+    assert options.view_as(PortableOptions).job_server_timeout >= 365 * 86400
+    override = get_pipeline("fraud").options(["--job_server_timeout=60"], load_profile(name).flags())
+    assert override.view_as(PortableOptions).job_server_timeout == 60
+
+
 def test_command_line_overrides_profile_and_defaults_fill_the_rest():
     spec = get_pipeline("fraud")
     options = spec.options(["--parallelism=4", "--velocity_threshold=3", "--mode=streaming"],
