@@ -37,7 +37,7 @@ def test_flags_come_from_the_profiles():
     prism = PrismJobServer()
     prism.port, prism.process = 99, object()
     assert prism.flags() == [
-        "--runner=PrismRunner", "--experiments=prism_disable_sdf_split",
+        "--runner=PrismRunner", "--job_server_timeout=31536000", "--experiments=prism_disable_sdf_split",
         "--job_endpoint=localhost:99", "--environment_type=LOOPBACK",
     ]
 
