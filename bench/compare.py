@@ -59,11 +59,11 @@ def _floats_close(a: pa.ChunkedArray, b: pa.ChunkedArray, exact: bool) -> np.nda
     an, bn = a.is_null().to_numpy(zero_copy_only=False), b.is_null().to_numpy(zero_copy_only=False)
     av = pc.fill_null(a, 0.0).to_numpy(zero_copy_only=False)
     bv = pc.fill_null(b, 0.0).to_numpy(zero_copy_only=False)
-    same = av == bv if exact else np.isclose(av, bv, rtol=REL_TOL, atol=ABS_TOL, equal_nan=True)
+    same = av == bv if exact else np.isclose(av, bv, rtol=REL_TOL, atol=ABS_TOL)
     return (an == bn) & (an | same)
 
 
-def _column_equal(name: str, a: pa.ChunkedArray, b: pa.ChunkedArray, exact: bool) -> np.ndarray | None:
+def _column_equal(a: pa.ChunkedArray, b: pa.ChunkedArray, exact: bool) -> np.ndarray | None:
     """Per-row bool for one column, or None when the whole column matches exactly."""
     if a.type != b.type and not (pa.types.is_null(a.type) or pa.types.is_null(b.type)):
         if pa.types.is_floating(a.type) or pa.types.is_floating(b.type):
@@ -90,7 +90,7 @@ def compare(a: pa.Table, b: pa.Table, exact: bool = False) -> tuple[bool, str]:
         return False, f"columns {a.column_names} vs {b.column_names}"
     bad = np.zeros(a.num_rows, dtype=bool)
     for name in a.column_names:
-        ok = _column_equal(name, a.column(name), b.column(name), exact)
+        ok = _column_equal(a.column(name), b.column(name), exact)
         if ok is not None:
             bad |= ~ok
     if bad.any():

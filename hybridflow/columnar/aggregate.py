@@ -18,6 +18,7 @@ import apache_beam as beam
 from apache_beam.typehints import typehints
 
 from hybridflow.columnar import arrow_tables, one_array
+from hybridflow.columnar.read import line_offsets
 from hybridflow.columnar.exact import exact_integers, exactly_representable, group_limbs, rounded_sums, square_terms
 from hybridflow.metrics import counter
 from hybridflow.transforms.aggregations import Accumulator, Aggregation
@@ -55,7 +56,7 @@ def key_partitions(column, partitions: int, distinct: bool = False):
     t = column.type
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
         array = column.cast(pa.large_binary()).fill_null(b"")
-        offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset: array.offset + len(array) + 1]
+        offsets = line_offsets(array)
         data = array.buffers()[2]
         data = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, dtype=np.uint8)
         starts, ends = offsets[:-1], offsets[1:]

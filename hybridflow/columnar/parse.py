@@ -197,7 +197,7 @@ def _containing(column, flagged):
     raw = column.buffers()[2]
     if n == 0 or raw is None:
         return hit
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset: column.offset + n + 1]
+    offsets = line_offsets(column)
     data = np.frombuffer(raw, dtype=np.uint8)[offsets[0]: offsets[-1]]
     flags = None
     for lo, hi in flagged:
@@ -265,8 +265,7 @@ def _pattern(column, regex: str, cache: Optional[dict] = None):
     valid = column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else np.ones(n, dtype=bool)
     bounds = _NON_SPACE.match(regex)
     if bounds:
-        offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset: column.offset + n + 1]
-        length = offsets[1:] - offsets[:-1]
+        length = np.diff(line_offsets(column))
         ok = valid & ~_containing(column, _SPACE) & (length >= int(bounds.group(1))) & (length <= int(bounds.group(2)))
         return pa.array(ok)
     ok = valid & ~_containing(column, _CONTROL)
@@ -296,8 +295,7 @@ def _iso_shaped(column):
     bytes stand only for themselves in UTF-8); False for nulls."""
     import numpy as np
 
-    n = len(column)
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset: column.offset + n + 1]
+    offsets = line_offsets(column)
     raw = column.buffers()[2]
     data = np.frombuffer(raw, dtype=np.uint8) if raw is not None and raw.size else np.zeros(1, dtype=np.uint8)
     starts = offsets[:-1].astype(np.int64)

@@ -44,10 +44,15 @@ def lines_table(data: bytes):
 
 
 def line_offsets(array):
-    """The int64 offsets of a large-binary array (numpy view, slice-aware)."""
+    """The value offsets of a binary or string array, large (int64) or not
+    (int32), as a slice-aware numpy view."""
     import numpy as np
+    import pyarrow as pa
 
-    return np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset: array.offset + len(array) + 1]
+    t = array.type
+    wide = pa.types.is_large_binary(t) or pa.types.is_large_string(t)
+    return np.frombuffer(array.buffers()[1], dtype=np.int64 if wide else np.int32)[
+        array.offset: array.offset + len(array) + 1]
 
 
 def blank_lines(table) -> list:

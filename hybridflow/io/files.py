@@ -149,6 +149,14 @@ class _ReadCsvFile(beam.DoFn):
                 yield row
 
 
+def text_or_bytes(line: bytes):
+    """A line as text, or as the bytes it is when they are not UTF-8."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line
+
+
 class ReadFromFiles(beam.PTransform):
     """Reads files matching ``pattern`` in ``format`` as raw payloads.
 
@@ -214,14 +222,6 @@ class ReadFromFiles(beam.PTransform):
 
 # --------------------------------------------------------------------------
 # Writing
-
-
-def text_or_bytes(line: bytes):
-    """A line as text, or as the bytes it is when they are not UTF-8."""
-    try:
-        return line.decode("utf-8")
-    except UnicodeDecodeError:
-        return line
 
 
 def partition_path(time: Timestamp) -> str:

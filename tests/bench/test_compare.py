@@ -63,3 +63,10 @@ def test_a_difference_is_found_and_named(tmp_path, reference, changed, expect):
 def test_row_counts_differ(tmp_path, reference):
     ok, why = compare(reference, other(tmp_path, [row("c1", 0, 10.5)]))
     assert (ok, why) == (False, "3 rows vs 1")
+
+
+def test_nan_is_never_equal(tmp_path, reference):
+    # as math.isclose: a NaN in an output is a difference, even against a NaN
+    nan = float("nan")
+    a = other(tmp_path, [row("c1", 0, 10.5), row("c2", 1, nan), row("c1", 1, 0.3, ("DE", "FR"))])
+    assert not compare(a, a)[0]
