@@ -9,11 +9,13 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test bench bench-streaming venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-services
+.PHONY: demo test test-deep fresh-machine bench bench-streaming venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-services
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
 	@echo "make test   - install the test extra and run the test suite"
+	@echo "make test-deep - the property tests with ten times the examples, random seeds (hypothesis profile deep)"
+	@echo "make fresh-machine - make test's CI run on a clone of HEAD with an empty HOME (tools/fresh-machine.sh)"
 	@echo "make bench  - hybridflow vs idiomatic Beam vs DuckDB, batch (BENCH_N=1000000; never part of make test)"
 	@echo "make bench-streaming - alert latency and sustained rates (BENCH_RUNNER=prism|flink, BENCH_RATES='1000 2000 4000', BENCH_DURATION=90)"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
@@ -85,6 +87,14 @@ tools-services:
 
 test: $(VENV)/.stamp-test system-packages tools
 	$(PY) -m pytest
+
+# The property tests with the hypothesis profile `deep`: random seeds, ten times the examples.
+test-deep: $(VENV)/.stamp-test
+	HYPOTHESIS_PROFILE=deep $(PY) -m pytest tests/transforms/test_properties.py
+
+# CI as a new machine runs it: a clone of HEAD, an empty HOME, empty caches.
+fresh-machine:
+	tools/fresh-machine.sh
 
 # Benchmarks (bench/README in the main README): data cached in bench/data (gitignored),
 # results as JSON in bench/results. BENCH_N may list several sizes: BENCH_N="100000 1000000".

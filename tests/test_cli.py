@@ -92,7 +92,11 @@ def test_profile_flags_are_overridden_by_the_command_line(hybridflow_cmd, tmp_pa
     result = run(hybridflow_cmd, "run", "fraud", f"--profile={profile}", "--runner=FnApiRunner",
                  "--input=synthetic://transactions?count=50&cards=5", f"--output={tmp_path}/o")
     assert result.returncode == 0, result.stderr
-    assert "on FnApiRunner" in result.stdout
+    assert "on FnApiRunner" in result.stdout  # the command line's runner won over the profile's
+    # ... and the profile's own value was applied: every velocity alert used its threshold of 3
+    alerts = [json.loads(line) for path in tmp_path.glob("o/alerts*.jsonl") for line in path.read_text().splitlines()]
+    velocity = [a for a in alerts if a["rule"] == "velocity"]
+    assert velocity and {a["threshold"] for a in velocity} == {3}
 
 
 def test_generate(hybridflow_cmd, tmp_path):

@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES
+from hybridflow.testing.services.pytest_plugin import unavailable
 
 BUCKET = "hf-bucket"
 PROJECT = "test-project"
@@ -31,12 +31,6 @@ def _free_port() -> int:
     with contextlib.closing(socket.socket()) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _unavailable(reason: str):
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{reason} (HYBRIDFLOW_REQUIRE_SERVICES=1)")
-    pytest.skip(reason)
 
 
 class GcsEmulator:
@@ -98,7 +92,7 @@ def gcs_emulator():
     try:
         import gcp_storage_emulator  # noqa: F401
     except ImportError:
-        _unavailable("gcp-storage-emulator is not installed (pip install -e '.[test]')")
+        unavailable("gcp-storage-emulator is not installed (pip install -e '.[test]')")
     emulator = GcsEmulator().start()
     yield emulator
     emulator.stop()
@@ -136,7 +130,7 @@ def offline_env(**extra) -> dict:
 def gcloud_env(tmp_path):
     """An offline environment for gcloud with an empty configuration directory."""
     if shutil.which("gcloud") is None:
-        pytest.skip("gcloud (Google Cloud CLI) is not installed")
+        unavailable("gcloud (the Google Cloud CLI) is not installed: these tests run the real gcloud offline")
     config = tmp_path / "gcloud-config"
     config.mkdir()
     return offline_env(CLOUDSDK_CONFIG=str(config))

@@ -62,14 +62,12 @@ def test_time_series_rows_entity_then_reversed_hour_and_families(tmp_path, bigta
     assert rows[1].cells["agg"][b"count"][0].timestamp.timestamp() == pytest.approx(float(START + 3599.999))
 
 
-def test_enrichment_lookups_from_rows_written_by_the_sink(tmp_path, bigtable_emulator, bigtable_table):
-    # TODO(issue-3): once hybridflow's handler-based Enrich with its Bigtable handler is merged,
-    # run this lookup through Enrich; until then it checks Beam's Enrichment + BigTableEnrichmentHandler,
-    # the pieces that handler wraps, against rows written by WriteTo("bigtable://...").
-    from apache_beam.transforms.enrichment import Enrichment
-    from apache_beam.transforms.enrichment_handlers.bigtable import BigTableEnrichmentHandler
-
-    from hybridflow import CardProfile
+@pytest.mark.streaming
+def test_bigtable_lookup_enriches_from_rows_written_by_the_sink(tmp_path, bigtable_emulator, bigtable_table):
+    """hybridflow's BigtableLookup, through Enrich, reads the rows WriteTo("bigtable://...") wrote:
+    exact values of every type, a missing key per policy, the same rows bounded and streaming."""
+    from hybridflow import BigtableLookup, CardProfile, Enrich
+    from hybridflow.testing import CreateEvents, EventStream, Watermark, streaming_pipeline
 
     table = bigtable_table(["profile"])
     profiles = [
@@ -78,20 +76,26 @@ def test_enrichment_lookups_from_rows_written_by_the_sink(tmp_path, bigtable_emu
     ]
     with batch_pipeline() as p:
         _ = p | beam.Create(profiles) | WriteTo(f"bigtable://{PROJECT}/{INSTANCE}/{table}?key=card_id&family=profile")
-    txns = transactions([("c1", 10.0, 0), ("c2", 20.0, 1), ("c3", 30.0, 2)])
-    handler = BigTableEnrichmentHandler(PROJECT, INSTANCE, table, row_key="card_id")
-    with batch_pipeline() as p:
-        _ = (p
-             | beam.Create([beam.Row(card_id=t.card_id, amount=t.amount) for t in txns])
-             | Enrichment(handler)
-             | beam.Map(lambda r: r._asdict())
-             | Collect(tmp_path / "out"))
-    got = {r["card_id"]: r for r in collected(tmp_path / "out")}
-    assert got["c1"]["profile"] == {"card_id": "c1", "txn_count": "12", "amount_mean": "40.5",
-                                    "amount_stddev": "3.25", "usual_countries": '["US", "CA"]',
-                                    "last_seen": "2026-01-01T00:00:00Z"}
-    assert got["c2"]["profile"]["usual_countries"] == "[]"
-    assert "profile" not in got["c3"]  # a missing key passes through unchanged
+    txns = transactions([("c1", 10.0, 0), ("c2", 20.0, 1), ("c3", 30.0, 70), ("c1", 5.0, 130)])
+    items = txns[:2] + [Watermark(START + 60)] + txns[2:3] + [Watermark(START + 120)] + txns[3:]
+
+    def enriched(rows):
+        return sorted((r.card_id, r.amount, r.profile_txn_count, r.profile_amount_mean, r.profile_amount_stddev,
+                       r.profile_usual_countries, r.profile_last_seen) for r in rows)
+
+    for name, make, source in (("batch", batch_pipeline, CreateEvents(txns)),
+                               ("stream", streaming_pipeline, EventStream(items))):
+        handler = BigtableLookup(project=PROJECT, instance=INSTANCE, table=table, key="card_id", schema=CardProfile,
+                                 column_family="profile", cache_ttl="10m")
+        with make() as p:
+            out = p | source | Enrich(key="card_id", handler=handler, prefix="profile_", on_missing="dead_letter")
+            out.records | "Records" >> Collect(tmp_path / name)
+            out.dead_letters | "Reasons" >> beam.Map(lambda d: (d.error_type, '"c3"' in d.payload)) | (
+                "Dead" >> Collect(tmp_path / f"{name}-dead"))
+    expected = [("c1", 5.0, 12, 40.5, 3.25, ["US", "CA"], START), ("c1", 10.0, 12, 40.5, 3.25, ["US", "CA"], START),
+                ("c2", 20.0, 1, 9.99, 0.0, [], START + 60)]
+    assert enriched(collected(tmp_path / "batch")) == enriched(collected(tmp_path / "stream")) == expected
+    assert collected(tmp_path / "batch-dead") == collected(tmp_path / "stream-dead") == [("missing_key", True)]
 
 
 def test_missing_table_and_family_are_one_line_errors(bigtable_emulator, bigtable_table):

@@ -24,11 +24,17 @@ def test_other_schemes():
     assert not e.is_file
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "kafka://", "out/file.txt", "out/x?format=xml"])
-def test_bad_uris_name_the_fix(bad):
-    with pytest.raises(InvalidUriError):
-        e = parse_uri(bad)
-        file_format(e)
+@pytest.mark.parametrize("bad, message", [
+    ("", r"^empty endpoint URI '': give a path or scheme://"),
+    ("   ", r"^empty endpoint URI '   ': give a path or scheme://"),
+    ("kafka://", r"^'kafka://': nothing after kafka://; see the README for URI forms"),
+    ("out/file.txt", r"^'out/file.txt': cannot tell the file format; end the path with one of .avro, .csv, "
+                     r".*or add \?format=<jsonl\|csv\|avro\|parquet>"),
+    ("out/x?format=xml", r"^'out/x\?format=xml': unknown format 'xml'; use one of jsonl, csv, avro, parquet"),
+])
+def test_bad_uris_name_the_fix(bad, message):
+    with pytest.raises(InvalidUriError, match=message):
+        file_format(parse_uri(bad))
 
 
 def test_compressed_extension():

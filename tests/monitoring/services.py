@@ -253,7 +253,7 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._lock:
                     status, headers = receiver.script[min(len(receiver.requests), len(receiver.script) - 1)]
-                    receiver.requests.append((time.monotonic(), dict(self.headers), json.loads(body), status))
+                    receiver.requests.append((time.time(), dict(self.headers), json.loads(body), status))
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -44,9 +44,9 @@ def test_a_server_that_fails_twice_gets_the_alert_on_the_third_attempt_with_back
     times = [t for t, *_ in receiver.requests]
     keys = {headers["Idempotency-Key"] for _, headers, _, _ in receiver.requests}
     assert keys == {ALERTS[1].alert_id}  # every attempt carries the same key
-    # urllib3's backoff: the first retry at once, then backoff * 2 = 0.4 s
+    # urllib3's backoff: the first retry at once, then backoff * 2 = 0.4 s (a lower bound: a busy
+    # machine may wait longer, never shorter)
     assert times[2] - times[1] >= 0.35
-    assert times[2] - times[1] > times[1] - times[0]
 
 
 def test_retry_after_is_honoured_on_429(webhook):

@@ -71,15 +71,17 @@ def bigquery_aggregates(bigquery_emulator, table):
     return sorted(out)
 
 
-def run_streaming(flags, done, timeout=240.0, build=None):
+def run_streaming(flags, done, timeout=240.0, build=None, started=None):
     """Runs the fraud pipeline (or ``build(p, options)``) in streaming with ``flags`` until ``done()``
-    or ``timeout``; cancels it."""
+    or ``timeout``; cancels it. ``started()``, if given, is called once the job runs."""
     options = resolve_options(["--mode=streaming", *flags], defaults=SPEC.defaults)
     p = beam.Pipeline(options=options)
     (build or (lambda p, options: construct(p, SPEC, options)))(p, options)
     result = p.run()
     deadline = time.monotonic() + timeout
     try:
+        if started is not None:
+            started()
         while time.monotonic() < deadline and not done():
             if result.state in ("FAILED", "DONE", "CANCELLED") or str(result.state).endswith(("FAILED", "DONE")):
                 raise AssertionError(f"the streaming pipeline stopped: {result.state}")
@@ -131,6 +133,8 @@ def test_fraud_streaming_from_pubsub_on_the_bundle_runner(tmp_path, pubsub_emula
                                                           gcs_emulator):
     # Beam's local Pub/Sub read holds the watermark at the wall clock, so the transactions happen in
     # the near future: every window is still open when its records arrive (on-time panes, as in batch).
+    # They are published only once the job is live end to end (a probe line has come back as a dead
+    # letter), so however long the start-up takes, it cannot make them late.
     # The bundle-based runner (the only local runner with Pub/Sub reads) cannot run a GroupByKey on
     # a bounded branch of a streaming pipeline, which rules out building profiles in the same
     # pipeline and even reading them from files (Beam's text read groups its splits). So the batch
@@ -146,12 +150,7 @@ def test_fraud_streaming_from_pubsub_on_the_bundle_runner(tmp_path, pubsub_emula
         profile_rows | Collect(tmp_path / "profiles")
     profile_list = collected(tmp_path / "profiles")
     profiles = f"--profiles={tmp_path}/profiles*.jsonl"
-    start = Timestamp.of((int(time.time()) // 10 + 2) * 10)  # 10-20 s ahead: the stream starts before it
-    lines = live_transactions(start, count=200)  # 20 s of events
-    last_window_end = float(start) + 30
-
-    (txns, txns_sub), (alerts, alerts_sub) = pubsub_topic(), pubsub_topic()
-    pubsub_emulator.publish(txns, [(line.encode(), {"ts": str(ms)}) for line, ms in lines])
+    (txns, txns_sub), (alerts, alerts_sub), (probes, probes_sub) = pubsub_topic(), pubsub_topic(), pubsub_topic()
     table = bigtable_table(["agg"])
     bq_table = f"{bigquery_dataset}.card_windows"
     flags = [
@@ -163,6 +162,7 @@ def test_fraud_streaming_from_pubsub_on_the_bundle_runner(tmp_path, pubsub_emula
         from hybridflow import CardProfile
 
         txns = p | ReadFrom(f"pubsub://{txns_sub}?timestamp_attribute=ts") | ParseRecords(Transaction)
+        txns.dead_letters | "Probes" >> WriteTo(f"pubsub://{probes}")
         reference = p | "Profiles" >> beam.Create(profile_list, reshuffle=False).with_output_types(CardProfile)
         scored = txns.records | ScoreTransactions(reference, window=WINDOW, cooldown=0)
         scored["alerts"] | "Alerts" >> WriteTo(
@@ -170,18 +170,29 @@ def test_fraud_streaming_from_pubsub_on_the_bundle_runner(tmp_path, pubsub_emula
         scored["aggregates"] | "Bigtable" >> WriteTo(
             f"bigtable://{PROJECT}/{INSTANCE}/{table}?key=card_id&time=window_end&bucket=10s&family=agg")
         scored["aggregates"] | "BigQuery" >> WriteTo(f"bigquery://{bq_table}?partition_by=window_end")
-    received, row_counts = [], []
+    received, row_counts, stream = [], [], {}
+
+    def started():  # probe until the job is live, then publish 20 s of events 10-20 s ahead of the clock
+        deadline = time.monotonic() + 180
+        while not pubsub_emulator.pull(probes_sub, 10, timeout=1):
+            assert time.monotonic() < deadline, "the streaming job never came up"
+            pubsub_emulator.publish(txns, [(b"probe: not json", {"ts": str(int(time.time() * 1000))})])
+        start = Timestamp.of((int(time.time()) // 10 + 2) * 10)
+        stream["lines"] = live_transactions(start, count=200)
+        stream["last_window_end"] = float(start) + 30
+        pubsub_emulator.publish(txns, [(line.encode(), {"ts": str(ms)}) for line, ms in stream["lines"]])
 
     def done():  # every window has closed on the wall clock and the sinks stopped growing
         received.extend(pubsub_emulator.pull(alerts_sub, 1000, timeout=0.5))
         row_counts.append(len(list(bigtable_emulator.admin_table(table).read_rows())))
-        return time.time() > last_window_end + 3 and row_counts[-1] > 0 and row_counts[-3:] == [row_counts[-1]] * 3
+        return time.time() > stream["last_window_end"] + 3 and row_counts[-1] > 0 and row_counts[-3:] == [
+            row_counts[-1]] * 3
 
-    run_streaming(flags, done, timeout=150, build=build)
+    run_streaming(flags, done, timeout=330, build=build, started=started)
     received.extend(pubsub_emulator.pull(alerts_sub, 1000, timeout=1))
     # cooldown 0: Pub/Sub does not keep order, and ThresholdAlerts' cooldown in streaming keeps the
     # first alert to *arrive* (batch: the earliest in event time), so with a cooldown the two may differ
-    expected_alerts, expected_aggregates = batch_expectation(tmp_path, [line for line, _ in lines],
+    expected_alerts, expected_aggregates = batch_expectation(tmp_path, [line for line, _ in stream["lines"]],
                                                              [profiles, "--cooldown=0"])
     expected_windows = sorted(aggregate_key(a._asdict()) for a in expected_aggregates)
     assert sorted(m.attributes["alert_id"] for m in received) == sorted(a.alert_id for a in expected_alerts)

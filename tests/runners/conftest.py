@@ -6,11 +6,10 @@ is not provisioned or does not start skips its tests, or fails them when
 ``HYBRIDFLOW_REQUIRE_SERVICES=1`` (CI).
 """
 
-import os
-
 import pytest
 
 from hybridflow.testing.runners import FlinkJobServer, PrismJobServer, RunnerUnavailable
+from hybridflow.testing.services.pytest_plugin import unavailable
 
 # name -> (marks, fixture that gives the job server, or None for the in-process FnApiRunner)
 RUNNERS = {
@@ -29,9 +28,7 @@ def _start(server):
     try:
         return server.start()
     except RunnerUnavailable as exc:
-        if os.environ.get("HYBRIDFLOW_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{server.name} cannot start (HYBRIDFLOW_REQUIRE_SERVICES=1): {exc}", pytrace=False)
-        pytest.skip(f"{server.name} cannot start: {exc}")
+        unavailable(f"{server.name} cannot start: {exc}")
 
 
 @pytest.fixture(scope="session")

@@ -19,14 +19,9 @@ def fraud_reference(tmp_path_factory):
     return run_fraud(["--mode=batch", f"--input={FRAUD_INPUT}", "--runner=FnApiRunner"], tmp_path_factory.mktemp("fnapi"))
 
 
-@pytest.mark.parametrize("runner", runner_params("fnapi", "prism", "flink"), indirect=True)
-def test_fraud_batch_is_the_same_on_every_runner(runner, fraud_reference, tmp_path):
-    summary, outputs = run_fraud(runner.flags("--mode=batch", f"--input={FRAUD_INPUT}"), tmp_path)
-    _, reference = fraud_reference
-
+def _check_fraud_run(summary, outputs, runner_name):
     assert summary.state.endswith("DONE")
-    assert summary.runner == ENGINE[runner.name]
-    assert outputs == reference
+    assert summary.runner == ENGINE[runner_name]
     assert len(outputs["alerts"]) > 10 and len(outputs["aggregates"]) > 1000
     # the summary comes from the runner's metrics and accounts for every record
     assert summary.records_read == 3000
@@ -34,6 +29,18 @@ def test_fraud_batch_is_the_same_on_every_runner(runner, fraud_reference, tmp_pa
     assert summary.records_written == sum(len(rows) for rows in outputs.values())
     assert summary.metrics.get("alerts") - summary.metrics.get("alerts_suppressed") == len(outputs["alerts"])
     assert summary.metrics.prefixed("dead_letters.") == dead_letter_reasons(outputs["dead_letters"])
+
+
+def test_fraud_batch_reference_run_on_the_fnapi_runner(fraud_reference):
+    """The reference the other runners are compared with: its summary accounts for its outputs."""
+    _check_fraud_run(*fraud_reference, "fnapi")
+
+
+@pytest.mark.parametrize("runner", runner_params("prism", "flink"), indirect=True)
+def test_fraud_batch_is_the_same_on_every_runner(runner, fraud_reference, tmp_path):
+    summary, outputs = run_fraud(runner.flags("--mode=batch", f"--input={FRAUD_INPUT}"), tmp_path)
+    _check_fraud_run(summary, outputs, runner.name)
+    assert outputs == fraud_reference[1]
 
 
 def _sorted_rows(directory):

@@ -155,8 +155,8 @@ class TestLookupHandler:
 
 
 class TestBigtableLookup:
-    """The Bigtable round trip runs against the emulator in tests/io (connectors);
-    here: construction, pickling and the cell decoding."""
+    """The Bigtable round trip (batch and streaming, through Enrich) runs against the emulator in
+    tests/io/test_bigtable.py; here: construction, pickling and the cell decoding."""
 
     def test_constructor_stores_config_only(self):
         handler = BigtableLookup(project="p", instance="i", table="profiles", key="card_id",

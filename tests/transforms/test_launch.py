@@ -188,37 +188,14 @@ def test_readme_event_driven_example_runs(tmp_path):
     namespace["run"](str(tmp_path))
 
 
-def _prism_binary():
-    import os
-    import pathlib
-    import shutil
-
-    from hybridflow import BEAM_VERSION
-
-    candidates = [
-        os.environ.get("HYBRIDFLOW_PRISM"),
-        str(pathlib.Path.home() / f".apache_beam/cache/prism/bin/apache_beam-v{BEAM_VERSION}-prism-linux-amd64.zip"),
-        "/tmp/gobin/prism",
-        shutil.which("prism"),
-    ]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
 @pytest.mark.prism
 @pytest.mark.streaming
-def test_streaming_decisions_on_prism(tmp_path):
+def test_streaming_decisions_on_prism(tmp_path, prism_flags):
     """Prism keeps timers in milliseconds: the same launches as batch."""
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.testing.test_pipeline import TestPipeline
 
-    from tests.conftest import REQUIRE_SERVICES
-
-    prism = _prism_binary()
-    if prism is None:
-        message = "no Prism binary (make tools, or HYBRIDFLOW_PRISM=/path/to/prism)"
-        pytest.fail(message) if REQUIRE_SERVICES else pytest.skip(message)
-    options = PipelineOptions(["--runner=PrismRunner", f"--prism_location={prism}", "--streaming",
-                               "--environment_type=LOOPBACK"])
+    options = PipelineOptions([*prism_flags, "--streaming", "--environment_type=LOOPBACK"])
     with TestPipeline(options=options) as p:
         p | EventStream(OUT_OF_ORDER) | LaunchOnAlert(dry_launcher(), cooldown="2m") | Collect(tmp_path)
     assert summary(collected(tmp_path)) == [(60, "velocity", "A", "dry_run"), (100, "spend", "A", "dry_run"),

@@ -1,9 +1,14 @@
 """Property-based tests: ParseRecords and WindowedAggregate against plain-Python oracles.
 
 Each hypothesis example is one list of inputs run through one Beam pipeline
-(FnApiRunner), so the example counts stay small; every list mixes valid and
+(FnApiRunner in batch, TestStream on the bundle-based DirectRunner in
+streaming), so the example counts stay small; every list mixes valid and
 malformed inputs, and every input must be accounted for: records + dead
 letters = inputs.
+
+``make test`` runs the hypothesis profile ``ci`` (fixed seed: the same examples
+every run); ``make test-deep`` runs the profile ``deep`` (random, ten times the
+examples). See tests/conftest.py.
 """
 
 import json
@@ -12,18 +17,16 @@ from fractions import Fraction
 from typing import NamedTuple, Optional
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.utils.timestamp import Timestamp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybridflow import OneOf, ParseRecords, Range, WindowedAggregate
 from hybridflow.schemas import register
-from hybridflow.testing import START, batch_pipeline
-
-PROPERTY_SETTINGS = settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
-)
+from hybridflow.testing import START, EventStream, Watermark, batch_pipeline, streaming_pipeline
+from tests.conftest import examples
 
 
 @register
@@ -97,7 +100,7 @@ INPUTS = st.lists(st.one_of(valid().map(lambda x: ("ok", x)), malformed().map(la
                   min_size=1, max_size=60)
 
 
-@PROPERTY_SETTINGS
+@settings(max_examples=examples(25))
 @given(INPUTS)
 def test_parse_records_matches_the_oracle(inputs):
     payloads = [x[1][0] for x in inputs]
@@ -212,7 +215,7 @@ def check_against(expected):
     return check
 
 
-@PROPERTY_SETTINGS
+@settings(max_examples=examples(25))
 @given(INPUTS, WINDOWS)
 def test_windowed_aggregate_matches_the_oracle(inputs, window):
     payloads = [x[1][0] for x in inputs]
@@ -223,3 +226,33 @@ def test_windowed_aggregate_matches_the_oracle(inputs, window):
         assert_that(out.aggregates, check_against(oracle(records, window)))
         assert_that(parsed.dead_letters | beam.combiners.Count.Globally(),
                     equal_to([len(payloads) - len(records)]), label="dead letters")
+
+
+@st.composite
+def in_watermark_steps(draw, records):
+    """The records as a stream: in chunks of random size, shuffled within each chunk, the watermark
+    advanced after each chunk to the earliest event time still to come (so nothing is late)."""
+    ordered = sorted(records, key=lambda r: r.event_time)
+    items, i = [], 0
+    while i < len(ordered):
+        size = draw(st.integers(min_value=1, max_value=max(1, len(ordered) - i)))
+        chunk = draw(st.permutations(ordered[i:i + size]))
+        items.extend(chunk)
+        i += size
+        if i < len(ordered):
+            items.append(Watermark(ordered[i].event_time))
+    return items
+
+
+@pytest.mark.streaming
+@settings(max_examples=examples(12))
+@given(st.lists(valid().map(lambda x: x[1]), min_size=1, max_size=40).flatmap(
+    lambda records: st.tuples(st.just(records), in_watermark_steps(records))), WINDOWS)
+def test_windowed_aggregate_matches_the_oracle_in_streaming(stream, window):
+    """The same oracle, the records arriving as a stream (TestStream): the panes that fire as the
+    watermark passes each window are the batch answer."""
+    records, items = stream
+    with streaming_pipeline() as p:
+        out = p | EventStream(items, record_type=Obs) | WindowedAggregate(
+            key="station", window=window, aggregations=AGGREGATIONS)
+        assert_that(out.aggregates, check_against(oracle(records, window)))

@@ -12,10 +12,14 @@ identifier), ``kafka_topic`` (a factory: ``kafka_topic()`` creates a topic),
 ``gcs_bucket``, ``bigquery_dataset``, ``bigtable_table`` (factory), and
 ``postgres_schema``.
 
-A service that cannot start (not provisioned, missing client library, crashed)
-skips the test with the reason, or fails it when
-``HYBRIDFLOW_REQUIRE_SERVICES=1`` (CI). Tests that use any of these fixtures
-get the ``services`` marker.
+Runners: ``prism_flags`` (session; the flags that run a pipeline on the Prism
+binary ``make tools`` provisioned).
+
+A service or runner that cannot start (not provisioned, missing client
+library, crashed) skips the test with the reason, or fails it when
+``HYBRIDFLOW_REQUIRE_SERVICES=1`` (CI); :func:`unavailable` and
+:func:`provisioned` do the same for a test's own requirements. Tests that use
+any of the service fixtures get the ``services`` marker.
 """
 
 from __future__ import annotations
@@ -33,10 +37,31 @@ SERVICE_FIXTURES = {
 }
 
 
+def require_services() -> bool:
+    """Whether a missing service or runner fails the test (``HYBRIDFLOW_REQUIRE_SERVICES=1``, CI)."""
+    return os.environ.get("HYBRIDFLOW_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str):
+    """Skips the calling test with ``reason``, or fails it under ``HYBRIDFLOW_REQUIRE_SERVICES=1``."""
+    if require_services():
+        pytest.fail(f"{reason} (HYBRIDFLOW_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(reason)
+
+
 def _unavailable(what: str, reason: str):
-    if os.environ.get("HYBRIDFLOW_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{what} unavailable (HYBRIDFLOW_REQUIRE_SERVICES=1): {reason}", pytrace=False)
-    pytest.skip(f"{what} unavailable: {reason}")
+    unavailable(f"{what} unavailable: {reason}")
+
+
+def provisioned(locate):
+    """``locate()`` (e.g. :func:`~hybridflow.testing.runners.prism_binary`), or :func:`unavailable`
+    with its :class:`~hybridflow.testing.runners.RunnerUnavailable` message."""
+    from hybridflow.testing.runners import RunnerUnavailable
+
+    try:
+        return locate()
+    except RunnerUnavailable as exc:
+        unavailable(str(exc))
 
 
 def _started(service):
@@ -93,6 +118,14 @@ def bigquery_emulator(gcs_emulator):
         yield service
     finally:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def prism_flags():
+    """Flags that run a pipeline on the Prism binary ``make tools`` provisioned."""
+    from hybridflow.testing.runners import prism_binary
+
+    return ["--runner=PrismRunner", f"--prism_location={provisioned(prism_binary)}"]
 
 
 # --------------------------------------------------------------------------
