@@ -74,11 +74,15 @@ _CONNECTORS = {
     "bigtable": "hybridflow.io.bigtable",
     "postgresql": "hybridflow.io.postgres",
     "postgres": "hybridflow.io.postgres",
+    "kinesis": "hybridflow.io.kinesis",
+    "dynamodb": "hybridflow.io.dynamodb",
+    "iceberg": "hybridflow.io.iceberg",
 }
-_READ_SCHEMES = ("local path", "gs://", "s3://", "pubsub://", "kafka://", "bigquery://", "postgresql://", "synthetic://")
+_READ_SCHEMES = ("local path", "gs://", "s3://", "pubsub://", "kafka://", "kinesis://", "bigquery://", "postgresql://",
+                 "iceberg://", "synthetic://")
 _WRITE_SCHEMES = (
-    "local path", "gs://", "s3://", "pubsub://", "kafka://", "bigquery://", "bigtable://",
-    "http(s)://", "webhook+http(s)://",
+    "local path", "gs://", "s3://", "pubsub://", "kafka://", "kinesis://", "bigquery://", "bigtable://",
+    "dynamodb://", "iceberg://", "http(s)://", "webhook+http(s)://",
 )
 _FILE_READ_PARAMS = ("format", "validate")
 _FILE_WRITE_PARAMS = ("format", "shards", "every", "partition_by", "validate")
@@ -106,7 +110,7 @@ def _file_prefix(endpoint: EndpointUri, fmt: str) -> tuple[str, str]:
 def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = False) -> beam.PTransform:
     if columnar and not supports_columnar(endpoint.raw):
         raise InvalidUriError(
-            f"{endpoint.raw!r}: columnar reads need JSON-lines or Parquet files "
+            f"{endpoint.raw!r}: columnar reads need JSON-lines, Parquet or ORC files "
             f"({', '.join(ReadFromFiles.COLUMNAR_FORMATS)})"
         )
     if endpoint.is_file:
@@ -167,7 +171,7 @@ def _writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
 
 
 def supports_columnar(uri: str) -> bool:
-    """Whether ``ReadFrom(uri, columnar=True)`` can read ``uri`` (JSON-lines or Parquet files)."""
+    """Whether ``ReadFrom(uri, columnar=True)`` can read ``uri`` (JSON-lines, Parquet or ORC files)."""
     endpoint = parse_uri(uri)
     if not endpoint.is_file:
         return False

@@ -16,7 +16,7 @@ ALERTS = [
 ]
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "avro"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "avro", "orc"])
 def test_round_trip(tmp_path, fmt):
     for name, records, schema in (("txns", EDGE, Transaction), ("alerts", ALERTS, Alert)):
         with batch_pipeline() as p:
@@ -64,7 +64,7 @@ def _read_back(pattern, out, schema=Edge):
     return sorted(collected(out / "records")), collected(out / "dead")
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "avro"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "avro", "orc"])
 def test_partitioned_by_event_date_and_hour(tmp_path, fmt):
     sink = WriteTo(f"{tmp_path}/edges.{fmt}?partition_by=event_time")
     assert sink.location == f"{tmp_path}/dt=*/hour=*/edges*.{fmt}"

@@ -9,8 +9,9 @@ BigQuery load jobs), ``bigquery_emulator`` (Beam redirected to it),
 Per test, with unique names and cleanup: ``unique_name`` (a fresh
 identifier), ``kafka_topic`` (a factory: ``kafka_topic()`` creates a topic),
 ``pubsub_topic`` (factory: topic + subscription), ``s3_bucket``,
-``gcs_bucket``, ``bigquery_dataset``, ``bigtable_table`` (factory), and
-``postgres_schema``.
+``gcs_bucket``, ``bigquery_dataset``, ``bigtable_table`` (factory),
+``postgres_schema``, ``kinesis_stream`` (factory: ``kinesis_stream(shards=1)``)
+and ``dynamodb_table`` (factory: ``dynamodb_table(key)``), both on the moto server.
 
 Runners: ``prism_flags`` (session; the flags that run a pipeline on the Prism
 binary ``make tools`` provisioned).
@@ -194,6 +195,36 @@ def s3_bucket(s3_server, unique_name):
     for obj in client.list_objects_v2(Bucket=unique_name).get("Contents", []):
         client.delete_object(Bucket=unique_name, Key=obj["Key"])
     client.delete_bucket(Bucket=unique_name)
+
+
+@pytest.fixture
+def kinesis_stream(s3_server):
+    """``kinesis_stream(shards=1)`` creates a stream with a unique name on the moto server; deleted after."""
+    made = []
+
+    def make(shards: int = 1) -> str:
+        made.append(s3_server.create_stream(f"hf-{uuid.uuid4().hex[:10]}", shards))
+        return made[-1]
+
+    yield make
+    client = s3_server.client("kinesis")
+    for name in made:
+        client.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+
+
+@pytest.fixture
+def dynamodb_table(s3_server):
+    """``dynamodb_table(key)`` creates a table keyed by the string attribute ``key``; deleted after."""
+    made = []
+
+    def make(key: str) -> str:
+        made.append(s3_server.create_table(f"hf-{uuid.uuid4().hex[:10]}", key))
+        return made[-1]
+
+    yield make
+    client = s3_server.client("dynamodb")
+    for name in made:
+        client.delete_table(TableName=name)
 
 
 @pytest.fixture
