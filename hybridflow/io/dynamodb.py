@@ -56,10 +56,12 @@ MAX_BATCH = 25  # BatchWriteItem's limit
 def _attribute(value: Any) -> dict:
     if isinstance(value, bool):
         return {"BOOL": value}
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{value!r} cannot be stored in DynamoDB (numbers must be finite)")
-        return {"N": repr(value) if isinstance(value, float) else str(value)}
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) >= 1e126 or 0 < abs(value) < 1e-130:
+            raise ValueError(f"{value!r} is outside DynamoDB's number range (1e-130 to 9.99e125 in magnitude)")
+        return {"N": repr(value)}
+    if isinstance(value, int):
+        return {"N": str(value)}
     if isinstance(value, str):
         return {"S": value}
     if isinstance(value, bytes):

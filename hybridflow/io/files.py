@@ -51,8 +51,8 @@ from apache_beam.io.parquetio import ReadFromParquet, WriteToParquet
 from apache_beam.io.textio import ReadFromText, WriteToText
 from apache_beam.utils.timestamp import Timestamp
 
-from hybridflow.errors import InvalidUriError, SchemaError
-from hybridflow.io._sink import resolve_record_type
+from hybridflow.errors import InvalidUriError
+from hybridflow.io._sink import require_timestamp_field, resolve_record_type
 from hybridflow.io.buckets import check_bucket
 from hybridflow.io.ecs import ecs_json
 from hybridflow.io.uri import FILE_FORMATS
@@ -477,13 +477,8 @@ class WriteToFiles(beam.PTransform):
         return resolve_record_type(pcoll, self._record_type, f"{self._format} files {self._prefix!r}")
 
     def _check_partition_field(self, record_type) -> None:
-        fields = {f.name: f for f in fields_of(record_type)}
-        field = fields.get(self._partition_by)
-        if field is None or field.type is not Timestamp or field.optional or field.is_list:
-            raise SchemaError(
-                f"partition_by={self._partition_by!r} for {self._prefix!r}: it must name a required "
-                f"Timestamp field of the records ({', '.join(fields)})"
-            )
+        require_timestamp_field(record_type, self._partition_by, f"partition_by={self._partition_by!r}",
+                                repr(self._prefix))
 
     def _expand_fileio(self, pcoll, record_type):
         """Partitioned and unbounded-Avro writes: Beam's fileio.WriteToFiles."""

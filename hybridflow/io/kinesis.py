@@ -17,14 +17,15 @@ range of sequence numbers still to read, so a runner checkpoint resumes after
 the last record emitted (``AFTER_SEQUENCE_NUMBER``). Each record's value
 (``bytes``) is emitted with its event time (``event_time=``):
 
-- ``arrival`` (default): the record's ``ApproximateArrivalTimestamp``; the
-  shard's watermark follows it and, once the shard is caught up
-  (``MillisBehindLatest`` = 0), advances with the clock;
-- ``processing``: the time of reading (watermark: the clock);
+- ``arrival`` (default): the record's ``ApproximateArrivalTimestamp``;
+- ``processing``: the time of reading;
 - with ``timestamp_field=NAME``: that field of the JSON payload (ISO-8601 or
-  epoch seconds); the watermark is the latest such time seen on the shard
-  (records older than it are late). A payload without a readable field keeps
-  its arrival time, and ``ParseRecords`` dead-letters it.
+  epoch seconds). A payload without a readable field keeps its arrival
+  time, and ``ParseRecords`` dead-letters it.
+
+A shard's watermark is the latest event time it emitted and, once the shard
+is caught up (``MillisBehindLatest`` = 0), the clock, as Kafka's does:
+records that arrive later with older event times are late.
 
 Unbounded unless ``max_records=`` / ``max_seconds=`` bound the read: a
 bounded read takes each shard until it is caught up, ``max_seconds`` have
@@ -243,10 +244,9 @@ class _ReadShardUnbounded(beam.DoFn):
     POLL_RECORDS = 1000
     IDLE = Duration(seconds=1)
 
-    def __init__(self, stream, region, endpoint, stamp, clock_watermark: bool):
+    def __init__(self, stream, region, endpoint, stamp):
         self._stream, self._region, self._endpoint = stream, region, endpoint
         self._stamp = stamp
-        self._clock_watermark = clock_watermark  # advance the watermark with the clock when caught up
 
     def setup(self):
         self._client = kinesis_client(self._region, self._endpoint)
@@ -270,7 +270,7 @@ class _ReadShardUnbounded(beam.DoFn):
         if reader.closed:  # resharded: this shard has ended
             tracker.try_claim(END - 1)
             return
-        if caught_up and self._clock_watermark:
+        if caught_up:
             _advance(watermark, Timestamp.now())
         tracker.defer_remainder(Duration() if records and not caught_up else self.IDLE)
 
@@ -342,7 +342,6 @@ class ReadFromKinesis(beam.PTransform):
         self._region = region
         self._endpoint = endpoint
         self._stamp = _EventTime(event_time, timestamp_field)
-        self._clock_watermark = timestamp_field is None
         self._max_records = max_records
         self._max_seconds = max_seconds
         self._validate = validate
@@ -374,7 +373,7 @@ class ReadFromKinesis(beam.PTransform):
             )
         else:
             values = shards | "ReadShards" >> beam.ParDo(
-                _ReadShardUnbounded(self._stream, self._region, self._endpoint, self._stamp, self._clock_watermark))
+                _ReadShardUnbounded(self._stream, self._region, self._endpoint, self._stamp))
         return values.with_output_types(bytes) | "CountRead" >> CountElements("records_read")
 
 

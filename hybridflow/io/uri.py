@@ -18,7 +18,7 @@ from hybridflow.errors import InvalidUriError
 
 __all__ = ["EndpointUri", "parse_uri", "FILE_SCHEMES", "FILE_FORMATS", "file_format"]
 
-FILE_SCHEMES = frozenset({"file", "gs", "s3"})
+FILE_SCHEMES = frozenset({"file", "gs", "s3", "hdfs"})
 # ecs: JSON lines in the Elastic Common Schema shape (a sink format, see hybridflow.io.ecs)
 FILE_FORMATS = ("jsonl", "csv", "avro", "parquet", "orc", "ecs")
 _EXTENSIONS = {

@@ -2,9 +2,10 @@
 
 Session-scoped, each started once on first use and stopped at the end:
 ``kafka_broker``, ``kafka_expansion_service``, ``pubsub_emulator``,
-``bigtable_emulator``, ``s3_server``, ``gcs_emulator`` (on disk, shared with
-BigQuery load jobs), ``bigquery_emulator`` (Beam redirected to it),
-``postgres_server``.
+``bigtable_emulator``, ``s3_server`` (moto: S3, Kinesis, DynamoDB),
+``gcs_emulator`` (on disk, shared with BigQuery load jobs),
+``bigquery_emulator`` (Beam redirected to it), ``postgres_server``,
+``hdfs_cluster`` (MiniDFSCluster).
 
 Per test, with unique names and cleanup: ``unique_name`` (a fresh
 identifier), ``kafka_topic`` (a factory: ``kafka_topic()`` creates a topic),
@@ -34,7 +35,7 @@ from hybridflow.testing.services._process import ServiceUnavailable
 
 SERVICE_FIXTURES = {
     "kafka_broker", "kafka_expansion_service", "pubsub_emulator", "bigtable_emulator", "s3_server",
-    "gcs_emulator", "bigquery_emulator", "postgres_server",
+    "gcs_emulator", "bigquery_emulator", "postgres_server", "hdfs_cluster",
 }
 
 
@@ -90,11 +91,26 @@ def _service_fixture(name: str, module: str, cls: str):
 
 
 kafka_broker = _service_fixture("kafka_broker", "kafka", "KafkaBroker")
-kafka_expansion_service = _service_fixture("kafka_expansion_service", "kafka", "KafkaExpansionService")
+
+
+@pytest.fixture(scope="session")
+def kafka_expansion_service(kafka_broker):
+    """Started after the broker, so its Java workers inherit ``$HYBRIDFLOW_KAFKA_SASL_PASSWORD`` (the
+    broker's SASL listener password, read there through Kafka's env config provider)."""
+    from hybridflow.testing.services.kafka import KafkaExpansionService
+
+    service = _started(KafkaExpansionService())
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
 pubsub_emulator = _service_fixture("pubsub_emulator", "pubsub", "PubSubEmulator")
 bigtable_emulator = _service_fixture("bigtable_emulator", "bigtable", "BigtableEmulator")
 s3_server = _service_fixture("s3_server", "s3", "S3Server")
 postgres_server = _service_fixture("postgres_server", "postgres", "PostgresServer")
+hdfs_cluster = _service_fixture("hdfs_cluster", "hdfs", "HdfsCluster")
 
 
 @pytest.fixture(scope="session")
