@@ -120,8 +120,9 @@ class ShardReader:
     """Reads one shard in sequence order from ``after`` (a sequence number; None: the oldest record).
 
     :meth:`poll` returns ``(records, caught_up)``; ``caught_up`` is true when
-    Kinesis says nothing newer is there (``MillisBehindLatest`` = 0) or the
-    shard is closed and read to its end (then :attr:`closed` is true). An
+    the answer is empty and Kinesis says nothing newer is there
+    (``MillisBehindLatest`` = 0), or the shard is closed and read to its end
+    (then :attr:`closed` is true). An
     expired iterator is renewed from the last record returned.
     """
 
@@ -132,6 +133,11 @@ class ShardReader:
         self._after = after
         self._iterator: Optional[str] = None
         self.closed = False
+
+    @property
+    def position(self) -> Optional[int]:
+        """The sequence number of the last record returned (or the one to read after)."""
+        return self._after
 
     def _new_iterator(self) -> str:
         if self._after is None:
@@ -151,8 +157,8 @@ class ShardReader:
             self._iterator = self._new_iterator()
             response = self._client.get_records(ShardIterator=self._iterator, Limit=limit)
         records = [
-            KinesisRecord(r["Data"], int(r["SequenceNumber"]),
-                          Timestamp.from_utc_datetime(r["ApproximateArrivalTimestamp"]), r.get("PartitionKey", ""))
+            KinesisRecord(r["Data"], int(r["SequenceNumber"]), to_timestamp(r["ApproximateArrivalTimestamp"]),
+                          r.get("PartitionKey", ""))
             for r in response["Records"]
         ]
         if records:
@@ -160,7 +166,9 @@ class ShardReader:
         self._iterator = response.get("NextShardIterator")
         if self._iterator is None:
             self.closed = True
-        return records, self.closed or (response.get("MillisBehindLatest") == 0)
+        # caught up: an empty answer at the tip (records put in the same millisecond as the last one
+        # returned also count 0 ms behind, so a full answer with 0 does not prove the end)
+        return records, self.closed or (not records and response.get("MillisBehindLatest") == 0)
 
 
 class _EventTime:
@@ -239,7 +247,11 @@ class _ShardRestrictions(RestrictionProvider):
 
 
 class _ReadShardUnbounded(beam.DoFn):
-    """Unbounded: a splittable DoFn per shard; the restriction is the sequence numbers still to read."""
+    """Unbounded: a splittable DoFn per shard; the restriction is the sequence numbers still to read.
+
+    A shard's reader (and its shard iterator) is kept between calls while it
+    stands where the restriction resumes, so a running read costs one
+    ``GetRecords`` per poll, within Kinesis' 5 calls per second and shard."""
 
     POLL_RECORDS = 1000
     IDLE = Duration(seconds=1)
@@ -250,6 +262,7 @@ class _ReadShardUnbounded(beam.DoFn):
 
     def setup(self):
         self._client = kinesis_client(self._region, self._endpoint)
+        self._readers: dict = {}
 
     @beam.DoFn.unbounded_per_element()
     def process(
@@ -259,7 +272,10 @@ class _ReadShardUnbounded(beam.DoFn):
         watermark=beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider()),
     ):
         start = tracker.current_restriction().start
-        reader = ShardReader(self._client, self._stream, shard_id, after=start - 1 if start > 0 else None)
+        after = start - 1 if start > 0 else None
+        reader = self._readers.get(shard_id)
+        if reader is None or reader.position != after:
+            reader = self._readers[shard_id] = ShardReader(self._client, self._stream, shard_id, after=after)
         records, caught_up = reader.poll(self.POLL_RECORDS)
         for record in records:
             if not tracker.try_claim(record.sequence):
@@ -297,7 +313,8 @@ class _Earliest(beam.PTransform):
             pcoll
             | "WithTime" >> beam.Map(lambda r, t=beam.DoFn.TimestampParam: (r, t))
             | "Earliest" >> beam.combiners.Top.Smallest(self._count, key=lambda rt: rt[0][:3])
-            | "Data" >> beam.FlatMap(lambda top: [beam.window.TimestampedValue(r[3], t) for r, t in top])
+            | "Data" >> beam.FlatMap(
+                lambda top: [beam.window.TimestampedValue(r[3], t) for r, t in top]).with_output_types(bytes)
         )
 
 
@@ -369,12 +386,12 @@ class ReadFromKinesis(beam.PTransform):
             values = (
                 read | "Limit" >> _Earliest(self._max_records)
                 if self._max_records is not None
-                else read | "Values" >> beam.Map(lambda r: r[3])
+                else read | "Values" >> beam.Map(lambda r: r[3]).with_output_types(bytes)
             )
         else:
             values = shards | "ReadShards" >> beam.ParDo(
-                _ReadShardUnbounded(self._stream, self._region, self._endpoint, self._stamp))
-        return values.with_output_types(bytes) | "CountRead" >> CountElements("records_read")
+                _ReadShardUnbounded(self._stream, self._region, self._endpoint, self._stamp)).with_output_types(bytes)
+        return values | "CountRead" >> CountElements("records_read")
 
 
 class _PutRecordsFn(beam.DoFn):

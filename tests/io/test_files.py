@@ -112,6 +112,8 @@ def test_unbounded_input_writes_windowed_files(tmp_path, uri):
 
 
 def test_hive_partitioned_parquet_reads_back_in_duckdb(tmp_path):
+    import datetime
+
     duckdb = pytest.importorskip("duckdb", reason="the bench extra")
     sink = WriteTo(f"{tmp_path}/edges.parquet?partition_by=event_time")
     with batch_pipeline() as p:
@@ -120,11 +122,12 @@ def test_hive_partitioned_parquet_reads_back_in_duckdb(tmp_path):
         f"SELECT id, count, dt, hour, epoch_us(event_time) AS micros FROM read_parquet('{sink.location}', "
         "hive_partitioning = true) ORDER BY id"
     ).fetchall()
-    assert rows == [(e.id, e.count, "2026-01-01", "00" if e.event_time < START + 3600 else "01", e.event_time.micros)
+    day = datetime.date(2026, 1, 1)  # DuckDB types dt=2026-01-01 as a DATE
+    assert rows == [(e.id, e.count, day, "00" if e.event_time < START + 3600 else "01", e.event_time.micros)
                     for e in EDGES]
     per_day = duckdb.sql(f"SELECT dt, count(*) FROM read_parquet('{sink.location}', hive_partitioning = true) "
                          "WHERE dt = '2026-01-01' GROUP BY dt").fetchall()  # partition pruning by directory
-    assert per_day == [("2026-01-01", len(EDGES))]
+    assert per_day == [(day, len(EDGES))]
 
 
 def test_ecs_documents_for_filebeat(tmp_path):
