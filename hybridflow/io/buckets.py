@@ -136,7 +136,7 @@ def _check_hdfs(uri: str, options: PipelineOptions) -> None:
             )
     url = f"http://{namenode}/webhdfs/v1/?op=GETFILESTATUS&user.name={hdfs.hdfs_user}"
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=30) as response:
             json.load(response)["FileStatus"]
     except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
         raise ConnectorError(

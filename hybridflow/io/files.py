@@ -379,21 +379,34 @@ def _partitioned_naming(name: str, suffix: str):
 
 class _PartitionOf(beam.DoFn):
     """Keys each record by the partition of its time field; on local file
-    systems it creates the partition directories too, because fileio's final
-    rename does not (and only logs a failed rename)."""
+    systems and HDFS it creates the partition directories too, because
+    fileio's final rename does not (and only logs a failed rename)."""
 
     def __init__(self, field: Optional[str], base: str):
         self._field = field
         self._base = base
 
     def setup(self):
-        self._local = FileSystems.get_scheme(self._base) in (None, "file")
+        self._scheme = FileSystems.get_scheme(self._base) or "file"
         self._made: set = set()
+
+    def _make_directory(self, partition: str) -> None:
+        if self._scheme == "file":
+            os.makedirs(os.path.join(self._base, partition), exist_ok=True)
+        elif self._scheme == "hdfs":
+            from apache_beam.io.filesystem import BeamIOError
+
+            path = FileSystems.join(self._base, partition)
+            try:
+                if not FileSystems.exists(path):
+                    FileSystems.mkdirs(path)
+            except BeamIOError:  # made by another worker meanwhile
+                pass
 
     def process(self, record):
         partition = partition_path(getattr(record, self._field)) if self._field else ""
-        if self._local and partition not in self._made:
-            os.makedirs(os.path.join(self._base, partition), exist_ok=True)
+        if partition not in self._made:
+            self._make_directory(partition)
             self._made.add(partition)
         yield partition, record
 

@@ -30,10 +30,13 @@ def test_partitioned_output_on_hdfs(tmp_path, hdfs_cluster, unique_name):
     with batch_pipeline(*flags) as p:
         _ = p | beam.Create(EDGES).with_output_types(Edge) | sink
     assert hdfs_cluster.list(f"/{unique_name}/dt=2026-01-01") == ["hour=00", "hour=01"]
+    # Beam's HadoopFileSystem expands wildcards in the last path component only: one partition per read
     with batch_pipeline(*flags) as p:
-        parsed = p | ReadFrom(sink.location) | ParseRecords(Edge, timestamp_field=None)
-        parsed.records | "Records" >> Collect(tmp_path / "records")
-    assert sorted(collected(tmp_path / "records")) == PARSED
+        for hour in ("00", "01"):
+            parsed = p | f"Read{hour}" >> ReadFrom(f"hdfs://{unique_name}/dt=2026-01-01/hour={hour}/edges*.parquet") | (
+                f"Parse{hour}" >> ParseRecords(Edge, timestamp_field=None))
+            parsed.records | f"Records{hour}" >> Collect(tmp_path / hour)
+    assert sorted(collected(tmp_path / "00")) == PARSED[:4] and sorted(collected(tmp_path / "01")) == PARSED[4:]
 
 
 def test_unreachable_namenode_and_missing_flags_are_one_line(hdfs_cluster):
