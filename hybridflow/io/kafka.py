@@ -183,12 +183,13 @@ def _check_topics(uri: str, bootstrap: str, topics: Sequence[str], security: Kaf
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=5000,
                                  **security.python_config())
-    except (KafkaTimeoutError, KafkaConnectionError) as exc:
+    except KafkaError as exc:
+        if security.security_protocol != "PLAINTEXT" or not isinstance(exc, (KafkaTimeoutError, KafkaConnectionError)):
+            # the port answered: a failed TLS or SASL handshake (the broker drops the connection)
+            raise ConnectorError(f"{uri}: the broker at {bootstrap} refused the connection ({type(exc).__name__}); "
+                                 "check security_protocol, sasl_mechanism and the credentials' variables") from exc
         raise ConnectorError(f"{uri}: cannot reach a Kafka broker at {bootstrap} ({type(exc).__name__}); "
                              "check host:port and that the broker runs") from exc
-    except KafkaError as exc:  # authentication failures
-        raise ConnectorError(f"{uri}: the broker at {bootstrap} refused the connection ({type(exc).__name__}); "
-                             "check security_protocol, sasl_mechanism and the credentials' variables") from exc
     try:
         existing = set(admin.list_topics())
     except KafkaError as exc:
