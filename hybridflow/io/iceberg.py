@@ -34,6 +34,7 @@ in parallel, and rows come out as dicts for ``ParseRecords``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from typing import Any, Mapping, Optional
@@ -78,14 +79,27 @@ def load_table(catalog: str, identifier: str, properties: Mapping[str, str]):
         ) from None
 
 
-def _create_table(catalog: str, identifier: str, properties, record_type, partition_by: Optional[str]):
+@dataclasses.dataclass(frozen=True)
+class _TableRef:
+    """A table as DoFns carry it (configuration only; the table is loaded on the worker)."""
+
+    catalog: str
+    identifier: str
+    properties: tuple  # sorted (name, value) pairs
+
+    def load(self):
+        return load_table(self.catalog, self.identifier, dict(self.properties))
+
+
+def _create_table(ref: _TableRef, record_type, partition_by: Optional[str]):
     """Loads the table, creating it (and its namespace) from the record type if missing."""
     from pyiceberg.exceptions import NamespaceAlreadyExistsError, NoSuchTableError, TableAlreadyExistsError
     from pyiceberg.transforms import DayTransform
 
     from hybridflow.io.files import arrow_schema
 
-    cat = _catalog(catalog, properties)
+    identifier = ref.identifier
+    cat = _catalog(ref.catalog, dict(ref.properties))
     try:
         return cat.load_table(identifier)
     except NoSuchTableError:
@@ -106,72 +120,58 @@ def _create_table(catalog: str, identifier: str, properties, record_type, partit
 
 
 class _WriteDataFiles(beam.DoFn):
-    """Buffers a bundle's records; at its end writes one Parquet file per day partition; emits the paths."""
+    """Buffers a bundle's records by window and day; at the bundle's end writes one Parquet file per
+    window and day partition under the table's location and emits its path in that window."""
 
-    def __init__(self, catalog, identifier, properties, record_type, partition_by):
-        self._catalog, self._identifier, self._properties = catalog, identifier, dict(properties)
+    def __init__(self, table: _TableRef, record_type, partition_by: Optional[str]):
+        self._ref = table
         self._record_type = record_type
         self._partition_by = partition_by
 
     def setup(self):
         from hybridflow.io.files import arrow_schema
 
-        self._table = load_table(self._catalog, self._identifier, self._properties)
+        self._table = self._ref.load()
         self._schema = arrow_schema(self._record_type)
 
     def start_bundle(self):
         self._rows: dict = {}
 
-    def process(self, record):
+    def process(self, record, window=beam.DoFn.WindowParam):
         from hybridflow.io.files import _to_columnar_dict
 
         day = ""
         if self._partition_by:
             day = getattr(record, self._partition_by).to_utc_datetime().strftime("%Y-%m-%d")
-        self._rows.setdefault(day, []).append(_to_columnar_dict(record))
+        self._rows.setdefault((window, day), []).append(_to_columnar_dict(record))
 
     def finish_bundle(self):
         import pyarrow as pa
         import pyarrow.parquet as pq
-        from apache_beam.transforms.window import GlobalWindow
         from apache_beam.utils.windowed_value import WindowedValue
 
         location = self._table.location().rstrip("/")
-        for day, rows in self._rows.items():
+        for (window, day), rows in self._rows.items():
             partition = f"{self._partition_by}_day={day}/" if day else ""
             path = f"{location}/data/{partition}{uuid.uuid4().hex}.parquet"
             with self._table.io.new_output(path).create(overwrite=True) as out:
                 pq.write_table(pa.Table.from_pylist(rows, schema=self._schema), out)
-            yield WindowedValue(path, GlobalWindow().max_timestamp(), [GlobalWindow()])
+            yield WindowedValue(path, window.max_timestamp(), [window])
         self._rows = {}
-
-
-class _WriteWindowFiles(_WriteDataFiles):
-    """Unbounded input: the same, one set of files per bundle, in the records' window."""
-
-    def process(self, record, window=beam.DoFn.WindowParam):
-        self._window = window
-        super().process(record)
-
-    def finish_bundle(self):
-        from apache_beam.utils.windowed_value import WindowedValue
-
-        for value in super().finish_bundle():
-            yield WindowedValue(value.value, self._window.max_timestamp(), [self._window])
 
 
 class _Commit(beam.DoFn):
     """Commits a list of data files to the table as one snapshot; emits the snapshot id."""
 
-    def __init__(self, catalog, identifier, properties):
-        self._catalog, self._identifier, self._properties = catalog, identifier, dict(properties)
+    def __init__(self, table: _TableRef):
+        self._ref = table
 
     def process(self, paths):
         from pyiceberg.exceptions import CommitFailedException
 
         if not paths:
             return
-        table = load_table(self._catalog, self._identifier, self._properties)
+        table = self._ref.load()
         for attempt in range(COMMIT_ATTEMPTS):
             try:
                 table.add_files(sorted(paths))
@@ -183,7 +183,18 @@ class _Commit(beam.DoFn):
         yield table.current_snapshot().snapshot_id
 
 
-class WriteToIceberg(beam.PTransform):
+class _IcebergTransform(beam.PTransform):
+    """What reads and writes share: the catalog, the table and the catalog's properties."""
+
+    def __init__(self, catalog: str, identifier: str, catalog_properties: Optional[Mapping[str, str]]):
+        super().__init__()
+        self._uri = f"iceberg://{catalog}/{identifier}"
+        if "." not in identifier.strip("."):
+            raise InvalidUriError(f"{self._uri}: name the table as NAMESPACE.TABLE: iceberg://CATALOG/NAMESPACE.TABLE")
+        self._ref = _TableRef(catalog, identifier, tuple(sorted((catalog_properties or {}).items())))
+
+
+class WriteToIceberg(_IcebergTransform):
     """Appends records to an Iceberg table, one snapshot per bounded write (see the module doc).
 
     Args:
@@ -201,13 +212,7 @@ class WriteToIceberg(beam.PTransform):
 
     def __init__(self, catalog: str, identifier: str, catalog_properties: Optional[Mapping[str, str]] = None,
                  partition_by: Optional[str] = None, every: int = 60, record_type: Any = None):
-        super().__init__()
-        self._uri = f"iceberg://{catalog}/{identifier}"
-        if "." not in identifier.strip("."):
-            raise InvalidUriError(f"{self._uri}: name the table as NAMESPACE.TABLE: iceberg://CATALOG/NAMESPACE.TABLE")
-        self._catalog = catalog
-        self._identifier = identifier
-        self._properties = dict(catalog_properties or {})
+        super().__init__(catalog, identifier, catalog_properties)
         self._partition_by = partition_by or None
         self._every = every
         self._record_type = record_type
@@ -216,48 +221,43 @@ class WriteToIceberg(beam.PTransform):
         record_type = resolve_record_type(pcoll, self._record_type, self._uri)
         if self._partition_by:
             require_timestamp_field(record_type, self._partition_by, f"partition_by={self._partition_by!r}", self._uri)
-        _create_table(self._catalog, self._identifier, self._properties, record_type, self._partition_by)
-        args = (self._catalog, self._identifier, self._properties, record_type, self._partition_by)
+        _create_table(self._ref, record_type, self._partition_by)
         records = pcoll | "CountWritten" >> CountElements("records_written")
-        if pcoll.is_bounded:
-            files = records | "WriteDataFiles" >> beam.ParDo(_WriteDataFiles(*args))
-            batches = files | "AllFiles" >> beam.combiners.ToList()
-        else:
+        if not pcoll.is_bounded:  # one commit per `every` seconds of processing time
             from hybridflow.io.files import _StampArrival
 
-            files = (
+            records = (
                 records
                 | "StampArrival" >> beam.ParDo(_StampArrival()).with_output_types(pcoll.element_type)
                 | "CommitWindows" >> beam.WindowInto(beam.window.FixedWindows(self._every))
-                | "WriteDataFiles" >> beam.ParDo(_WriteWindowFiles(*args))
             )
-            batches = files | "WindowFiles" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
-        return batches | "Commit" >> beam.ParDo(_Commit(self._catalog, self._identifier, self._properties))
+        return (
+            records
+            | "WriteDataFiles" >> beam.ParDo(_WriteDataFiles(self._ref, record_type, self._partition_by))
+            | "FilesOfWindow" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
+            | "Commit" >> beam.ParDo(_Commit(self._ref))
+        )
 
 
 class _PlanFiles(beam.DoFn):
-    def __init__(self, catalog, identifier, properties, snapshot_id):
-        self._catalog, self._identifier, self._properties = catalog, identifier, dict(properties)
+    """The data files of the snapshot (pyiceberg's scan planning)."""
+
+    def __init__(self, table: _TableRef, snapshot_id: int):
+        self._ref = table
         self._snapshot_id = snapshot_id
 
     def process(self, _):
-        table = load_table(self._catalog, self._identifier, self._properties)
-        for task in table.scan(snapshot_id=self._snapshot_id).plan_files():
+        for task in self._ref.load().scan(snapshot_id=self._snapshot_id).plan_files():
             yield task.file.file_path
 
 
-class _ReadDataFile(beam.DoFn):
+class _ReadDataFile(_PlanFiles):
     """Reads one planned data file of the snapshot (deletes and schema evolution applied by pyiceberg)."""
 
-    def __init__(self, catalog, identifier, properties, snapshot_id):
-        self._catalog, self._identifier, self._properties = catalog, identifier, dict(properties)
-        self._snapshot_id = snapshot_id
-
     def setup(self):
-        table = load_table(self._catalog, self._identifier, self._properties)
-        self._scan = table.scan(snapshot_id=self._snapshot_id)
+        self._table = self._ref.load()
+        self._scan = self._table.scan(snapshot_id=self._snapshot_id)
         self._tasks = {task.file.file_path: task for task in self._scan.plan_files()}
-        self._table = table
 
     def process(self, path):
         from pyiceberg.io.pyarrow import ArrowScan
@@ -266,7 +266,7 @@ class _ReadDataFile(beam.DoFn):
         yield from scan.to_table([self._tasks[path]]).to_pylist()
 
 
-class ReadFromIceberg(beam.PTransform):
+class ReadFromIceberg(_IcebergTransform):
     """Reads the rows of one snapshot of an Iceberg table, as dicts (see the module doc).
 
     Args:
@@ -280,19 +280,13 @@ class ReadFromIceberg(beam.PTransform):
 
     def __init__(self, catalog: str, identifier: str, catalog_properties: Optional[Mapping[str, str]] = None,
                  snapshot_id: Optional[int] = None, validate: bool = True):
-        super().__init__()
-        self._uri = f"iceberg://{catalog}/{identifier}"
-        if "." not in identifier.strip("."):
-            raise InvalidUriError(f"{self._uri}: name the table as NAMESPACE.TABLE: iceberg://CATALOG/NAMESPACE.TABLE")
-        self._catalog = catalog
-        self._identifier = identifier
-        self._properties = dict(catalog_properties or {})
+        super().__init__(catalog, identifier, catalog_properties)
         self._snapshot_id = snapshot_id
         if validate:
             self._resolve_snapshot()
 
     def _resolve_snapshot(self) -> Optional[int]:
-        table = load_table(self._catalog, self._identifier, self._properties)
+        table = self._ref.load()
         if self._snapshot_id is None:
             current = table.current_snapshot()
             self._snapshot_id = current.snapshot_id if current else None
@@ -300,7 +294,7 @@ class ReadFromIceberg(beam.PTransform):
         elif table.snapshot_by_id(self._snapshot_id) is None:
             raise ConnectorError(
                 f"{self._uri}: no snapshot {self._snapshot_id}; list them with "
-                f"pyiceberg describe {self._identifier} or drop snapshot_id= to read the current one"
+                f"pyiceberg describe {self._ref.identifier} or drop snapshot_id= to read the current one"
             )
         return self._snapshot_id
 
@@ -312,16 +306,15 @@ class ReadFromIceberg(beam.PTransform):
     def expand(self, pbegin):
         if self._snapshot_id is None:
             self._resolve_snapshot()
-        args = (self._catalog, self._identifier, self._properties, self._snapshot_id)
         if self._snapshot_id is None:
             rows = pbegin | "Empty" >> beam.Create([])
         else:
             rows = (
                 pbegin
                 | "Start" >> beam.Create([None])
-                | "PlanFiles" >> beam.ParDo(_PlanFiles(*args))
+                | "PlanFiles" >> beam.ParDo(_PlanFiles(self._ref, self._snapshot_id))
                 | "Distribute" >> beam.Reshuffle()
-                | "ReadFiles" >> beam.ParDo(_ReadDataFile(*args))
+                | "ReadFiles" >> beam.ParDo(_ReadDataFile(self._ref, self._snapshot_id))
             )
         return rows | "CountRead" >> CountElements("records_read")
 

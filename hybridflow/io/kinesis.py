@@ -76,10 +76,11 @@ def kinesis_client(region: Optional[str], endpoint: Optional[str]):
     return boto3.client("kinesis", region_name=region or None, endpoint_url=endpoint or None)
 
 
-def check_stream(client, stream: str, uri: str) -> None:
+def check_stream(stream: str, region: Optional[str], endpoint: Optional[str], uri: str) -> None:
     """One-line ConnectorError if the stream does not exist or the endpoint does not answer."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    client = kinesis_client(region, endpoint)
     try:
         client.describe_stream_summary(StreamName=stream)
     except ClientError as exc:
@@ -94,6 +95,8 @@ def check_stream(client, stream: str, uri: str) -> None:
     except BotoCoreError as exc:
         raise ConnectorError(f"{uri}: cannot reach Kinesis at {client.meta.endpoint_url} ({type(exc).__name__}); "
                              "check endpoint= and region=") from exc
+    finally:
+        client.close()
 
 
 def list_shards(client, stream: str) -> list[str]:
@@ -369,11 +372,7 @@ class ReadFromKinesis(beam.PTransform):
 
     def expand(self, pbegin):
         if self._validate:
-            client = kinesis_client(self._region, self._endpoint)
-            try:
-                check_stream(client, self._stream, self._uri)
-            finally:
-                client.close()
+            check_stream(self._stream, self._region, self._endpoint, self._uri)
         shards = (
             pbegin
             | "Start" >> beam.Create([None])
@@ -414,7 +413,7 @@ class _PutRecordsFn(beam.DoFn):
         response = self._client.put_records(StreamName=self._stream, Records=entries)
         if not response.get("FailedRecordCount"):
             return []
-        return [entry for entry, result in zip(entries, response["Records"]) if "ErrorCode" in result]
+        return [entry for entry, result in zip(entries, response["Records"], strict=True) if "ErrorCode" in result]
 
     def _flush(self):
         entries, self._buffer = self._buffer, []
@@ -464,11 +463,7 @@ class WriteToKinesis(beam.PTransform):
         if self._key_field not in names:
             raise InvalidUriError(f"{self._uri}: key_field {self._key_field!r} is not a field ({', '.join(names)})")
         if self._validate:
-            client = kinesis_client(self._region, self._endpoint)
-            try:
-                check_stream(client, self._stream, self._uri)
-            finally:
-                client.close()
+            check_stream(self._stream, self._region, self._endpoint, self._uri)
         return (
             pcoll
             | "CountWritten" >> CountElements("records_written")

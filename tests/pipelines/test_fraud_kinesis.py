@@ -5,7 +5,13 @@ pipeline in batch over the same transactions."""
 import pytest
 from apache_beam.utils.timestamp import Timestamp
 
-from tests.pipelines.test_fraud_services import HISTORY, WINDOW, batch_expectation, live_transactions, run_streaming
+from tests.pipelines.test_fraud_services import (
+    HISTORY,
+    WINDOW,
+    batch_expectation,
+    live_transactions,
+    run_streaming,
+)
 
 pytestmark = [pytest.mark.streaming, pytest.mark.slow, pytest.mark.timeout(600)]
 
