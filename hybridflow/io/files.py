@@ -221,16 +221,11 @@ class ReadFromFiles(beam.PTransform):
             )
         elif self._format == "avro":
             raw = pbegin | "ReadAvro" >> ReadFromAvro(self._pattern)
-        elif self._format == "orc":
-            from hybridflow.columnar.read import orc_stripes
+        elif self._format == "orc":  # Beam has no ORC source: the columnar reader's stripes, as rows
+            from hybridflow.columnar.read import ReadOrcAsTables
 
-            raw = (
-                pbegin
-                | "Match" >> fileio.MatchFiles(self._pattern)
-                | "Open" >> fileio.ReadMatches()
-                | "ReadOrc" >> beam.FlatMap(orc_stripes)
-                | "Rows" >> beam.FlatMap(lambda table: table.to_pylist())
-            )
+            return pbegin | "ReadOrc" >> ReadOrcAsTables(self._pattern) | "Rows" >> beam.FlatMap(
+                lambda table: table.to_pylist())
         else:
             raw = pbegin | "ReadParquet" >> ReadFromParquet(self._pattern)
         return raw | "CountRead" >> CountElements("records_read")
@@ -309,20 +304,26 @@ class _BufferedSink(fileio.FileSink):
         raise NotImplementedError
 
 
-class _ParquetSink(_BufferedSink):
+class _ArrowSink(_BufferedSink):
+    """Parquet and ORC: the rows as one Arrow table of the record type's schema, written by ``module``."""
+
+    module = ""
+
     def _write_file(self, rows):
+        import importlib
+
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(self._record_type)), self._fh)
+        table = pa.Table.from_pylist(rows, schema=arrow_schema(self._record_type))
+        importlib.import_module(self.module).write_table(table, self._fh)
 
 
-class _OrcSink(_BufferedSink):
-    def _write_file(self, rows):
-        import pyarrow as pa
-        from pyarrow import orc
+class _ParquetSink(_ArrowSink):
+    module = "pyarrow.parquet"
 
-        orc.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(self._record_type)), self._fh)
+
+class _OrcSink(_ArrowSink):
+    module = "pyarrow.orc"
 
 
 class _AvroSink(_BufferedSink):
