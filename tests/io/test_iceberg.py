@@ -91,3 +91,18 @@ def test_bad_uris_are_usage_errors(uri, message):
 def test_iceberg_reads_are_bounded(catalog):
     with pytest.raises(InvalidUriError, match="read bounded"):
         ReadFrom(f"iceberg://local/ns.t?{catalog}", bounded=False)
+
+
+@pytest.mark.streaming
+def test_unbounded_input_commits_snapshots_of_everything(tmp_path, catalog):
+    from hybridflow.io.iceberg import load_table
+    from hybridflow.testing import EventStream, Watermark, streaming_pipeline
+
+    with streaming_pipeline() as p:
+        _ = p | EventStream(EDGES[:3] + [Watermark(START + 120)] + EDGES[3:]) | WriteTo(
+            f"iceberg://local/fraud.live?{catalog}&partition_by=event_time&every=5")
+    table = load_table("local", "fraud.live", {"uri": f"sqlite:///{tmp_path}/catalog.db",
+                                               "warehouse": f"file://{tmp_path}/warehouse"})
+    assert len(table.snapshots()) >= 1
+    everything, dead = _read(f"iceberg://local/fraud.live?{catalog}", tmp_path / "live")
+    assert everything == PARSED and dead == []
