@@ -29,7 +29,6 @@ behind ``Enrich``.
 
 from __future__ import annotations
 
-import decimal
 import math
 import time
 from typing import Any, Callable, Mapping, Optional
@@ -85,10 +84,8 @@ def to_item(record: Any) -> dict:
 
 def _plain(attribute: Mapping[str, Any]) -> Any:
     (kind, value), = attribute.items()
-    if kind == "N":
-        number = decimal.Decimal(value)
-        return int(number) if number == number.to_integral_value() and "." not in value and "e" not in value.lower() \
-            else float(number)
+    if kind == "N":  # DynamoDB answers numbers as text: "3", "2.5", "1E+2"
+        return int(value) if value.lstrip("-").isdigit() else float(value)
     if kind in ("S", "B", "BOOL"):
         return value
     if kind == "NULL":
