@@ -45,6 +45,7 @@ from hybridflow.errors import ConnectorError, InvalidUriError, require
 from hybridflow.io._sink import require_timestamp_field, resolve_record_type
 from hybridflow.io.uri import EndpointUri
 from hybridflow.metrics import CountElements
+from hybridflow.schemas import fields_of
 
 __all__ = ["ReadFromIceberg", "WriteToIceberg", "load_table"]
 
@@ -111,12 +112,29 @@ def _create_table(ref: _TableRef, record_type, partition_by: Optional[str]):
         pass
     try:
         table = cat.create_table(identifier, schema=arrow_schema(record_type))
-    except TableAlreadyExistsError:  # another worker was first
+    except TableAlreadyExistsError:  # another writer was first
         return cat.load_table(identifier)
     if partition_by:
         with table.update_spec() as spec:
             spec.add_field(partition_by, DayTransform(), f"{partition_by}_day")
     return cat.load_table(identifier)
+
+
+def _day_partition(table, uri: str, fields: list[str]) -> Optional[str]:
+    """The field an existing table is partitioned by (its day), checking the records fit the table."""
+    columns = [f.name for f in table.schema().fields]
+    if columns != fields:
+        raise ConnectorError(
+            f"{uri}: the table's columns ({', '.join(columns)}) are not the records' fields ({', '.join(fields)}); "
+            "write records of the table's type or to another table"
+        )
+    partitioned = list(table.spec().fields)
+    if not partitioned:
+        return None
+    if len(partitioned) > 1 or str(partitioned[0].transform) != "day":
+        raise ConnectorError(f"{uri}: the table is partitioned by {table.spec()}; hybridflow appends to tables "
+                             "partitioned by the day of one timestamp, or unpartitioned")
+    return table.schema().find_field(partitioned[0].source_id).name
 
 
 class _WriteDataFiles(beam.DoFn):
@@ -203,7 +221,8 @@ class WriteToIceberg(_IcebergTransform):
       catalog_properties: pyiceberg catalog properties (``uri``, ``warehouse``)
         for a catalog not configured elsewhere; no secrets (use pyiceberg's
         configuration for those).
-      partition_by: a required Timestamp field: partition by its UTC day.
+      partition_by: a required Timestamp field: partition a new table by its
+        UTC day (an existing table keeps its own partitioning).
       every: seconds between commits of an unbounded input.
       record_type: the record type if the input's element type is not one.
 
@@ -221,7 +240,8 @@ class WriteToIceberg(_IcebergTransform):
         record_type = resolve_record_type(pcoll, self._record_type, self._uri)
         if self._partition_by:
             require_timestamp_field(record_type, self._partition_by, f"partition_by={self._partition_by!r}", self._uri)
-        _create_table(self._ref, record_type, self._partition_by)
+        table = _create_table(self._ref, record_type, self._partition_by)
+        partition_by = _day_partition(table, self._uri, [f.name for f in fields_of(record_type)])
         records = pcoll | "CountWritten" >> CountElements("records_written")
         if not pcoll.is_bounded:  # one commit per `every` seconds of processing time
             from hybridflow.io.files import _StampArrival
@@ -233,7 +253,7 @@ class WriteToIceberg(_IcebergTransform):
             )
         return (
             records
-            | "WriteDataFiles" >> beam.ParDo(_WriteDataFiles(self._ref, record_type, self._partition_by))
+            | "WriteDataFiles" >> beam.ParDo(_WriteDataFiles(self._ref, record_type, partition_by))
             | "FilesOfWindow" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
             | "Commit" >> beam.ParDo(_Commit(self._ref))
         )

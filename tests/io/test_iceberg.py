@@ -66,6 +66,18 @@ def test_missing_table_and_snapshot_are_one_line_errors(tmp_path, catalog):
         ReadFrom(f"iceberg://local/fraud.t?{catalog}&snapshot_id=42")
 
 
+def test_records_of_another_type_are_refused_by_an_existing_table(catalog):
+    from hybridflow import Transaction
+    from hybridflow.testing import transactions
+
+    with batch_pipeline() as p:
+        _ = p | beam.Create(EDGES[:1]).with_output_types(Edge) | WriteTo(f"iceberg://local/fraud.t?{catalog}")
+    with pytest.raises(ConnectorError, match=r"the table's columns \(id, text, .*\) are not the records' fields "
+                                             r"\(txn_id, .*write records of the table's type"):
+        _ = batch_pipeline() | beam.Create(transactions([("c1", 1.0, 0)])).with_output_types(Transaction) | WriteTo(
+            f"iceberg://local/fraud.t?{catalog}")
+
+
 def test_unconfigured_catalog_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.pyiceberg.yaml
     with pytest.raises(ConnectorError, match=r"catalog 'nowhere' is not configured .*PYICEBERG_CATALOG__NOWHERE__URI"):
