@@ -213,34 +213,31 @@ def s3_bucket(s3_server, unique_name):
     client.delete_bucket(Bucket=unique_name)
 
 
-@pytest.fixture
-def kinesis_stream(s3_server):
-    """``kinesis_stream(shards=1)`` creates a stream with a unique name on the moto server; deleted after."""
+def _named(create, delete):
+    """A factory fixture's body: ``create(unique_name, ...)`` per call, ``delete(name)`` of each after."""
     made = []
 
-    def make(shards: int = 1) -> str:
-        made.append(s3_server.create_stream(f"hf-{uuid.uuid4().hex[:10]}", shards))
+    def make(*args, **kwargs) -> str:
+        made.append(create(f"hf-{uuid.uuid4().hex[:10]}", *args, **kwargs))
         return made[-1]
 
     yield make
-    client = s3_server.client("kinesis")
     for name in made:
-        client.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+        delete(name)
+
+
+@pytest.fixture
+def kinesis_stream(s3_server):
+    """``kinesis_stream(shards=1)`` creates a stream with a unique name on the moto server; deleted after."""
+    client = s3_server.client("kinesis")
+    yield from _named(s3_server.create_stream, lambda name: client.delete_stream(StreamName=name))
 
 
 @pytest.fixture
 def dynamodb_table(s3_server):
     """``dynamodb_table(key)`` creates a table keyed by the string attribute ``key``; deleted after."""
-    made = []
-
-    def make(key: str) -> str:
-        made.append(s3_server.create_table(f"hf-{uuid.uuid4().hex[:10]}", key))
-        return made[-1]
-
-    yield make
     client = s3_server.client("dynamodb")
-    for name in made:
-        client.delete_table(TableName=name)
+    yield from _named(s3_server.create_table, lambda name: client.delete_table(TableName=name))
 
 
 @pytest.fixture
