@@ -29,7 +29,7 @@ $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-base setup.py Makefile
-	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring,kafka,postgres]'
+	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring,kafka,postgres,iceberg,hdfs]'
 	touch $@
 
 # Debian packages the monitoring tests run (Prometheus scrapes a live
@@ -78,12 +78,13 @@ tools-prism:
 tools-flink:
 	tools/flink/provision.sh
 
-# Local services for the connector tests (Kafka broker and Beam's Java Kafka IO from Maven, the
+# Local services for the connector tests (Kafka broker, Beam's Java Kafka IO and Hadoop's MiniDFSCluster from Maven, the
 # Pub/Sub fake and Bigtable emulator from Go, moto / gcp-storage-emulator / bqemulator in their own
 # venvs, Debian's PostgreSQL), under ~/.cache/hybridflow; idempotent, seconds when cached.
 tools-services:
 	PYTHON=$(PYTHON) tools/services/provision.sh all
 	tools/kafka/provision.sh
+	tools/hdfs/provision.sh
 
 test: $(VENV)/.stamp-test system-packages tools
 	$(PY) -m pytest

@@ -52,6 +52,9 @@ setup(
             "websockets>=12",  # drives headless Chromium (DevTools protocol) in the report test
         ],
         "bench": ["duckdb>=1.0", "psutil>=5.9"],
+        # iceberg:// (pyiceberg with its SQL catalog on SQLite); kinesis:// and dynamodb:// use the aws extra
+        "iceberg": ["pyiceberg[sql-sqlite]>=0.9"],
+        "hdfs": [f"apache-beam[hadoop]=={BEAM_VERSION}"],  # hdfs:// (Beam's HadoopFileSystem over WebHDFS)
     },
     entry_points={"console_scripts": ["hybridflow=hybridflow.cli:main"]},
     classifiers=[

@@ -64,9 +64,9 @@ class HybridflowOptions(PipelineOptions):
         parser.add_argument("--output", default=None, help="Output directory or URI prefix for the pipeline's sinks.")
         parser.add_argument(
             "--output_format",
-            choices=("jsonl", "parquet", "csv", "avro"),
+            choices=("jsonl", "parquet", "csv", "avro", "orc", "ecs"),
             default=None,
-            help="File format of the pipeline's outputs.",
+            help="File format of the pipeline's outputs (ecs: JSON lines in the Elastic Common Schema shape).",
         )
         parser.add_argument(
             "--duration",

@@ -8,7 +8,7 @@ EXPECTED = {
     "ReadFrom", "WriteTo", "SyntheticTransactions",
     "ParseRecords", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Aggregation",
     "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
-    "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup",
+    "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup", "DynamoDBLookup",
     "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",
     "LaunchOnAlert", "Launcher", "LaunchRecord", "SubprocessLauncher", "FlexTemplateLauncher",
     "Transaction", "CardProfile", "Alert", "DeadLetter", "LateRecord", "Range", "OneOf", "Pattern",
@@ -58,12 +58,13 @@ IO_EXPECTED = {
     "ReadFrom", "WriteTo", "ReadFromFiles", "WriteToFiles", "ReadFromPubSub", "WriteToPubSub", "ReadFromKafka",
     "WriteToKafka", "ReadFromBigQuery", "WriteToBigQuery", "WriteToBigtable", "ReadFromPostgres",
     "ReadSyntheticTransactions", "SyntheticTransactions", "generate_transactions", "EndpointUri", "parse_uri",
-    "ConnectorOptions", "supports_columnar",
+    "ConnectorOptions", "supports_columnar", "ReadFromKinesis", "WriteToKinesis", "WriteToDynamoDB",
+    "ReadFromIceberg", "WriteToIceberg",
 }
 SERVICES_EXPECTED = {
     "ServiceProcess", "LoopbackBinary", "ServiceUnavailable", "free_port", "tools_home", "KafkaBroker", "KafkaExpansionService",
     "PubSubEmulator", "BigtableEmulator", "S3Server", "GcsEmulator", "anonymous_gcp", "BigQueryEmulator",
-    "PostgresServer",
+    "PostgresServer", "HdfsCluster",
 }
 
 

@@ -5,11 +5,14 @@
 ==================================================  =========  ====================  =====
 URI                                                 bounded?   read                  write
 ==================================================  =========  ====================  =====
-local path / ``gs://`` / ``s3://`` glob              yes        yes                   yes
+local path / ``gs://`` / ``s3://`` / ``hdfs://`` glob  yes      yes                   yes
 ``pubsub://projects/P/topics/T`` / ``.../subscriptions/S``  no  yes                  yes
 ``kafka://host:port/topic``                          no [#]_    yes                   yes
+``kinesis://stream?region=R``                        no [#]_    yes                   yes
 ``bigquery://project.dataset.table``                 yes        yes                   yes
 ``bigtable://project/instance/table``                --         lookup (``Enrich``)   yes
+``dynamodb://table?region=R``                        --         lookup (``Enrich``)   yes
+``iceberg://catalog/namespace.table``                yes        yes (a snapshot)      yes
 ``postgresql://user@host:port/db?table=T``           yes        yes (partitioned)     --
 ``synthetic://transactions?...``                     either     yes                   --
 ``https://...``, ``webhook+http(s)://...``           either     --                    yes (alerts: POST
@@ -18,6 +21,10 @@ local path / ``gs://`` / ``s3://`` glob              yes        yes             
 ==================================================  =========  ====================  =====
 
 .. [#] bounded with ``max_records=`` / ``max_seconds=``.
+.. [#] likewise.
+
+File formats: JSON lines, CSV, Avro, Parquet, ORC, and ECS (a sink format).
+See ``docs/connectors.md`` for every URI's parameters and guarantees.
 
 Each connector is a public ``ReadFromX`` / ``WriteToX`` PTransform in its own
 module, thin over Beam's own IO; ``ReadFrom`` / ``WriteTo`` only dispatch.
@@ -36,8 +43,11 @@ import apache_beam as beam
 from hybridflow.errors import InvalidUriError
 from hybridflow.io.bigquery import ReadFromBigQuery, WriteToBigQuery
 from hybridflow.io.bigtable import WriteToBigtable
+from hybridflow.io.dynamodb import WriteToDynamoDB
 from hybridflow.io.files import ReadFromFiles, WriteToFiles
+from hybridflow.io.iceberg import ReadFromIceberg, WriteToIceberg
 from hybridflow.io.kafka import ReadFromKafka, WriteToKafka
+from hybridflow.io.kinesis import ReadFromKinesis, WriteToKinesis
 from hybridflow.io.options import ConnectorOptions
 from hybridflow.io.postgres import ReadFromPostgres
 from hybridflow.io.pubsub import ReadFromPubSub, WriteToPubSub
@@ -53,6 +63,11 @@ __all__ = [
     "WriteToPubSub",
     "ReadFromKafka",
     "WriteToKafka",
+    "ReadFromKinesis",
+    "WriteToKinesis",
+    "WriteToDynamoDB",
+    "ReadFromIceberg",
+    "WriteToIceberg",
     "ReadFromBigQuery",
     "WriteToBigQuery",
     "WriteToBigtable",
@@ -74,11 +89,15 @@ _CONNECTORS = {
     "bigtable": "hybridflow.io.bigtable",
     "postgresql": "hybridflow.io.postgres",
     "postgres": "hybridflow.io.postgres",
+    "kinesis": "hybridflow.io.kinesis",
+    "dynamodb": "hybridflow.io.dynamodb",
+    "iceberg": "hybridflow.io.iceberg",
 }
-_READ_SCHEMES = ("local path", "gs://", "s3://", "pubsub://", "kafka://", "bigquery://", "postgresql://", "synthetic://")
+_READ_SCHEMES = ("local path", "gs://", "s3://", "hdfs://", "pubsub://", "kafka://", "kinesis://", "bigquery://", "postgresql://",
+                 "iceberg://", "synthetic://")
 _WRITE_SCHEMES = (
-    "local path", "gs://", "s3://", "pubsub://", "kafka://", "bigquery://", "bigtable://",
-    "http(s)://", "webhook+http(s)://",
+    "local path", "gs://", "s3://", "hdfs://", "pubsub://", "kafka://", "kinesis://", "bigquery://", "bigtable://",
+    "dynamodb://", "iceberg://", "http(s)://", "webhook+http(s)://",
 )
 _FILE_READ_PARAMS = ("format", "validate")
 _FILE_WRITE_PARAMS = ("format", "shards", "every", "partition_by", "validate")
@@ -106,7 +125,7 @@ def _file_prefix(endpoint: EndpointUri, fmt: str) -> tuple[str, str]:
 def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = False) -> beam.PTransform:
     if columnar and not supports_columnar(endpoint.raw):
         raise InvalidUriError(
-            f"{endpoint.raw!r}: columnar reads need JSON-lines or Parquet files "
+            f"{endpoint.raw!r}: columnar reads need JSON-lines, Parquet or ORC files "
             f"({', '.join(ReadFromFiles.COLUMNAR_FORMATS)})"
         )
     if endpoint.is_file:
@@ -167,7 +186,7 @@ def _writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
 
 
 def supports_columnar(uri: str) -> bool:
-    """Whether ``ReadFrom(uri, columnar=True)`` can read ``uri`` (JSON-lines or Parquet files)."""
+    """Whether ``ReadFrom(uri, columnar=True)`` can read ``uri`` (JSON-lines, Parquet or ORC files)."""
     endpoint = parse_uri(uri)
     if not endpoint.is_file:
         return False

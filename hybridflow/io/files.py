@@ -1,9 +1,12 @@
-"""Files as sources and sinks: JSON lines, CSV, Avro and Parquet.
+"""Files as sources and sinks: JSON lines, CSV, Avro, Parquet and ORC (and ECS, a sink format).
 
 Local paths, ``gs://`` and ``s3://`` all go through Beam's FileSystems, so
 the same URI forms work everywhere Beam's file IO works. Readers are thin over
 ``ReadFromText`` / ``ReadFromAvro`` / ``ReadFromParquet``; writers over
-``WriteToText`` / ``WriteToAvro`` / ``WriteToParquet``.
+``WriteToText`` / ``WriteToAvro`` / ``WriteToParquet``. Beam has no ORC IO: ORC
+files are read stripe by stripe and written whole with pyarrow's ORC module
+(through ``fileio``). ``ecs`` writes JSON lines in the Elastic Common Schema
+shape (:mod:`hybridflow.io.ecs`).
 
 Readers emit raw payloads: text lines for JSON lines, dicts for CSV (keyed by
 the header), Avro and Parquet. Type them with
@@ -48,9 +51,11 @@ from apache_beam.io.parquetio import ReadFromParquet, WriteToParquet
 from apache_beam.io.textio import ReadFromText, WriteToText
 from apache_beam.utils.timestamp import Timestamp
 
-from hybridflow.errors import InvalidUriError, SchemaError
-from hybridflow.io._sink import resolve_record_type
+from hybridflow.errors import InvalidUriError
+from hybridflow.io._sink import require_timestamp_field, resolve_record_type
 from hybridflow.io.buckets import check_bucket
+from hybridflow.io.ecs import ecs_json
+from hybridflow.io.uri import FILE_FORMATS
 from hybridflow.metrics import CountElements
 from hybridflow.schemas import FieldInfo, fields_of, to_json, to_plain
 
@@ -162,10 +167,10 @@ class ReadFromFiles(beam.PTransform):
 
     Args:
       pattern: a local path, ``gs://`` or ``s3://`` glob.
-      format: one of ``jsonl``, ``csv``, ``avro``, ``parquet``.
+      format: one of ``jsonl``, ``csv``, ``avro``, ``parquet``, ``orc``.
       validate: check an ``s3://`` / ``gs://`` bucket exists at construction.
       columnar: emit Arrow tables of many payloads each (``jsonl``: a
-        ``line`` column; ``parquet``: the file's columns) instead of one
+        ``line`` column; ``parquet``, ``orc``: the file's columns) instead of one
         element per payload; see :mod:`hybridflow.columnar`.
 
     Example::
@@ -173,11 +178,13 @@ class ReadFromFiles(beam.PTransform):
         lines = p | ReadFromFiles("data/history/*.jsonl", format="jsonl")
     """
 
-    COLUMNAR_FORMATS = ("jsonl", "parquet")
+    COLUMNAR_FORMATS = ("jsonl", "parquet", "orc")
 
     def __init__(self, pattern: str, format: str, validate: bool = True, columnar: bool = False):
         super().__init__()
-        if format not in ("jsonl", "csv", "avro", "parquet"):
+        if format == "ecs":
+            raise InvalidUriError(f"{pattern!r}: ECS is an output format; read these files with ?format=jsonl")
+        if format not in FILE_FORMATS:
             raise InvalidUriError(f"{pattern!r}: unknown file format {format!r}")
         if columnar and format not in self.COLUMNAR_FORMATS:
             raise InvalidUriError(
@@ -192,11 +199,10 @@ class ReadFromFiles(beam.PTransform):
         if self._validate:
             check_bucket(self._pattern, pbegin.pipeline.options)
         if self._columnar:
-            from hybridflow.columnar.read import ReadJsonLinesAsTables, ReadParquetAsTables
+            from hybridflow.columnar.read import ReadJsonLinesAsTables, ReadOrcAsTables, ReadParquetAsTables
 
-            if self._format == "jsonl":
-                return pbegin | "ReadTables" >> ReadJsonLinesAsTables(self._pattern)
-            return pbegin | "ReadTables" >> ReadParquetAsTables(self._pattern)
+            reader = {"jsonl": ReadJsonLinesAsTables, "parquet": ReadParquetAsTables, "orc": ReadOrcAsTables}
+            return pbegin | "ReadTables" >> reader[self._format](self._pattern)
         if self._format == "jsonl":
             # lines as bytes, decoded here: a line that is not UTF-8 stays bytes
             # and becomes a decode_error dead letter in ParseRecords
@@ -215,6 +221,11 @@ class ReadFromFiles(beam.PTransform):
             )
         elif self._format == "avro":
             raw = pbegin | "ReadAvro" >> ReadFromAvro(self._pattern)
+        elif self._format == "orc":  # Beam has no ORC source: the columnar reader's stripes, as rows
+            from hybridflow.columnar.read import ReadOrcAsTables
+
+            return pbegin | "ReadOrc" >> ReadOrcAsTables(self._pattern) | "Rows" >> beam.FlatMap(
+                lambda table: table.to_pylist())
         else:
             raw = pbegin | "ReadParquet" >> ReadFromParquet(self._pattern)
         return raw | "CountRead" >> CountElements("records_read")
@@ -243,6 +254,14 @@ class _JsonLinesSink(fileio.FileSink):
 
     def flush(self):
         self._fh.flush()
+
+
+class _EcsSink(_JsonLinesSink):
+    def __init__(self, dataset: str):
+        self._dataset = dataset
+
+    def write(self, record):
+        self._fh.write(ecs_json(record, self._dataset).encode("utf-8") + b"\n")
 
 
 class _CsvSink(_JsonLinesSink):
@@ -285,12 +304,26 @@ class _BufferedSink(fileio.FileSink):
         raise NotImplementedError
 
 
-class _ParquetSink(_BufferedSink):
-    def _write_file(self, rows):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+class _ArrowSink(_BufferedSink):
+    """Parquet and ORC: the rows as one Arrow table of the record type's schema, written by ``module``."""
 
-        pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(self._record_type)), self._fh)
+    module = ""
+
+    def _write_file(self, rows):
+        import importlib
+
+        import pyarrow as pa
+
+        table = pa.Table.from_pylist(rows, schema=arrow_schema(self._record_type))
+        importlib.import_module(self.module).write_table(table, self._fh)
+
+
+class _ParquetSink(_ArrowSink):
+    module = "pyarrow.parquet"
+
+
+class _OrcSink(_ArrowSink):
+    module = "pyarrow.orc"
 
 
 class _AvroSink(_BufferedSink):
@@ -300,13 +333,17 @@ class _AvroSink(_BufferedSink):
         fastavro.writer(self._fh, fastavro.parse_schema(avro_schema(self._record_type)), rows)
 
 
-def _file_sink(fmt: str, record_type: Any) -> fileio.FileSink:
+def _file_sink(fmt: str, record_type: Any, name: str) -> fileio.FileSink:
     if fmt == "jsonl":
         return _JsonLinesSink()
+    if fmt == "ecs":
+        return _EcsSink(name)
     if fmt == "csv":
         return _CsvSink(",".join(f.name for f in fields_of(record_type)))
     if fmt == "parquet":
         return _ParquetSink(record_type)
+    if fmt == "orc":
+        return _OrcSink(record_type)
     return _AvroSink(record_type)
 
 
@@ -343,21 +380,34 @@ def _partitioned_naming(name: str, suffix: str):
 
 class _PartitionOf(beam.DoFn):
     """Keys each record by the partition of its time field; on local file
-    systems it creates the partition directories too, because fileio's final
-    rename does not (and only logs a failed rename)."""
+    systems and HDFS it creates the partition directories too, because
+    fileio's final rename does not (and only logs a failed rename)."""
 
     def __init__(self, field: Optional[str], base: str):
         self._field = field
         self._base = base
 
     def setup(self):
-        self._local = FileSystems.get_scheme(self._base) in (None, "file")
+        self._scheme = FileSystems.get_scheme(self._base) or "file"
         self._made: set = set()
+
+    def _make_directory(self, partition: str) -> None:
+        if self._scheme == "file":
+            os.makedirs(os.path.join(self._base, partition), exist_ok=True)
+        elif self._scheme == "hdfs":
+            from apache_beam.io.filesystem import BeamIOError
+
+            path = FileSystems.join(self._base, partition)
+            try:
+                if not FileSystems.exists(path):
+                    FileSystems.mkdirs(path)
+            except BeamIOError:  # made by another worker meanwhile
+                pass
 
     def process(self, record):
         partition = partition_path(getattr(record, self._field)) if self._field else ""
-        if self._local and partition not in self._made:
-            os.makedirs(os.path.join(self._base, partition), exist_ok=True)
+        if partition not in self._made:
+            self._make_directory(partition)
             self._made.add(partition)
         yield partition, record
 
@@ -385,7 +435,9 @@ class WriteToFiles(beam.PTransform):
 
     Args:
       prefix: path prefix of the files (local, ``gs://`` or ``s3://``).
-      format: one of ``jsonl``, ``csv``, ``avro``, ``parquet``.
+      format: one of ``jsonl``, ``csv``, ``avro``, ``parquet``, ``orc``,
+        ``ecs`` (JSON lines in the Elastic Common Schema shape, dataset
+        ``hybridflow.<file name prefix>``).
       suffix: file name suffix; defaults to ``.<format>``.
       num_shards: number of files; 0 lets the runner decide.
       triggering_frequency: seconds between windowed writes of an unbounded
@@ -411,7 +463,7 @@ class WriteToFiles(beam.PTransform):
         validate: bool = True,
     ):
         super().__init__()
-        if format not in ("jsonl", "csv", "avro", "parquet"):
+        if format not in FILE_FORMATS:
             raise InvalidUriError(f"{prefix!r}: unknown file format {format!r}")
         self._prefix = prefix
         self._format = format
@@ -439,13 +491,8 @@ class WriteToFiles(beam.PTransform):
         return resolve_record_type(pcoll, self._record_type, f"{self._format} files {self._prefix!r}")
 
     def _check_partition_field(self, record_type) -> None:
-        fields = {f.name: f for f in fields_of(record_type)}
-        field = fields.get(self._partition_by)
-        if field is None or field.type is not Timestamp or field.optional or field.is_list:
-            raise SchemaError(
-                f"partition_by={self._partition_by!r} for {self._prefix!r}: it must name a required "
-                f"Timestamp field of the records ({', '.join(fields)})"
-            )
+        require_timestamp_field(record_type, self._partition_by, f"partition_by={self._partition_by!r}",
+                                repr(self._prefix))
 
     def _expand_fileio(self, pcoll, record_type):
         """Partitioned and unbounded-Avro writes: Beam's fileio.WriteToFiles."""
@@ -464,7 +511,7 @@ class WriteToFiles(beam.PTransform):
             | "WriteFiles" >> fileio.WriteToFiles(
                 path=directory,
                 destination=lambda keyed: keyed[0],
-                sink=lambda _: _ValueSink(_file_sink(fmt, record_type)),
+                sink=lambda _: _ValueSink(_file_sink(fmt, record_type, name)),
                 file_naming=_partitioned_naming(name, self._suffix),
                 shards=self._num_shards or None,
             )
@@ -501,7 +548,8 @@ class WriteToFiles(beam.PTransform):
         if is_columnar(pcoll):
             return self._expand_columnar(pcoll)
         bounded = pcoll.is_bounded
-        if self._partition_by or (not bounded and self._format == "avro"):
+        # ORC always (Beam has no ORC sink), Avro when unbounded: Beam's fileio with our sinks
+        if self._partition_by or self._format == "orc" or (not bounded and self._format == "avro"):
             record_type = self._resolve_record_type(pcoll)
             if self._partition_by:
                 self._check_partition_field(record_type)
@@ -516,10 +564,12 @@ class WriteToFiles(beam.PTransform):
                 | "StampArrival" >> beam.ParDo(_StampArrival()).with_output_types(pcoll.element_type)
                 | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
             )
-        if self._format == "jsonl":
+        if self._format in ("jsonl", "ecs"):
+            dataset = self._split_prefix()[1]
+            encode = to_json if self._format == "jsonl" else (lambda record: ecs_json(record, dataset))
             return (
                 counted
-                | "ToJson" >> beam.Map(to_json)
+                | "ToJson" >> beam.Map(encode)
                 | "WriteText" >> WriteToText(
                     self._prefix,
                     file_name_suffix=self._suffix,

@@ -18,8 +18,9 @@ from hybridflow.errors import InvalidUriError
 
 __all__ = ["EndpointUri", "parse_uri", "FILE_SCHEMES", "FILE_FORMATS", "file_format"]
 
-FILE_SCHEMES = frozenset({"file", "gs", "s3"})
-FILE_FORMATS = ("jsonl", "csv", "avro", "parquet")
+FILE_SCHEMES = frozenset({"file", "gs", "s3", "hdfs"})
+# ecs: JSON lines in the Elastic Common Schema shape (a sink format, see hybridflow.io.ecs)
+FILE_FORMATS = ("jsonl", "csv", "avro", "parquet", "orc", "ecs")
 _EXTENSIONS = {
     ".jsonl": "jsonl",
     ".json": "jsonl",
@@ -28,6 +29,8 @@ _EXTENSIONS = {
     ".avro": "avro",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".orc": "orc",
+    ".ecs": "ecs",
 }
 _QUERY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^&]*(&[A-Za-z_][A-Za-z0-9_]*=[^&]*)*$")
 

@@ -128,7 +128,11 @@ def test_synthetic_history_with_small_read_ranges_parses_identically(tmp_path):
     assert len(collected(tmp_path / "el" / "records")) + len(collected(tmp_path / "el" / "dead")) == 4000
 
 
-def test_parquet_rows_parse_like_the_per_element_path(tmp_path):
+@pytest.mark.parametrize("fmt", ["parquet", "orc"])
+def test_columnar_file_rows_parse_like_the_per_element_path(tmp_path, fmt):
+    from pyarrow import orc
+
+    write = {"parquet": pq.write_table, "orc": orc.write_table}[fmt]
     rng = random.Random(5)
     rows = [_good(rng, i) for i in range(500)]
     for i, row in enumerate(rows):
@@ -139,11 +143,11 @@ def test_parquet_rows_parse_like_the_per_element_path(tmp_path):
         if i % 13 == 0:
             row["event_time"] = "not a time"
     table = pa.Table.from_pylist(rows)
-    pq.write_table(table, tmp_path / "typed.parquet")
+    write(table, tmp_path / f"typed.{fmt}")
     untyped = table.set_column(5, "amount", pa.array([str(r["amount"]) for r in rows]))  # numbers as text
-    pq.write_table(untyped, tmp_path / "text.parquet")
+    write(untyped, tmp_path / f"text.{fmt}")
     for name in ("typed", "text"):
-        out = _parse_both(str(tmp_path / f"{name}.parquet"), tmp_path / name)
+        out = _parse_both(str(tmp_path / f"{name}.{fmt}"), tmp_path / name)
         assert out["columnar"] == out["records"]
 
 
