@@ -96,8 +96,11 @@ def test_prometheus_scrapes_a_streaming_run_and_the_counts_match(prism_flags, pr
         f"{out}/alerts*.jsonl") > 0
     assert total('hybridflow_dead_letters_total') == _lines(f"{out}/dead_letters*.jsonl") == doc["counts"][
         "dead_letters"]
-    late_files = _lines(f"{out}/late*.jsonl")  # late=0.2, 10 minutes late, no allowed lateness: always some
-    assert doc["counts"]["late_records"] == late_files == total("hybridflow_late_records_total") > 0
+    # late=0.2, 10 minutes behind: late once the watermark has moved past them, which on a loaded machine
+    # may not have happened yet when they arrive (then there are none, and no series: `or vector(0)`)
+    late_files = _lines(f"{out}/late*.jsonl")
+    assert doc["counts"]["late_records"] == late_files == _value(
+        prom.query("sum(hybridflow_late_records_total) or vector(0)", at=last))
 
     # the dashboard's queries are valid PromQL, and those over series this run has return data
     def promql(expr):
