@@ -43,6 +43,7 @@ from hybridflow.io.postgres import ReadFromPostgres
 from hybridflow.io.pubsub import ReadFromPubSub, WriteToPubSub
 from hybridflow.io.synthetic import ReadSyntheticTransactions, SyntheticTransactions, generate_transactions
 from hybridflow.io.uri import EndpointUri, file_format, parse_uri
+from hybridflow.redaction import redact
 
 __all__ = [
     "ReadFrom",
@@ -106,7 +107,7 @@ def _file_prefix(endpoint: EndpointUri, fmt: str) -> tuple[str, str]:
 def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = False) -> beam.PTransform:
     if columnar and not supports_columnar(endpoint.raw):
         raise InvalidUriError(
-            f"{endpoint.raw!r}: columnar reads need JSON-lines or Parquet files "
+            f"{endpoint.redacted!r}: columnar reads need JSON-lines or Parquet files "
             f"({', '.join(ReadFromFiles.COLUMNAR_FORMATS)})"
         )
     if endpoint.is_file:
@@ -123,7 +124,7 @@ def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = Fal
     if endpoint.scheme == "synthetic":
         if endpoint.netloc != "transactions":
             raise InvalidUriError(
-                f"{endpoint.raw!r}: unknown generator {endpoint.netloc!r}; "
+                f"{endpoint.redacted!r}: unknown generator {endpoint.netloc!r}; "
                 "use synthetic://transactions?..."
             )
         config = SyntheticTransactions.from_params(endpoint.params)
@@ -133,7 +134,7 @@ def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = Fal
             config = dataclasses.replace(config, bounded=bounded)
         return ReadSyntheticTransactions(config)
     raise InvalidUriError(
-        f"{endpoint.raw!r}: no source for scheme {endpoint.scheme!r}; "
+        f"{endpoint.redacted!r}: no source for scheme {endpoint.scheme!r}; "
         f"readable: {', '.join(_READ_SCHEMES)}"
     )
 
@@ -161,7 +162,7 @@ def _writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
     if make is not None:
         return make(endpoint, record_type)
     raise InvalidUriError(
-        f"{endpoint.raw!r}: no sink for scheme {endpoint.scheme!r}; "
+        f"{endpoint.redacted!r}: no sink for scheme {endpoint.scheme!r}; "
         f"writable: {', '.join(_WRITE_SCHEMES)}"
     )
 
@@ -200,6 +201,7 @@ class ReadFrom(beam.PTransform):
 
     @property
     def uri(self) -> str:
+        """The URI as given (it may hold a password: print :attr:`EndpointUri.redacted`)."""
         return self._endpoint.raw
 
     def expand(self, pbegin):
@@ -228,12 +230,14 @@ class WriteTo(beam.PTransform):
 
     @property
     def uri(self) -> str:
+        """The URI as given (it may hold a password: print :attr:`EndpointUri.redacted`)."""
         return self._endpoint.raw
 
     @property
     def location(self) -> str:
-        """Where the written data can be found (a glob for file sinks)."""
-        return getattr(self._sink, "glob", self._endpoint.location)
+        """Where the written data can be found (a glob for file sinks), as it
+        may be printed: without a password or token (see :mod:`hybridflow.redaction`)."""
+        return redact(getattr(self._sink, "glob", self._endpoint.location))
 
     def expand(self, pcoll):
         return pcoll | self._sink
