@@ -50,8 +50,10 @@ _SECRET_NAME = re.compile(
     re.I,
 )
 _HTTP_SCHEMES = ("http", "https", "webhook+http", "webhook+https")
-# a URL in free text: scheme://, then anything up to white space or a quote
-_URL = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>[^\s'\"<>`]*)")
+# a URL in free text: scheme://, then anything up to white space, a quote or the next scheme://
+_URL = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>(?:(?![A-Za-z][A-Za-z0-9+.-]*://)[^\s'\"<>`])*)"
+)
 _QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<name>[^=&;#\s]+)=(?P<value>[^&;#\s]*)")
 
 
@@ -167,7 +169,10 @@ class RedactingFilter(logging.Filter):
         self._uris = uris
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a message that cannot be formatted: the handler reports it
+            return True
         cleaned = redact(message, *self._uris)
         if cleaned != message:
             record.msg, record.args = cleaned, None
