@@ -103,7 +103,7 @@ def gcloud_arg_dict():
     sdk = pathlib.Path(os.path.realpath(shutil.which("gcloud"))).parent.parent / "lib"
     server = (
         "import json, sys\n"
-        f"sys.path.insert(0, {str(sdk)!r})\n"
+        f"sys.path[:0] = [{str(sdk)!r}, {str(sdk / 'third_party')!r}]\n"
         "from googlecloudsdk.calliope import arg_parsers\n"
         "parse = arg_parsers.ArgDict()\n"
         "for line in sys.stdin:\n"
