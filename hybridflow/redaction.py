@@ -65,14 +65,15 @@ def _split(rest: str) -> tuple[str, str, str]:
     """(user info, host[:port], the rest) of what follows ``scheme://``. The user
     info ends at the last ``@`` before the query, so a password holding ``/``
     (which a URL should escape, but people write) is still found."""
-    at = rest.rfind("@", 0, _first(rest, "?#", 0))
+    at = rest.rfind("@", 0, _first(rest, "?#"))
     userinfo, hostpart = (rest[:at], rest[at + 1:]) if at >= 0 else ("", rest)
-    end = _first(hostpart, "/?#", 0)
+    end = _first(hostpart, "/?#")
     return userinfo, hostpart[:end], hostpart[end:]
 
 
-def _first(text: str, chars: str, start: int) -> int:
-    positions = [i for i in (text.find(c, start) for c in chars) if i >= 0]
+def _first(text: str, chars: str) -> int:
+    """Index of the first of ``chars`` in ``text`` (its length if none)."""
+    positions = [i for i in map(text.find, chars) if i >= 0]
     return min(positions) if positions else len(text)
 
 
@@ -135,16 +136,16 @@ def _redact_match(match: re.Match) -> str:
     return _redact_url(match["scheme"], body) + rest[len(body):]
 
 
-def has_password(uri: str) -> bool:
-    """Whether ``uri`` carries a secret inline: a password in its user info or
-    a secret-named query parameter (not a ``password_env=`` / ``password_secret=``
-    reference)."""
-    match = _URL.search(uri or "")
-    if not match:
-        return False
-    if match["scheme"].lower() in _HTTP_SCHEMES:
-        return ":" in _split(match["rest"])[0]
-    return redact(uri) != uri
+def has_password(text: str) -> bool:
+    """Whether a URL in ``text`` carries a secret inline: a password in its user
+    info or, but for http(s) URLs, a secret-named query parameter (not a
+    ``password_env=`` / ``password_secret=`` reference)."""
+    for match in _URL.finditer(text or ""):
+        if ":" in _split(match["rest"])[0]:
+            return True
+        if match["scheme"].lower() not in _HTTP_SCHEMES and _redact_match(match) != match.group(0):
+            return True
+    return False
 
 
 def refuse_passwords(args: Sequence[str], where: str) -> None:
