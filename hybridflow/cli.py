@@ -30,6 +30,7 @@ import threading
 from typing import Optional, Sequence
 
 from hybridflow.errors import HybridflowError, UsageError, report
+from hybridflow.redaction import redact_logs
 
 __all__ = ["main"]
 
@@ -232,15 +233,6 @@ def _cmd_generate(args, out) -> int:
     return 0
 
 
-def _redact_logs() -> None:
-    """Log lines (Beam's and the libraries' too) never show a URI's password or token."""
-    from hybridflow.redaction import RedactingFilter
-
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
-
-
 def _import_beam_quietly() -> None:
     """Imports Apache Beam with its import-time warnings about optional
     dependencies (GCS, BigQuery clients ...) silenced; later warnings show."""
@@ -268,7 +260,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser = _build_parser()
         args, rest = parser.parse_known_args(argv)
         logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-        _redact_logs()
+        redact_logs()  # log lines, Beam's and the libraries' too, never show a URI's password or token
         _import_beam_quietly()
         if args.command != "run" and rest:
             raise UsageError(f"unrecognized arguments: {' '.join(rest)} (see `{PROG} --help`)")

@@ -36,7 +36,10 @@ from typing import Sequence
 
 from hybridflow.errors import InvalidOptionError
 
-__all__ = ["redact", "secret_parts", "has_password", "refuse_passwords", "RedactingFilter", "MASK", "REFERENCE_PARAMS"]
+__all__ = [
+    "redact", "secret_parts", "has_password", "refuse_passwords", "RedactingFilter", "redact_logs", "MASK",
+    "REFERENCE_PARAMS",
+]
 
 MASK = "***"
 # secret parts shorter than this are not searched for on their own (they would
@@ -180,3 +183,10 @@ class RedactingFilter(logging.Filter):
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info), *self._uris)
         return True
+
+
+def redact_logs() -> None:
+    """Adds a :class:`RedactingFilter` to every handler of the root logger (once)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
