@@ -33,7 +33,8 @@ setup(
         "requests>=2.28",  # alert webhooks (urllib3's Retry under a requests session)
     ],
     extras_require={
-        "gcp": [f"apache-beam[gcp]=={BEAM_VERSION}"],
+        # Secret Manager: password_secret= references (hybridflow.io.secrets), read on the workers
+        "gcp": [f"apache-beam[gcp]=={BEAM_VERSION}", "google-cloud-secret-manager>=2.20"],
         "aws": [f"apache-beam[aws]=={BEAM_VERSION}", "boto3>=1.28"],
         # Beam's Kafka IO is Java (cross-language); kafka-python checks the broker and topics
         # up front and backs the test helpers

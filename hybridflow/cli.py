@@ -30,6 +30,7 @@ import threading
 from typing import Optional, Sequence
 
 from hybridflow.errors import HybridflowError, UsageError, report
+from hybridflow.redaction import redact_logs
 
 __all__ = ["main"]
 
@@ -259,6 +260,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser = _build_parser()
         args, rest = parser.parse_known_args(argv)
         logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        redact_logs()  # log lines, Beam's and the libraries' too, never show a URI's password or token
         _import_beam_quietly()
         if args.command != "run" and rest:
             raise UsageError(f"unrecognized arguments: {' '.join(rest)} (see `{PROG} --help`)")

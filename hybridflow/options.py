@@ -25,6 +25,7 @@ from apache_beam.options.pipeline_options import (
 
 from hybridflow.durations import parse_duration
 from hybridflow.errors import InvalidOptionError
+from hybridflow.redaction import redact
 
 __all__ = ["HybridflowOptions", "MonitoringOptions", "resolve_options", "MODES", "duration_arg", "bool_arg", "parser_actions"]
 
@@ -125,8 +126,9 @@ class MonitoringOptions(PipelineOptions):
             "--metrics_address",
             "--metrics-address",
             dest="metrics_address",
-            default="0.0.0.0",
-            help="Address the metrics server listens on (default 0.0.0.0; 127.0.0.1 for this host only).",
+            default="127.0.0.1",
+            help="Address the metrics server listens on (default 127.0.0.1: this host only; the server has "
+            "no authentication, see docs/security.md before using 0.0.0.0).",
         )
         parser.add_argument(
             "--metrics_interval",
@@ -177,7 +179,7 @@ class MonitoringOptions(PipelineOptions):
             ("http://", "https://", "webhook+http://", "webhook+https://")
         ):
             raise InvalidOptionError(
-                f"--alerts_webhook={self.alerts_webhook}: give an http:// or https:// URL"
+                f"--alerts_webhook={redact(self.alerts_webhook)}: give an http:// or https:// URL"
             )
 
 

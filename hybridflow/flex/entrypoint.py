@@ -69,6 +69,9 @@ def run_template(pipeline: str, argv: Sequence[str]) -> int:
     """Builds and runs a registered pipeline from launcher flags; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from hybridflow.errors import HybridflowError, report
+    from hybridflow.redaction import redact_logs
+
+    redact_logs()  # the launcher's log lines never show a URI's password or token
 
     try:
         import apache_beam as beam

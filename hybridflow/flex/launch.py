@@ -39,6 +39,7 @@ from typing import Mapping, Optional, Sequence
 from hybridflow.errors import ConnectorError, InvalidOptionError, UsageError
 from hybridflow.flex.files import LAUNCHER_BASE_IMAGE, PACKAGE_VERSION, render_template
 from hybridflow.flex.metadata import check_parameters
+from hybridflow.redaction import redact
 
 __all__ = ["FlexLaunch", "run_commands", "source_root", "gcloud_parameters", "job_name_for"]
 
@@ -55,14 +56,48 @@ def job_name_for(*parts: str) -> str:
     return name[:63].rstrip("-")
 
 
+_PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# delimiters tried first, readable in a command line; then any other character
+_DELIMITERS = "~|;#@:!%+/"
+
+
 def gcloud_parameters(values: Mapping[str, str]) -> str:
     """``--parameters`` value for gcloud: ``k=v,k2=v2``, or with gcloud's
-    ``^DELIM^`` escape when a value contains a comma."""
+    ``^DELIM^`` escape (``gcloud topic escaping``) when a value contains a
+    comma. Every value a command line can hold is encoded: the delimiter is
+    one character found in no item (a later one if every readable one is
+    taken). A NUL, or text that is not valid Unicode, cannot be an argument
+    at all: InvalidOptionError naming the parameter."""
+    for name, value in values.items():
+        if not _PARAMETER_NAME.match(str(name)):
+            raise InvalidOptionError(f"template parameter name {name!r}: letters, digits and _ only")
+        if "\0" in value or not _encodable(value):
+            raise InvalidOptionError(
+                f"template parameter {name}: a NUL byte or an unpaired surrogate cannot be passed to gcloud"
+            )
     items = [f"{k}={v}" for k, v in values.items()]
     if not any("," in item for item in items):
         return ",".join(items)
-    delimiter = next(d for d in ("~", "|", ";", "#", "@") if not any(d in item for item in items))
+    used = set("".join(items)) | {"^"}
+    delimiter = next(d for d in _candidates() if d not in used)
     return f"^{delimiter}^" + delimiter.join(items)
+
+
+def _candidates():
+    yield from _DELIMITERS
+    code = 0xA1
+    while True:  # a finite text leaves some character unused
+        if not 0xD800 <= code <= 0xDFFF:
+            yield chr(code)
+        code += 1
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def source_root() -> pathlib.Path:
@@ -216,13 +251,14 @@ def _cwd(command: Sequence[str]) -> Optional[str]:
 
 
 def render_commands(commands: Sequence[Sequence[str]]) -> str:
-    """Shell lines for ``commands`` (``cd`` shown where one runs elsewhere)."""
+    """Shell lines for ``commands`` (``cd`` shown where one runs elsewhere),
+    redacted (:func:`hybridflow.redaction.redact`)."""
     lines = []
     for command in commands:
         line = shlex.join(command)
         cwd = _cwd(command)
         lines.append(f"(cd {shlex.quote(cwd)} && {line})" if cwd else line)
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 def run_commands(commands: Sequence[Sequence[str]], out=None) -> None:
@@ -234,10 +270,10 @@ def run_commands(commands: Sequence[Sequence[str]], out=None) -> None:
                 f"{command[0]} not found on PATH: install the Google Cloud CLI (gcloud), "
                 "or pass --dry-run to print the commands"
             )
-        print(f"+ {shlex.join(command)}", file=out, flush=True)
+        print(f"+ {redact(shlex.join(command))}", file=out, flush=True)
         completed = subprocess.run(list(command), cwd=_cwd(command))
         if completed.returncode != 0:
             raise ConnectorError(
-                f"`{shlex.join(command[:4])} ...` failed with exit code {completed.returncode}; "
+                f"`{redact(shlex.join(command[:4]))} ...` failed with exit code {completed.returncode}; "
                 "its output is above"
             )

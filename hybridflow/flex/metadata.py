@@ -25,6 +25,7 @@ from typing import Any, Mapping, Optional, Sequence
 from hybridflow.durations import format_duration
 from hybridflow.errors import InvalidOptionError, SchemaError
 from hybridflow.options import HybridflowOptions, bool_arg, duration_arg, parser_actions
+from hybridflow.redaction import redact, refuse_passwords
 
 __all__ = [
     "TemplateParameter",
@@ -172,11 +173,14 @@ def check_parameters(spec, values: Mapping[str, str], require: bool = True) -> l
 
     Every name must be a template parameter, every value must match its
     regexes and be accepted by the pipeline's own parser (its options and its
-    ``validate``); with ``require`` every required parameter must be given.
+    ``validate``) and hold no password (a job's parameters are not secret:
+    credentials go by reference, :mod:`hybridflow.io.secrets`); with
+    ``require`` every required parameter must be given.
     Returns the values as ``--name=value`` flags; raises
     :class:`~hybridflow.errors.InvalidOptionError` naming the parameter.
     """
     params = {p.name: p for p in template_parameters(spec)}
+    refuse_passwords([f"{name}={value}" for name, value in values.items()], "template parameter")
     for name, value in values.items():
         param = params.get(name)
         if param is None:
@@ -187,7 +191,7 @@ def check_parameters(spec, values: Mapping[str, str], require: bool = True) -> l
             raise InvalidOptionError(f"unknown template parameter {name!r} of pipeline {spec.name}: {hint}")
         if not param.matches(value):
             raise InvalidOptionError(
-                f"template parameter {name}={value!r} does not match {' and '.join(param.regexes)}"
+                f"template parameter {name}={redact(value)!r} does not match {' and '.join(param.regexes)}"
             )
     if require:
         missing = [p.name for p in params.values() if not p.optional and p.name not in values]

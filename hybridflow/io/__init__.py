@@ -53,6 +53,7 @@ from hybridflow.io.postgres import ReadFromPostgres
 from hybridflow.io.pubsub import ReadFromPubSub, WriteToPubSub
 from hybridflow.io.synthetic import ReadSyntheticTransactions, SyntheticTransactions, generate_transactions
 from hybridflow.io.uri import EndpointUri, file_format, parse_uri
+from hybridflow.redaction import redact
 
 __all__ = [
     "ReadFrom",
@@ -125,7 +126,7 @@ def _file_prefix(endpoint: EndpointUri, fmt: str) -> tuple[str, str]:
 def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = False) -> beam.PTransform:
     if columnar and not supports_columnar(endpoint.raw):
         raise InvalidUriError(
-            f"{endpoint.raw!r}: columnar reads need JSON-lines, Parquet or ORC files "
+            f"{endpoint.redacted!r}: columnar reads need JSON-lines, Parquet or ORC files "
             f"({', '.join(ReadFromFiles.COLUMNAR_FORMATS)})"
         )
     if endpoint.is_file:
@@ -142,7 +143,7 @@ def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = Fal
     if endpoint.scheme == "synthetic":
         if endpoint.netloc != "transactions":
             raise InvalidUriError(
-                f"{endpoint.raw!r}: unknown generator {endpoint.netloc!r}; "
+                f"{endpoint.redacted!r}: unknown generator {endpoint.netloc!r}; "
                 "use synthetic://transactions?..."
             )
         config = SyntheticTransactions.from_params(endpoint.params)
@@ -152,7 +153,7 @@ def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = Fal
             config = dataclasses.replace(config, bounded=bounded)
         return ReadSyntheticTransactions(config)
     raise InvalidUriError(
-        f"{endpoint.raw!r}: no source for scheme {endpoint.scheme!r}; "
+        f"{endpoint.redacted!r}: no source for scheme {endpoint.scheme!r}; "
         f"readable: {', '.join(_READ_SCHEMES)}"
     )
 
@@ -180,7 +181,7 @@ def _writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
     if make is not None:
         return make(endpoint, record_type)
     raise InvalidUriError(
-        f"{endpoint.raw!r}: no sink for scheme {endpoint.scheme!r}; "
+        f"{endpoint.redacted!r}: no sink for scheme {endpoint.scheme!r}; "
         f"writable: {', '.join(_WRITE_SCHEMES)}"
     )
 
@@ -219,6 +220,7 @@ class ReadFrom(beam.PTransform):
 
     @property
     def uri(self) -> str:
+        """The URI as given (it may hold a password: print :attr:`EndpointUri.redacted`)."""
         return self._endpoint.raw
 
     def expand(self, pbegin):
@@ -247,12 +249,14 @@ class WriteTo(beam.PTransform):
 
     @property
     def uri(self) -> str:
+        """The URI as given (it may hold a password: print :attr:`EndpointUri.redacted`)."""
         return self._endpoint.raw
 
     @property
     def location(self) -> str:
-        """Where the written data can be found (a glob for file sinks)."""
-        return getattr(self._sink, "glob", self._endpoint.location)
+        """Where the written data can be found (a glob for file sinks), as it
+        may be printed: without a password or token (see :mod:`hybridflow.redaction`)."""
+        return redact(getattr(self._sink, "glob", self._endpoint.location))
 
     def expand(self, pcoll):
         return pcoll | self._sink

@@ -273,13 +273,13 @@ class WriteToDynamoDB(beam.PTransform):
 
 def _table(endpoint: EndpointUri) -> str:
     if endpoint.path:
-        raise InvalidUriError(f"{endpoint.raw!r}: expected dynamodb://TABLE?region=REGION[&endpoint=URL]")
+        raise InvalidUriError(f"{endpoint.redacted!r}: expected dynamodb://TABLE?region=REGION[&endpoint=URL]")
     return endpoint.netloc
 
 
 def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
     raise InvalidUriError(
-        f"{endpoint.raw!r}: DynamoDB is a lookup target, not a source; enrich records from it with "
+        f"{endpoint.redacted!r}: DynamoDB is a lookup target, not a source; enrich records from it with "
         "Enrich(handler=DynamoDBLookup(table, key=..., schema=...))"
     )
 

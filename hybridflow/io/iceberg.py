@@ -345,7 +345,7 @@ class ReadFromIceberg(_IcebergTransform):
 
 def _parts(endpoint: EndpointUri) -> tuple[str, str, dict]:
     if not endpoint.path or "/" in endpoint.path or "." not in endpoint.path.strip("."):
-        raise InvalidUriError(f"{endpoint.raw!r}: expected iceberg://CATALOG/NAMESPACE.TABLE")
+        raise InvalidUriError(f"{endpoint.redacted!r}: expected iceberg://CATALOG/NAMESPACE.TABLE")
     properties = {}
     if endpoint.param("catalog_uri"):
         properties["uri"] = endpoint.param("catalog_uri")
@@ -357,7 +357,7 @@ def _parts(endpoint: EndpointUri) -> tuple[str, str, dict]:
 def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
     endpoint.check_params(("catalog_uri", "warehouse", "snapshot_id", "validate"), "iceberg:// sources")
     if bounded is False:
-        raise InvalidUriError(f"{endpoint.raw!r}: Iceberg tables are read bounded (a snapshot); use --mode batch")
+        raise InvalidUriError(f"{endpoint.redacted!r}: Iceberg tables are read bounded (a snapshot); use --mode batch")
     catalog, identifier, properties = _parts(endpoint)
     return ReadFromIceberg(catalog, identifier, properties, snapshot_id=endpoint.int_param("snapshot_id"),
                            validate=endpoint.bool_param("validate", True))

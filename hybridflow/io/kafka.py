@@ -421,7 +421,7 @@ class WriteToKafka(beam.PTransform):
 def _parts(endpoint: EndpointUri) -> tuple[str, list[str]]:
     topics = [t for t in endpoint.path.split(",") if t]
     if not topics or "/" in endpoint.path:
-        raise InvalidUriError(f"{endpoint.raw!r}: expected kafka://HOST:PORT[,HOST:PORT]/TOPIC")
+        raise InvalidUriError(f"{endpoint.redacted!r}: expected kafka://HOST:PORT[,HOST:PORT]/TOPIC")
     return endpoint.netloc, topics
 
 
@@ -449,7 +449,7 @@ def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
     max_records, max_seconds = endpoint.int_param("max_records"), endpoint.int_param("max_seconds")
     if bounded and max_records is None and max_seconds is None:
         raise InvalidUriError(
-            f"{endpoint.raw!r}: Kafka is unbounded; add max_records=N or max_seconds=S for a bounded read"
+            f"{endpoint.redacted!r}: Kafka is unbounded; add max_records=N or max_seconds=S for a bounded read"
         )
     return ReadFromKafka(
         bootstrap, topics,
@@ -468,7 +468,7 @@ def writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
     endpoint.check_params(("key_field", "timestamp_field", "validate", *_SECURITY_PARAMS), "kafka:// sinks")
     bootstrap, topics = _parts(endpoint)
     if len(topics) != 1:
-        raise InvalidUriError(f"{endpoint.raw!r}: write to one topic")
+        raise InvalidUriError(f"{endpoint.redacted!r}: write to one topic")
     timestamp_field = endpoint.param("timestamp_field", "event_time")
     return WriteToKafka(
         bootstrap, topics[0],

@@ -478,7 +478,7 @@ class WriteToKinesis(beam.PTransform):
 
 def _stream(endpoint: EndpointUri) -> str:
     if endpoint.path:
-        raise InvalidUriError(f"{endpoint.raw!r}: expected kinesis://STREAM?region=REGION[&endpoint=URL]")
+        raise InvalidUriError(f"{endpoint.redacted!r}: expected kinesis://STREAM?region=REGION[&endpoint=URL]")
     return endpoint.netloc
 
 
@@ -488,7 +488,7 @@ def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
     max_records, max_seconds = endpoint.int_param("max_records"), endpoint.int_param("max_seconds")
     if bounded and max_records is None and max_seconds is None:
         raise InvalidUriError(
-            f"{endpoint.raw!r}: Kinesis is unbounded; add max_records=N or max_seconds=S for a bounded read"
+            f"{endpoint.redacted!r}: Kinesis is unbounded; add max_records=N or max_seconds=S for a bounded read"
         )
     return ReadFromKinesis(
         _stream(endpoint),

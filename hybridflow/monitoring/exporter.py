@@ -208,11 +208,13 @@ class MetricsExporter:
     Args:
       status: the :class:`JobStatus` shown next to the metrics (shared, the
         caller may update it).
-      port, address: where to listen.
+      port, address: where to listen; the default address, 127.0.0.1, is
+        this host only: the server has no authentication (see
+        ``docs/security.md`` for exposing it).
       interval: seconds between polls.
     """
 
-    def __init__(self, status: JobStatus, port: int, address: str = "0.0.0.0", interval: float = 5.0):
+    def __init__(self, status: JobStatus, port: int, address: str = "127.0.0.1", interval: float = 5.0):
         self.status = status
         self.snapshot: Optional[MetricsSnapshot] = None
         self._port = port
@@ -231,9 +233,25 @@ class MetricsExporter:
         return self._server.server_port if self._server is not None else self._port
 
     @property
+    def address(self) -> str:
+        """The address the server is bound to (as the socket reports it once started)."""
+        return self._server.server_address[0] if self._server is not None else self._address
+
+    @property
     def url(self) -> str:
-        host = "127.0.0.1" if self._address in ("0.0.0.0", "") else self._address
-        return f"http://{host}:{self.port}/metrics"
+        """``http://ADDRESS:PORT/metrics`` of the bound socket (``0.0.0.0`` / ``::`` mean every interface)."""
+        host = self.address
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
+
+    @property
+    def public(self) -> bool:
+        """Whether other hosts can reach the server (bound to a non-loopback address)."""
+        import ipaddress
+
+        try:
+            return not ipaddress.ip_address(self.address).is_loopback
+        except ValueError:  # a host name
+            return self.address != "localhost"
 
     def start(self) -> "MetricsExporter":
         prometheus_client = require("prometheus_client", "live metrics (--metrics_port)", "monitoring")

@@ -39,6 +39,7 @@ from hybridflow.errors import ConnectorError
 from hybridflow.metrics import MetricsSnapshot, step_names
 from hybridflow.monitoring.exporter import JobStatus, MetricsExporter
 from hybridflow.options import HybridflowOptions, MonitoringOptions
+from hybridflow.redaction import redact
 from hybridflow.schemas import Alert, to_plain
 
 __all__ = ["JobMonitor", "deadline_alert", "deliver_alerts", "job_report", "DEADLINE_EXIT_CODE"]
@@ -193,6 +194,12 @@ class JobMonitor:
                 self.status, opts.metrics_port, opts.metrics_address, opts.metrics_interval
             ).start()
             print(f"hybridflow: serving metrics at {self._exporter.url}", file=self._err, flush=True)
+            if self._exporter.public:
+                print(
+                    f"hybridflow: warning: the metrics endpoint has no authentication and listens on "
+                    f"{self._exporter.address}, reachable from other hosts; see docs/security.md",
+                    file=self._err, flush=True,
+                )
         if opts.deadline is not None:
             self._timer = threading.Timer(opts.deadline, self._deadline_passed)
             self._timer.daemon = True
@@ -267,7 +274,8 @@ class JobMonitor:
                     snapshot = self._exporter.snapshot if self._exporter and self._exporter.snapshot else None
                     _write_json(
                         self._options.metrics_json,
-                        job_report(self.status, snapshot or MetricsSnapshot({}, {}), {}, error=f"{exc_type.__name__}: {exc}"),
+                        job_report(self.status, snapshot or MetricsSnapshot({}, {}), {},
+                                   error=redact(f"{exc_type.__name__}: {exc}")),
                     )
             if self._exporter is not None and self._options.metrics_linger:
                 time.sleep(self._options.metrics_linger)

@@ -25,6 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from hybridflow.errors import InvalidOptionError
 from hybridflow.io import ReadFrom, supports_columnar
 from hybridflow.io.uri import parse_uri
+from hybridflow.redaction import redact
 from hybridflow.options import HybridflowOptions, duration_arg
 from hybridflow.pipelines import PipelineSpec, register_pipeline
 from hybridflow.schemas import CardProfile, Transaction
@@ -150,7 +151,7 @@ def validate(options: PipelineOptions) -> None:
             except InvalidOptionError:
                 raise
             except Exception as exc:  # noqa: BLE001 - turn any URI problem into a usage error
-                raise InvalidOptionError(f"--{flag}={value}: {exc}") from None
+                raise InvalidOptionError(f"--{flag}={redact(value)}: {exc}") from None
 
 
 # --------------------------------------------------------------------------

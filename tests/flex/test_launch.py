@@ -10,11 +10,15 @@ import stat
 import subprocess
 import sys
 
-import pytest
+import pathlib
 
-from hybridflow import UsageError
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hybridflow import InvalidOptionError, UsageError
 from hybridflow.flex.launch import FlexLaunch, gcloud_parameters, job_name_for
-from tests.conftest import REPO
+from tests.conftest import REPO, examples
 from tests.flex.conftest import offline_env
 
 TEMPLATE = REPO / "templates" / "fraud"
@@ -58,6 +62,69 @@ def test_commands_and_defaults(template_copy):
 def test_gcloud_parameters_escape_commas():
     assert gcloud_parameters({"a": "1", "b": "x"}) == "a=1,b=x"
     assert gcloud_parameters({"input": "gs://b/{x,y}.jsonl", "mode": "batch"}) == "^~^input=gs://b/{x,y}.jsonl~mode=batch"
+
+
+def test_gcloud_parameters_encode_every_character():
+    """The reproduction of issue 15: a comma and every delimiter tried first."""
+    value = "card,~|;#@:!%+/-1"
+    encoded = gcloud_parameters({"output": f"gs://b/{value}", "mode": "batch"})
+    assert encoded == f"^\u00a1^output=gs://b/{value}\u00a1mode=batch"
+    with pytest.raises(InvalidOptionError, match="template parameter input: a NUL byte"):
+        gcloud_parameters({"input": "a\0b"})
+
+
+_NAMES = st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True)
+_VALUES = st.text(alphabet=st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)))
+
+
+@settings(max_examples=examples(300))
+@given(st.dictionaries(_NAMES, _VALUES, max_size=4))
+def test_gcloud_parameters_is_total(values):
+    """Any text (but a NUL, which no command line holds): one delimiter found in
+    no item, so splitting on it gives the items back."""
+    encoded = gcloud_parameters(values)
+    if encoded.startswith("^"):
+        delimiter, body = encoded[1:].split("^", 1)
+        assert len(delimiter) == 1 and delimiter != "^"
+        items = body.split(delimiter)
+    else:
+        items = encoded.split(",") if encoded else []
+    assert [tuple(item.split("=", 1)) for item in items] == list(values.items())
+
+
+@pytest.fixture(scope="module")
+def gcloud_arg_dict():
+    """gcloud's own parser of dict flags (``ArgDict``), in a subprocess that
+    imports the installed Google Cloud SDK: one JSON line in, one out."""
+    if shutil.which("gcloud") is None:
+        from hybridflow.testing.services.pytest_plugin import unavailable
+
+        unavailable("gcloud (the Google Cloud CLI) is not installed: this test parses with gcloud's own code")
+    sdk = pathlib.Path(os.path.realpath(shutil.which("gcloud"))).parent.parent / "lib"
+    server = (
+        "import json, sys\n"
+        f"sys.path[:0] = [{str(sdk)!r}, {str(sdk / 'third_party')!r}]\n"
+        "from googlecloudsdk.calliope import arg_parsers\n"
+        "parse = arg_parsers.ArgDict()\n"
+        "for line in sys.stdin:\n"
+        "    print(json.dumps(list(parse(json.loads(line)).items())), flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", server], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def parse(text):
+        proc.stdin.write(json.dumps(text) + "\n")
+        proc.stdin.flush()
+        return [tuple(item) for item in json.loads(proc.stdout.readline())]
+
+    yield parse
+    proc.stdin.close()
+    proc.wait(timeout=30)
+
+
+@settings(max_examples=examples(200))
+@given(values=st.dictionaries(_NAMES, _VALUES, min_size=1, max_size=4))
+def test_gcloud_reads_back_every_value(gcloud_arg_dict, values):
+    assert gcloud_arg_dict(gcloud_parameters(values)) == list(values.items())
 
 
 def test_job_names_are_valid_dataflow_names():

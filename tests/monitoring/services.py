@@ -284,3 +284,64 @@ class WebhookReceiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+
+
+class HangingServer:
+    """A TCP server on 127.0.0.1 that accepts every connection, reads what the
+    client sends and never answers: a webhook that hangs. :attr:`connections`
+    counts accepted connections, :attr:`most_at_once` the most that were open
+    at one time (a connection closes when the client gives up on it)."""
+
+    def __init__(self):
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list = []
+        self._open = 0
+        self.connections = 0
+        self.most_at_once = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/services/T000/B000/XXXXSECRETTOKEN"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            with self._lock:
+                self._sockets.append(conn)
+                self._open += 1
+                self.connections += 1
+                self.most_at_once = max(self.most_at_once, self._open)
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                if not conn.recv(1 << 16):
+                    break  # the client closed it
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        with self._lock:
+            self._open -= 1
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for conn in self._sockets:
+            conn.close()
+        self._listener.close()
