@@ -679,7 +679,7 @@ class WriteToFiles(beam.PTransform):
     def expand(self, pcoll):
         self._bounded = pcoll.is_bounded
         if self._validate:
-            check_bucket(self.glob, pcoll.pipeline.options)
+            check_bucket(self._prefix + self._suffix, pcoll.pipeline.options)
         from hybridflow.columnar import is_columnar
 
         if is_columnar(pcoll):

@@ -194,7 +194,7 @@ def test_a_window_length_that_is_not_one_is_a_usage_error(tmp_path, every, error
 # --------------------------------------------------------------------------
 # Prism and Flink: a real unbounded source
 
-SOURCE = f"synthetic://transactions?rate=50&count=300&start={PAST_START}&seed=3&population=3&cards=5&late=0"
+SOURCE = f"synthetic://transactions?rate=50&count=300&start={PAST_START}&seed=3&population=3&cards=5&late=0&malformed=0"
 
 
 def real_source_outputs(p, directory, bounded):
