@@ -37,9 +37,10 @@ object, so a bundle that writes several windows closes the wrong file and
 renames a file without its footer; ``_RowDictionariesToArrowTable`` stamps its
 tables at ``window.end``, outside their window, which makes Prism panic at
 +inf; and ``fileio.WriteToFiles`` names files without their pane (a late pane
-overwrites the on-time file). The writer here is a ``GroupByKey`` per window,
-destination and shard and a DoFn that writes each pane through the same
-``fileio.FileSink`` classes as the bounded partitioned writes.
+overwrites the on-time file). The writer here keys records by partition,
+window and shard in the global window, and a stateful DoFn writes each pane
+from an event-time timer through the same ``fileio.FileSink`` classes as the
+bounded partitioned writes.
 
 ``partition_by="event_time"`` (a Timestamp field) lays the output out
 Hive-style by that field's UTC date and hour, the batch layer's layout::
@@ -65,12 +66,12 @@ import uuid
 from typing import Any, Optional
 
 import apache_beam as beam
+from apache_beam.coders import PickleCoder, VarIntCoder
 from apache_beam.io import fileio
 from apache_beam.io.avroio import ReadFromAvro, WriteToAvro
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.parquetio import ReadFromParquet, WriteToParquet
 from apache_beam.io.textio import ReadFromText, WriteToText
-from apache_beam.coders import PickleCoder, VarIntCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
@@ -396,6 +397,11 @@ def _partitioned_naming(name: str, suffix: str):
     return naming
 
 
+def _partition_of(record, field: Optional[str]) -> str:
+    """The partition directory of ``record`` (``""`` when not partitioned)."""
+    return partition_path(getattr(record, field)) if field else ""
+
+
 class _PartitionOf(beam.DoFn):
     """Keys each record by the partition of its time field; on local file
     systems it creates the partition directories too, because fileio's final
@@ -410,7 +416,7 @@ class _PartitionOf(beam.DoFn):
         self._made: set = set()
 
     def process(self, record):
-        partition = partition_path(getattr(record, self._field)) if self._field else ""
+        partition = _partition_of(record, self._field)
         if self._local and partition not in self._made:
             os.makedirs(os.path.join(self._base, partition), exist_ok=True)
             self._made.add(partition)
@@ -458,16 +464,16 @@ class _KeyByPaneFile(beam.DoFn):
         self._next = random.randrange(self._shards)
 
     def process(self, record, timestamp=beam.DoFn.TimestampParam):
-        destination = partition_path(getattr(record, self._field)) if self._field else ""
         self._next = (self._next + 1) % self._shards
-        yield (destination, _window_start(timestamp, self._every_micros), self._next), record
+        yield (_partition_of(record, self._field), _window_start(timestamp, self._every_micros), self._next), record
 
 
 class _WritePaneFiles(beam.DoFn):
     """Per file key: buffers the records, and when the watermark passes the
     window's end writes them as one file of the key's next pane (000, 001 ...,
     see :func:`file_name`). A record that arrives after its window was written
-    re-arms the timer (in the past: it fires at once) and becomes a later pane.
+    sets the timer again, in the past: it fires at the runner's next timer
+    firing, and the record becomes a later pane.
 
     This is a stateful DoFn in the global window rather than a GroupByKey over
     event-time windows: a GroupByKey drops what arrives behind the watermark
@@ -607,7 +613,7 @@ class WriteToFiles(beam.PTransform):
         names = _file_glob(name, self._suffix, windowed=self._bounded is False)
         if self._partition_by:
             return f"{directory.rstrip('/')}/dt=*/hour=*/{names}"
-        return f"{self._prefix[: len(self._prefix) - len(name)]}{names}"
+        return f"{self._prefix[: self._prefix.rfind('/') + 1]}{names}"
 
     def _resolve_record_type(self, pcoll):
         return resolve_record_type(pcoll, self._record_type, f"{self._format} files {self._prefix!r}")
