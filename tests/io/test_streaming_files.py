@@ -83,29 +83,25 @@ def aggregate(records):
         key="card_id", window="fixed:60s", aggregations={"n": "count", "total": "sum(amount)"})).aggregates
 
 
+def write_to_every_sink(aggregates, directory):
+    sinks = {name: WriteTo(f"{directory}/{uri}") for name, (_, uri) in SINKS.items()}
+    for name, sink in sinks.items():
+        aggregates | f"Write{name}" >> sink
+    return sinks
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """The aggregates of STREAM written to every sink by a batch and a streaming run."""
-    runs = {}
-    for mode in ("batch", "stream"):
-        directory = tmp_path_factory.mktemp(mode)
-        sinks = {name: WriteTo(f"{directory}/{uri}") for name, (_, uri) in SINKS.items()}
-        if mode == "batch":
-            with batch_pipeline() as p:
-                aggregates = aggregate(p | CreateEvents(STREAM))
-                for name, sink in sinks.items():
-                    aggregates | f"Write{name}" >> sink
-        else:
-            # the watermark moves every 10 records; the last window fires when it reaches +inf
-            items = []
-            for i, record in enumerate(STREAM):
-                items += [record] + ([Watermark(record.event_time)] if i % 10 == 9 else [])
-            with streaming_pipeline() as p:
-                aggregates = aggregate(p | EventStream(items))
-                for name, sink in sinks.items():
-                    aggregates | f"Write{name}" >> sink
-        runs[mode] = sinks
-    return runs
+    with batch_pipeline() as p:
+        batch = write_to_every_sink(aggregate(p | CreateEvents(STREAM)), tmp_path_factory.mktemp("batch"))
+    # the watermark moves every 10 records; the last window fires when it reaches +inf
+    items = []
+    for i, record in enumerate(STREAM):
+        items += [record] + ([Watermark(record.event_time)] if i % 10 == 9 else [])
+    with streaming_pipeline() as p:
+        stream = write_to_every_sink(aggregate(p | EventStream(items)), tmp_path_factory.mktemp("stream"))
+    return {"batch": batch, "stream": stream}
 
 
 @pytest.mark.parametrize("name", list(SINKS))
@@ -193,6 +189,27 @@ def test_a_window_length_that_is_not_one_is_a_usage_error(tmp_path, every, error
         WriteTo(f"{tmp_path}/x.jsonl?every={every}")
 
 
+@pytest.mark.services
+def test_a_stream_to_s3_writes_whole_objects(s3_server, s3_bucket):
+    """On an object store the rename is a copy and a delete: the final objects are whole, no temporary one stays."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    sink = WriteTo(f"s3://{s3_bucket}/stream/txns.parquet")
+    with streaming_pipeline(*s3_server.pipeline_flags) as p:
+        _ = p | EventStream(STREAM[:10]) | sink  # 0 s to 63 s: two windows
+    client = s3_server.client()
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"])
+    assert keys == [
+        "stream/txns-20260101T000000-20260101T000100-000-00000-of-00001.parquet",
+        "stream/txns-20260101T000100-20260101T000200-000-00000-of-00001.parquet",
+    ]
+    rows = [row for key in keys
+            for row in pq.read_table(io.BytesIO(client.get_object(Bucket=s3_bucket, Key=key)["Body"].read())).to_pylist()]
+    assert sorted(r["txn_id"] for r in rows) == sorted(t.txn_id for t in STREAM[:10])
+
+
 # --------------------------------------------------------------------------
 # Prism and Flink: a real unbounded source
 
@@ -224,7 +241,8 @@ def test_a_real_stream_on_prism_and_flink_writes_the_batch_rows(request, runner,
     p.run().wait_until_finish()
 
     records, _ = read_output(sinks["records"], "jsonl")
-    assert len(records) == 300 and records == real_source_batch["records"]
+    assert len(records) == 300
+    assert records == real_source_batch["records"]
     aggregates, files = read_output(sinks["aggregates"], "parquet")
     assert aggregates == real_source_batch["aggregates"]
     assert all("-000-" in f for f in files)  # no late data in this stream: one pane per window
