@@ -29,18 +29,19 @@ so a reader never sees a partial file. See docs/guarantees.md, "Streaming file
 sinks".
 
 Why not Beam's own unbounded file writes (2.70): ``WriteToText`` /
-``WriteToParquet`` with ``triggering_frequency`` window by a processing-time
-``FixedWindows`` with allowed lateness 0 (so anything behind the watermark, such
-as the panes that fire when the watermark reaches +inf at the end of a job, is
-dropped with no counter); their Parquet sink keeps one file handle per sink
-object, so a bundle that writes several windows closes the wrong file and
-renames a file without its footer; ``_RowDictionariesToArrowTable`` stamps its
-tables at ``window.end``, outside their window, which makes Prism panic at
-+inf; and ``fileio.WriteToFiles`` names files without their pane (a late pane
-overwrites the on-time file). The writer here keys records by partition,
-window and shard in the global window, and a stateful DoFn writes each pane
-from an event-time timer through the same ``fileio.FileSink`` classes as the
-bounded partitioned writes.
+``WriteToParquet`` with ``triggering_frequency`` window into
+``FixedWindows(triggering_frequency)`` with allowed lateness 0, so anything
+behind the watermark, such as the panes that fire when the watermark reaches
++inf at the end of a job, is dropped with no counter; their Parquet sink keeps
+one file handle per sink object, so a bundle that writes several windows
+closes the wrong file and renames a file without its footer;
+``_RowDictionariesToArrowTable`` stamps its tables at ``window.end``, outside
+their window, which makes Prism panic at +inf; and ``fileio.WriteToFiles``
+passes its file naming no pane (``pane=None``), so with late firings a late
+pane's file would take the on-time file's name. The
+writer here keys records by partition, window and shard in the global window,
+and a stateful DoFn writes each pane from an event-time timer through the same
+``fileio.FileSink`` classes as the bounded partitioned writes.
 
 ``partition_by="event_time"`` (a Timestamp field) lays the output out
 Hive-style by that field's UTC date and hour, the batch layer's layout::
