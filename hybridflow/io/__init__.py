@@ -168,7 +168,7 @@ def _writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
             format=fmt,
             suffix=suffix,
             num_shards=endpoint.int_param("shards", 0),
-            triggering_frequency=endpoint.int_param("every", 60),
+            every=endpoint.int_param("every", 60),
             record_type=record_type,
             partition_by=endpoint.param("partition_by"),
             validate=endpoint.bool_param("validate", True),
