@@ -1,4 +1,4 @@
-"""The runner matrix: one Prism and one Flink job server for the whole session.
+"""The runner matrix: one Prism, one Flink and one Spark job server for the whole session.
 
 Pipelines reach them with ``--job_endpoint`` (``server.flags(...)``), so a
 session starts one JVM and one Prism, and stops them at the end. A runner that
@@ -8,7 +8,7 @@ is not provisioned or does not start skips its tests, or fails them when
 
 import pytest
 
-from hybridflow.testing.runners import FlinkJobServer, PrismJobServer, RunnerUnavailable
+from hybridflow.testing.runners import FlinkJobServer, PrismJobServer, RunnerUnavailable, SparkJobServer
 from hybridflow.testing.services.pytest_plugin import unavailable
 
 # name -> (marks, fixture that gives the job server, or None for the in-process FnApiRunner)
@@ -16,6 +16,7 @@ RUNNERS = {
     "fnapi": ((), None),
     "prism": ((pytest.mark.prism,), "prism_server"),
     "flink": ((pytest.mark.flink,), "flink_server"),
+    "spark": ((pytest.mark.spark,), "spark_server"),
 }
 
 
@@ -41,6 +42,13 @@ def prism_server():
 @pytest.fixture(scope="session")
 def flink_server():
     server = _start(FlinkJobServer())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_server():
+    server = _start(SparkJobServer())
     yield server
     server.stop()
 

@@ -1,0 +1,124 @@
+"""Running a pipeline on a schedule or a cluster, outside Beam: Airflow /
+Cloud Composer DAGs (:mod:`~hybridflow.orchestration.airflow`), Kubernetes
+manifests (:mod:`~hybridflow.orchestration.k8s`) and crontab lines
+(:mod:`~hybridflow.orchestration.cron`).
+
+Each of them starts the same thing, a :class:`ScheduledRun`: ``hybridflow
+run PIPELINE --profile PROFILE --mode MODE [flags]``, checked against the
+pipeline's own parser (flags, values, the profile's required flags) when the
+DAG, manifest or line is written, so a typo fails at once and not at 2 a.m.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Optional, Sequence
+
+from hybridflow.errors import InvalidOptionError
+
+__all__ = ["ScheduledRun", "check_schedule"]
+
+_CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+_CRON_NAMES = re.compile(r"^[A-Za-z]{3}(-[A-Za-z]{3})?(,[A-Za-z]{3}(-[A-Za-z]{3})?)*$")
+PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
+
+
+def check_schedule(schedule: str) -> str:
+    """``schedule`` if it is a cron expression (five fields) or a preset such
+    as ``@daily``; else an :class:`InvalidOptionError` naming the fix."""
+    text = " ".join(schedule.split())
+    fields = text.split(" ")
+    if text in PRESETS or (
+        len(fields) == 5 and all(_CRON_FIELD.match(f) or (i >= 3 and _CRON_NAMES.match(f)) for i, f in enumerate(fields))
+    ):
+        return text
+    raise InvalidOptionError(
+        f"--schedule={schedule!r}: give five cron fields (e.g. '0 2 * * *') or one of {', '.join(PRESETS)}"
+    )
+
+
+def _flag_value(flags: Sequence[str], name: str) -> Optional[str]:
+    """The last value of ``--name=value`` / ``--name value`` in ``flags``."""
+    value = None
+    for i, flag in enumerate(flags):
+        if flag.startswith(f"--{name}="):
+            value = flag.split("=", 1)[1]
+        elif flag == f"--{name}" and i + 1 < len(flags):
+            value = flags[i + 1]
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduledRun:
+    """One ``hybridflow run`` of a registered pipeline, as a scheduler starts it.
+
+    Args:
+      pipeline: a registered pipeline name.
+      profile: a runner profile name (``hybridflow profiles``).
+      flags: the pipeline's parameters and Beam flags, ``--name=value``
+        (``--mode=batch``, ``--input=...``, ``--output=...``, ``--deadline=2h`` ...).
+      absolute_output: make a relative local ``--output`` absolute (the
+        scheduler's working directory is not the caller's).
+    """
+
+    pipeline: str
+    profile: str = "direct"
+    flags: tuple[str, ...] = ()
+    absolute_output: bool = True
+
+    def __post_init__(self):
+        from hybridflow.options import HybridflowOptions
+        from hybridflow.pipelines import get_pipeline
+        from hybridflow.runners_config import load_profile
+
+        object.__setattr__(self, "flags", tuple(self.flags))
+        spec = get_pipeline(self.pipeline)
+        profile = load_profile(self.profile)
+        options = spec.options(list(self.flags), profile.flags())
+        profile.check_required(options)
+        object.__setattr__(self, "_options", options)
+        if _flag_value(self.flags, "mode") is None:  # the run says which mode it is
+            object.__setattr__(self, "flags", (f"--mode={options.view_as(HybridflowOptions).mode}", *self.flags))
+        output = options.view_as(HybridflowOptions).output
+        if self.absolute_output and output and "://" not in output and not os.path.isabs(output):
+            object.__setattr__(self, "flags", (*self.flags, f"--output={os.path.abspath(output)}"))
+
+    @property
+    def options(self):
+        """The run's resolved PipelineOptions (profile + flags)."""
+        return self._options  # type: ignore[attr-defined]
+
+    @property
+    def mode(self) -> str:
+        from hybridflow.options import HybridflowOptions
+
+        return self.options.view_as(HybridflowOptions).mode
+
+    @property
+    def output(self) -> Optional[str]:
+        from hybridflow.options import HybridflowOptions
+
+        return self.options.view_as(HybridflowOptions).output
+
+    @property
+    def deadline(self) -> Optional[float]:
+        """``--deadline`` in seconds, or None."""
+        from hybridflow.options import MonitoringOptions
+
+        return self.options.view_as(MonitoringOptions).deadline
+
+    def option(self, name: str):
+        """A resolved option value (``runner``, ``project`` ...)."""
+        return self.options.get_all_options().get(name)
+
+    def argv(self) -> list[str]:
+        """``hybridflow`` arguments: ``run PIPELINE --profile=P FLAGS``."""
+        return ["run", self.pipeline, f"--profile={self.profile}", *self.flags]
+
+    def success_marker(self) -> str:
+        """Where a successful run leaves its success marker: ``<output>/_SUCCESS``."""
+        if not self.output:
+            raise InvalidOptionError(f"pipeline {self.pipeline} has no --output: give --output=DIR")
+        return f"{self.output.rstrip('/')}/_SUCCESS"

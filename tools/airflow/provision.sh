@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs Apache Airflow with its Beam provider in a venv of its own (Airflow
+# pins its dependencies in ways that conflict with Beam's in one venv), to run
+# the DAGs `hybridflow airflow-dag` writes (`airflow dags test`) and the local
+# Airflow API server the Airflow launcher is tested against:
+#
+#   ~/.cache/hybridflow/airflow/venv-<AIRFLOW>/bin/airflow
+#
+# The DAGs start `hybridflow` from the project's own venv, so hybridflow is not
+# installed here. Idempotent: a second run does nothing. First run: pip
+# resolves and installs ~250 packages (~5 min on 2 idle cores, 20 on busy ones).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/../pins.sh"
+PYTHON=${PYTHON:-python3}
+ROOT=${HYBRIDFLOW_TOOLS_HOME:-$HOME/.cache/hybridflow}/airflow
+VENV=$ROOT/venv-$AIRFLOW_VERSION
+STAMP=$VENV/.provisioned
+WANT="apache-airflow==$AIRFLOW_VERSION apache-airflow-providers-apache-beam==$AIRFLOW_BEAM_PROVIDER_VERSION"
+if [[ -f $STAMP && $(cat "$STAMP") == "$WANT" && ${FORCE:-0} != 1 ]]; then
+  echo "airflow $AIRFLOW_VERSION: already provisioned ($VENV)"
+  exit 0
+fi
+echo "airflow $AIRFLOW_VERSION: pip install $WANT"
+started=$SECONDS
+rm -rf "$VENV"
+"$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+# shellcheck disable=SC2086
+"$VENV/bin/python" -m pip install --quiet $WANT
+"$VENV/bin/airflow" version >/dev/null
+echo "$WANT" > "$STAMP"
+echo "airflow $AIRFLOW_VERSION: installed in $((SECONDS - started)) s -> $VENV"
