@@ -30,7 +30,7 @@ $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-base setup.py Makefile
-	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring,kafka,postgres]'
+	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring,kafka,postgres,k8s]'
 	touch $@
 
 # Debian packages the monitoring tests run (Prometheus scrapes a live

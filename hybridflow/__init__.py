@@ -47,6 +47,7 @@ _EXPORTS = {
     "LaunchRecord": "hybridflow.launchers",
     "SubprocessLauncher": "hybridflow.launchers.local",
     "FlexTemplateLauncher": "hybridflow.launchers.dataflow",
+    "AirflowLauncher": "hybridflow.launchers.airflow",
     "Transaction": "hybridflow.schemas",
     "CardProfile": "hybridflow.schemas",
     "Alert": "hybridflow.schemas",
@@ -110,6 +111,7 @@ __all__ = [
     "LaunchRecord",
     "SubprocessLauncher",
     "FlexTemplateLauncher",
+    "AirflowLauncher",
     # records
     "Transaction",
     "CardProfile",
