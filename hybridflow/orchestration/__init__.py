@@ -25,14 +25,25 @@ _CRON_NAMES = re.compile(r"^[A-Za-z]{3}(-[A-Za-z]{3})?(,[A-Za-z]{3}(-[A-Za-z]{3}
 PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
 
 
+_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))  # minute, hour, day of month, month, day of week
+
+
+def _field_ok(index: int, field: str) -> bool:
+    if index >= 3 and _CRON_NAMES.match(field):  # jan-mar, mon-fri
+        return True
+    if not _CRON_FIELD.match(field):
+        return False
+    low, high = _RANGES[index]
+    values = [int(n) for part in field.split(",") for n in re.findall(r"\d+", part.split("/")[0])]
+    return all(low <= v <= high for v in values)
+
+
 def check_schedule(schedule: str) -> str:
     """``schedule`` if it is a cron expression (five fields) or a preset such
     as ``@daily``; else an :class:`InvalidOptionError` naming the fix."""
     text = " ".join(schedule.split())
     fields = text.split(" ")
-    if text in PRESETS or (
-        len(fields) == 5 and all(_CRON_FIELD.match(f) or (i >= 3 and _CRON_NAMES.match(f)) for i, f in enumerate(fields))
-    ):
+    if text in PRESETS or (len(fields) == 5 and all(_field_ok(i, f) for i, f in enumerate(fields))):
         return text
     raise InvalidOptionError(
         f"--schedule={schedule!r}: give five cron fields (e.g. '0 2 * * *') or one of {', '.join(PRESETS)}"
@@ -59,14 +70,15 @@ class ScheduledRun:
       profile: a runner profile name (``hybridflow profiles``).
       flags: the pipeline's parameters and Beam flags, ``--name=value``
         (``--mode=batch``, ``--input=...``, ``--output=...``, ``--deadline=2h`` ...).
-      absolute_output: make a relative local ``--output`` absolute (the
-        scheduler's working directory is not the caller's).
+      output_base: directory a relative local ``--output`` is resolved
+        against (the scheduler's working directory is not the caller's);
+        None keeps it relative.
     """
 
     pipeline: str
     profile: str = "direct"
     flags: tuple[str, ...] = ()
-    absolute_output: bool = True
+    output_base: Optional[str] = "."
 
     def __post_init__(self):
         from hybridflow.options import HybridflowOptions
@@ -82,8 +94,9 @@ class ScheduledRun:
         if _flag_value(self.flags, "mode") is None:  # the run says which mode it is
             object.__setattr__(self, "flags", (f"--mode={options.view_as(HybridflowOptions).mode}", *self.flags))
         output = options.view_as(HybridflowOptions).output
-        if self.absolute_output and output and "://" not in output and not os.path.isabs(output):
-            object.__setattr__(self, "flags", (*self.flags, f"--output={os.path.abspath(output)}"))
+        if self.output_base is not None and output and "://" not in output and not os.path.isabs(output):
+            absolute = os.path.abspath(os.path.join(self.output_base, output))
+            object.__setattr__(self, "flags", (*self.flags, f"--output={absolute}"))
 
     @property
     def options(self):

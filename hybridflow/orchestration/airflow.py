@@ -66,6 +66,7 @@ class AirflowDag:
       flex_template: launch the built flex template instead (Dataflow only).
       bucket: the flex template's ``gs://`` bucket (as ``hybridflow template launch``).
       poke_interval: seconds between the sensor's checks.
+      sensor_timeout: seconds the sensor waits (default: twice the deadline, else a day).
       start_date: the DAG's start (default: today, UTC).
     """
 
@@ -76,6 +77,7 @@ class AirflowDag:
     flex_template: bool = False
     bucket: Optional[str] = None
     poke_interval: int = 60
+    sensor_timeout: Optional[int] = None
     start_date: Optional[datetime.date] = None
 
     def __post_init__(self):
@@ -156,7 +158,7 @@ class AirflowDag:
 
     def _sensor_task(self) -> str:
         marker = self.run.success_marker()
-        timeout = self._timeout() or 24 * 3600
+        timeout = self.sensor_timeout or self._timeout() or 24 * 3600
         common = f"poke_interval={self.poke_interval},\n        timeout={timeout},\n        mode=\"reschedule\","
         if marker.startswith("gs://"):
             bucket, _, name = marker[len("gs://"):].partition("/")

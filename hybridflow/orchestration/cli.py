@@ -4,7 +4,8 @@
 
     hybridflow airflow-dag PIPELINE [--schedule @daily] [--runner direct|prism|flink|spark|dataflow]
                            [--flex-template [--bucket gs://B]] [--out FILE] [--dag-id ID]
-                           [--python PATH] [--poke-interval S] [pipeline and Beam flags]
+                           [--python PATH] [--poke-interval S] [--sensor-timeout S]
+                           [pipeline and Beam flags]
     hybridflow k8s PIPELINE [--profile flink] [--out DIR] [--image IMAGE] [--namespace NS]
                    [--parallelism N] [--checkpoint-dir URI] [--checkpoint-interval S] [--check]
                    [pipeline and Beam flags]
@@ -38,6 +39,8 @@ def add_parsers(sub) -> None:
     dag.add_argument("--dag-id", default=None, help="DAG id (default hybridflow_PIPELINE).")
     dag.add_argument("--python", default=None, help="Python with hybridflow installed (default: this one).")
     dag.add_argument("--poke-interval", type=int, default=60, help="Seconds between the success-marker checks.")
+    dag.add_argument("--sensor-timeout", type=int, default=None,
+                     help="Seconds the success-marker sensor waits (default: twice --deadline, else a day).")
 
     k8s = sub.add_parser("k8s", help="Write Kubernetes manifests: Flink operator streaming job, batch Job.",
                          allow_abbrev=False)
@@ -73,7 +76,7 @@ def run_command(args, flags, out) -> int:
         dag = AirflowDag(
             ScheduledRun(args.pipeline, args.runner, flags), schedule=args.schedule, dag_id=args.dag_id,
             python=args.python or sys.executable, flex_template=args.flex_template, bucket=args.bucket,
-            poke_interval=args.poke_interval,
+            poke_interval=args.poke_interval, sensor_timeout=args.sensor_timeout,
         )
         text = dag.render()
         if args.out is None:
@@ -109,6 +112,7 @@ def run_command(args, flags, out) -> int:
         timeout = None if args.timeout is None else parse_duration(args.timeout)
     except ValueError as exc:
         raise InvalidOptionError(f"--timeout={args.timeout}: {exc}") from None
-    print(cron_line(ScheduledRun(args.pipeline, args.profile, flags), args.schedule, timeout=timeout, log=args.log,
+    run = ScheduledRun(args.pipeline, args.profile, flags, output_base=args.workdir or ".")
+    print(cron_line(run, args.schedule, timeout=timeout, log=args.log,
                     workdir=args.workdir), file=out)
     return 0

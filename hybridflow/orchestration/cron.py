@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import sys
@@ -37,7 +38,8 @@ def cron_line(
     """The crontab line that starts ``run`` on ``schedule``.
 
     Args:
-      run: the run (its ``--deadline``, if any, is checked by the run itself).
+      run: the run (its ``--deadline``, if any, is checked by the run itself); a
+        relative ``--output`` should be made with ``output_base=workdir``.
       schedule: five cron fields or a preset (``@daily``).
       timeout: seconds after which the run is stopped (default: twice the
         deadline; none without a deadline).
@@ -53,10 +55,10 @@ def cron_line(
     hybridflow = shlex.split(command) if command else _hybridflow_command()
     parts = ["flock", "-n", f"/tmp/hybridflow-{run.pipeline}.lock"]
     if timeout is not None:
-        parts += ["timeout", "-s", "TERM", f"{int(round(timeout))}"]
+        parts += ["timeout", "-s", "TERM", str(max(1, math.ceil(timeout)))]
     parts += [*hybridflow, *run.argv()]
     log = log or f"/tmp/hybridflow-{run.pipeline}.log"
-    line = f"cd {shlex.quote(workdir or os.getcwd())} && {shlex.join(parts)} >> {shlex.quote(log)} 2>&1"
+    line = f"cd {shlex.quote(os.path.abspath(workdir or '.'))} && {shlex.join(parts)} >> {shlex.quote(log)} 2>&1"
     # cron treats % as a newline in the command: escape it
     return f"{schedule} {line.replace('%', chr(92) + '%')}"
 

@@ -122,7 +122,7 @@ class K8sManifests:
                 ]
             elif self.profile == "flink":
                 extra.append(f"--flink_job_server_jar={USRLIB}/{JOB_SERVER_JAR}")
-            runs[mode] = ScheduledRun(self.pipeline, self.profile, (*extra, *flags), absolute_output=False)
+            runs[mode] = ScheduledRun(self.pipeline, self.profile, (*extra, *flags), output_base=None)
         object.__setattr__(self, "_runs", runs)
 
     @property
