@@ -43,8 +43,10 @@ PRISM_VERSION = "2.77.0"
 # 1.8, 1.9, 1.11-1.13 refused). 1.10 knows Flink 1.19 (flinkVersion v1_19).
 FLINK_OPERATOR_VERSION = "1.10.0"
 
-# Apache Airflow and its Beam provider, installed in their own venv by
-# `make tools` (Airflow's pins conflict with Beam's in one venv) to run the
-# DAGs `hybridflow airflow-dag` writes.
+# Apache Airflow with its Beam and Google providers, installed in their own
+# venv by `make tools` (Airflow's pins conflict with Beam's in one venv; every
+# package pinned by tools/airflow/constraints.txt) to run the DAGs
+# `hybridflow airflow-dag` writes.
 AIRFLOW_VERSION = "3.3.2"
 AIRFLOW_BEAM_PROVIDER_VERSION = "6.3.1"
+AIRFLOW_GOOGLE_PROVIDER_VERSION = "22.8.0"

@@ -61,6 +61,30 @@ def _flag_value(flags: Sequence[str], name: str) -> Optional[str]:
     return value
 
 
+def _joined(flags: Sequence[str]) -> list[str]:
+    """``--name value`` pairs as ``--name=value`` (one token per flag, as DAGs and manifests need)."""
+    out: list[str] = []
+    for flag in flags:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and not flag.startswith("--"):
+            out[-1] = f"{out[-1]}={flag}"
+        else:
+            out.append(flag)
+    return out
+
+
+def _without(flags: Sequence[str], name: str) -> list[str]:
+    """``flags`` less every ``--name=value`` / ``--name value``."""
+    out, skip = [], False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag == f"--{name}":
+            skip = True
+        elif not flag.startswith(f"--{name}="):
+            out.append(flag)
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class ScheduledRun:
     """One ``hybridflow run`` of a registered pipeline, as a scheduler starts it.
@@ -70,9 +94,9 @@ class ScheduledRun:
       profile: a runner profile name (``hybridflow profiles``).
       flags: the pipeline's parameters and Beam flags, ``--name=value``
         (``--mode=batch``, ``--input=...``, ``--output=...``, ``--deadline=2h`` ...).
-      output_base: directory a relative local ``--output`` is resolved
-        against (the scheduler's working directory is not the caller's);
-        None keeps it relative.
+      output_base: directory a relative local ``--input`` / ``--output`` is
+        resolved against (the scheduler's working directory is not the
+        caller's); None keeps them relative.
     """
 
     pipeline: str
@@ -85,18 +109,23 @@ class ScheduledRun:
         from hybridflow.pipelines import get_pipeline
         from hybridflow.runners_config import load_profile
 
-        object.__setattr__(self, "flags", tuple(self.flags))
         spec = get_pipeline(self.pipeline)
         profile = load_profile(self.profile)
-        options = spec.options(list(self.flags), profile.flags())
+        flags = _joined(self.flags)
+        options = spec.options(flags, profile.flags())
         profile.check_required(options)
+        hf = options.view_as(HybridflowOptions)
+        if _flag_value(flags, "mode") is None:  # the run says which mode it is
+            flags.insert(0, f"--mode={hf.mode}")
+        if self.output_base is not None:
+            for name in ("input", "output"):
+                value = getattr(hf, name)
+                if value and "://" not in value and not os.path.isabs(value):
+                    absolute = os.path.abspath(os.path.join(self.output_base, value))
+                    flags = [*_without(flags, name), f"--{name}={absolute}"]
+            options = spec.options(flags, profile.flags())
+        object.__setattr__(self, "flags", tuple(flags))
         object.__setattr__(self, "_options", options)
-        if _flag_value(self.flags, "mode") is None:  # the run says which mode it is
-            object.__setattr__(self, "flags", (f"--mode={options.view_as(HybridflowOptions).mode}", *self.flags))
-        output = options.view_as(HybridflowOptions).output
-        if self.output_base is not None and output and "://" not in output and not os.path.isabs(output):
-            absolute = os.path.abspath(os.path.join(self.output_base, output))
-            object.__setattr__(self, "flags", (*self.flags, f"--output={absolute}"))
 
     @property
     def options(self):

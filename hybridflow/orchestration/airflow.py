@@ -60,7 +60,7 @@ class AirflowDag:
     Args:
       run: the run (profile, flags, ``--deadline``, ``--output``).
       schedule: five cron fields or a preset (``@daily``).
-      dag_id: default ``hybridflow_PIPELINE``.
+      dag_id: default ``hybridflow_PIPELINE`` (``..._flex`` with ``flex_template``).
       python: the interpreter that has hybridflow installed (default: this one;
         ``python3`` on Cloud Composer with hybridflow in the environment's packages).
       flex_template: launch the built flex template instead (Dataflow only).
@@ -92,7 +92,8 @@ class AirflowDag:
 
     @property
     def id(self) -> str:
-        return self.dag_id or re.sub(r"[^A-Za-z0-9_]", "_", f"hybridflow_{self.run.pipeline}")
+        flex = "_flex" if self.flex_template else ""
+        return self.dag_id or re.sub(r"[^A-Za-z0-9_]", "_", f"hybridflow_{self.run.pipeline}{flex}")
 
     def _flex_launch(self):
         from hybridflow.flex.launch import FlexLaunch

@@ -36,7 +36,7 @@ def add_parsers(sub) -> None:
                      help="Launch the pipeline's built Dataflow flex template (needs --runner=dataflow).")
     dag.add_argument("--bucket", default=None, help="The flex template's gs:// bucket (default gs://PROJECT-hybridflow).")
     dag.add_argument("--out", default=None, help="DAG file to write (default: print it).")
-    dag.add_argument("--dag-id", default=None, help="DAG id (default hybridflow_PIPELINE).")
+    dag.add_argument("--dag-id", default=None, help="DAG id (default hybridflow_PIPELINE, hybridflow_PIPELINE_flex with --flex-template).")
     dag.add_argument("--python", default=None, help="Python with hybridflow installed (default: this one).")
     dag.add_argument("--poke-interval", type=int, default=60, help="Seconds between the success-marker checks.")
     dag.add_argument("--sensor-timeout", type=int, default=None,

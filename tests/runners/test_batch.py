@@ -1,11 +1,10 @@
 """Batch on every runner: the fraud pipeline and WindowedAggregate give the
 same results on the FnApiRunner, Prism, a Flink mini-cluster and a local
 Spark, and the run summary (read from each runner's Beam metrics) is right on
-each. Spark runs the fraud pipeline as a user does: `hybridflow run fraud
---mode batch --profile spark`, Beam starting the job server from its cache."""
+each. Spark runs the fraud pipeline as a user does (docs/runners.md's
+example: `hybridflow run fraud --mode batch --profile spark`), Beam starting
+the job server from its cache."""
 
-import os
-import subprocess
 import time
 import uuid
 
@@ -16,6 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from hybridflow.testing import collected
 from hybridflow.testing.runners import spark_job_server_jar
 from hybridflow.testing.services.pytest_plugin import provisioned
+from tests._docs import example, run_sh
 from tests.runners._pipelines import (
     ENGINE,
     WINDOWS,
@@ -62,17 +62,17 @@ def test_fraud_batch_is_the_same_on_every_runner(runner, fraud_reference, tmp_pa
 
 @pytest.mark.spark
 @pytest.mark.slow
-def test_fraud_batch_with_the_spark_profile_is_the_same(fraud_reference, tmp_path, hybridflow_cmd):
+def test_fraud_batch_with_the_spark_profile_is_the_same(fraud_reference, tmp_path):
+    """docs/runners.md's Spark example, run as written: the outputs equal the reference."""
     provisioned(spark_job_server_jar)
+    code = example("runners.md", "spark-batch")
+    assert f"--input '{FRAUD_INPUT}'" in code and "--output out/spark" in code
     marker = uuid.uuid4().hex
-    done = subprocess.run(
-        [*hybridflow_cmd, "run", "fraud", "--mode", "batch", "--profile", "spark", f"--input={FRAUD_INPUT}",
-         f"--output={tmp_path}/out"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "HYBRIDFLOW_TEST_RUN": marker},
-    )
+    done = run_sh(code, tmp_path, timeout=900, env={"HYBRIDFLOW_TEST_RUN": marker})
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "\nspark " in "\n" + done.stdout  # `hybridflow profiles` lists it
     assert f"pipeline fraud (batch) on {ENGINE['spark']}: DONE in " in done.stdout, done.stdout
-    outputs = read_fraud_outputs(f"{tmp_path}/out")
+    outputs = read_fraud_outputs(tmp_path / "out" / "spark")
     assert outputs == fraud_reference[1]
     alerts, dead = len(outputs["alerts"]), len(outputs["dead_letters"])
     assert f"alerts           {alerts}\n" in done.stdout and f"dead letters     {dead} (" in done.stdout, done.stdout

@@ -109,9 +109,9 @@ class AirflowHome:
 
 
 def _json_part(text: str) -> str:
-    """The JSON document in the CLI's stdout (Airflow may print log lines before it)."""
-    starts = [i for i in (text.find("["), text.find("{")) if i >= 0]
-    return text[min(starts):] if starts else "[]"
+    """The JSON document in the CLI's stdout: its last line (Airflow prints log lines before it)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "[]"
 
 
 class AirflowApiServer(ServiceProcess):
