@@ -75,26 +75,24 @@ def prism_binary() -> pathlib.Path:
     return path
 
 
-def flink_job_server_jar(flink_version: str = FLINK_VERSION) -> pathlib.Path:
-    """The Flink job-server jar ``make tools`` built, where Beam's FlinkRunner looks for it."""
-    path = _beam_cache() / "jars" / f"beam-runners-flink-{flink_version}-job-server-{BEAM_VERSION}.jar"
+def _job_server_jar(runner: str, version: str) -> pathlib.Path:
+    path = _beam_cache() / "jars" / f"beam-runners-{runner.lower()}-{version}-job-server-{BEAM_VERSION}.jar"
     if not path.is_file():
         raise RunnerUnavailable(
-            f"the Flink {flink_version} job server for Beam {BEAM_VERSION} is not provisioned "
+            f"the {runner} {version} job server for Beam {BEAM_VERSION} is not provisioned "
             f"({path} missing): run `make tools`"
         )
     return path
+
+
+def flink_job_server_jar(flink_version: str = FLINK_VERSION) -> pathlib.Path:
+    """The Flink job-server jar ``make tools`` built, where Beam's FlinkRunner looks for it."""
+    return _job_server_jar("Flink", flink_version)
 
 
 def spark_job_server_jar() -> pathlib.Path:
     """The Spark job-server jar ``make tools`` built, where Beam's SparkRunner looks for it."""
-    path = _beam_cache() / "jars" / f"beam-runners-spark-{SPARK_VERSION}-job-server-{BEAM_VERSION}.jar"
-    if not path.is_file():
-        raise RunnerUnavailable(
-            f"the Spark {SPARK_VERSION} job server for Beam {BEAM_VERSION} is not provisioned "
-            f"({path} missing): run `make tools`"
-        )
-    return path
+    return _job_server_jar("Spark", SPARK_VERSION)
 
 
 def _free_port() -> int:
@@ -242,16 +240,19 @@ class JavaJobServer(LocalJobServer):
     """A Beam job server jar (Flink, Spark) started the way the profile's
     runner would start it (same jar, same JVM flags from the profile), once.
 
-    Subclasses name the jar (``jar()``), the runner's master flag and the
-    job server's own flag for it.
+    Args:
+      master: the cluster the job server runs jobs on (default: ``default_master``,
+        a local one inside the job server JVM).
+      jvm_flags: JVM flags; default the profile's ``job_server_jvm_properties``.
     """
 
     master_option = ""  # the pipeline option naming the cluster, e.g. flink_master
     master_argument = ""  # the job server's flag for it, e.g. --flink-master
+    default_master = ""
 
-    def __init__(self, master: str, jvm_flags: Optional[Sequence[str]] = None):
+    def __init__(self, master: Optional[str] = None, jvm_flags: Optional[Sequence[str]] = None):
         super().__init__()
-        self._master = master
+        self._master = master or self.default_master
         self._jvm_flags = list(jvm_flags) if jvm_flags is not None else None
 
     def jar(self) -> pathlib.Path:
@@ -279,40 +280,26 @@ class JavaJobServer(LocalJobServer):
 
 
 class FlinkJobServer(JavaJobServer):
-    """Beam's Flink job server with a local mini-cluster (``--runner=FlinkRunner``).
-
-    Args:
-      flink_master: ``[local]`` (a mini-cluster inside the job server JVM) or
-        ``host:port`` of a Flink cluster.
-      jvm_flags: JVM flags; default the profile's ``job_server_jvm_properties``.
-    """
+    """Beam's Flink job server (``--runner=FlinkRunner``); ``master`` is ``[local]``
+    (a mini-cluster inside the job server JVM, the default) or ``host:port`` of a
+    Flink cluster."""
 
     name = "Flink job server"
     profile = "flink"
-    master_option, master_argument = "flink_master", "--flink-master"
-
-    def __init__(self, flink_master: str = "[local]", jvm_flags: Optional[Sequence[str]] = None):
-        super().__init__(flink_master, jvm_flags)
+    master_option, master_argument, default_master = "flink_master", "--flink-master", "[local]"
 
     def jar(self) -> pathlib.Path:
         return flink_job_server_jar()
 
 
 class SparkJobServer(JavaJobServer):
-    """Beam's Spark 3 job server with a local Spark (``--runner=SparkRunner``), batch.
-
-    Args:
-      spark_master_url: ``local[N]`` (Spark inside the job server JVM) or
-        ``spark://host:port`` of a Spark cluster.
-      jvm_flags: JVM flags; default the profile's ``job_server_jvm_properties``.
-    """
+    """Beam's Spark 3 job server (``--runner=SparkRunner``, batch); ``master`` is
+    ``local[N]`` (Spark inside the job server JVM, ``local[2]`` by default) or
+    ``spark://host:port`` of a Spark cluster."""
 
     name = "Spark job server"
     profile = "spark"
-    master_option, master_argument = "spark_master_url", "--spark-master-url"
-
-    def __init__(self, spark_master_url: str = "local[2]", jvm_flags: Optional[Sequence[str]] = None):
-        super().__init__(spark_master_url, jvm_flags)
+    master_option, master_argument, default_master = "spark_master_url", "--spark-master-url", "local[2]"
 
     def jar(self) -> pathlib.Path:
         return spark_job_server_jar()
