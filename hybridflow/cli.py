@@ -217,8 +217,9 @@ def _print_top_alerts(location: Optional[str], out, limit: int = 5) -> None:
 
 
 def _cmd_generate(args, out) -> int:
-    from hybridflow.io.synthetic import SyntheticTransactions, generate_transactions
     import urllib.parse
+
+    from hybridflow.io.synthetic import SyntheticTransactions, generate_transactions
 
     if args.count < 0 or args.shards < 1:
         raise UsageError("--count must be >= 0 and --shards >= 1")

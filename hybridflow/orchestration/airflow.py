@@ -184,7 +184,7 @@ class AirflowDag:
 
     def render(self) -> str:
         """The DAG file's text."""
-        start = self.start_date or datetime.datetime.now(datetime.timezone.utc).date()
+        start = self.start_date or datetime.datetime.now(datetime.UTC).date()
         imports = ["import datetime", "import os", ""]
         imports += [
             "try:  # Airflow 3",

@@ -6,7 +6,6 @@ import pytest
 
 from hybridflow._pins import FLINK_VERSION
 from hybridflow.runners_config import load_profile
-from hybridflow.testing.services.pytest_plugin import provisioned
 from hybridflow.testing.runners import (
     FlinkJobServer,
     PrismJobServer,
@@ -16,6 +15,7 @@ from hybridflow.testing.runners import (
     prism_binary,
     spark_job_server_jar,
 )
+from hybridflow.testing.services.pytest_plugin import provisioned
 
 
 def test_missing_runners_say_how_to_provision_them(tmp_path, monkeypatch):

@@ -58,7 +58,7 @@ class AirflowHome:
         self.password_file = self.path / "passwords.json"
 
     @classmethod
-    def create(cls, path) -> "AirflowHome":
+    def create(cls, path) -> AirflowHome:
         """A new home at ``path`` with its database migrated."""
         home = cls(path)
         home.dags.mkdir(parents=True, exist_ok=True)
