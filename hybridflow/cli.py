@@ -217,9 +217,8 @@ def _print_top_alerts(location: Optional[str], out, limit: int = 5) -> None:
 
 
 def _cmd_generate(args, out) -> int:
-    import urllib.parse
-
     from hybridflow.io.synthetic import SyntheticTransactions, generate_transactions
+    import urllib.parse
 
     if args.count < 0 or args.shards < 1:
         raise UsageError("--count must be >= 0 and --shards >= 1")
