@@ -50,17 +50,6 @@ def check_schedule(schedule: str) -> str:
     )
 
 
-def _flag_value(flags: Sequence[str], name: str) -> Optional[str]:
-    """The last value of ``--name=value`` / ``--name value`` in ``flags``."""
-    value = None
-    for i, flag in enumerate(flags):
-        if flag.startswith(f"--{name}="):
-            value = flag.split("=", 1)[1]
-        elif flag == f"--{name}" and i + 1 < len(flags):
-            value = flags[i + 1]
-    return value
-
-
 def _joined(flags: Sequence[str]) -> list[str]:
     """``--name value`` pairs as ``--name=value`` (one token per flag, as DAGs and manifests need)."""
     out: list[str] = []
@@ -73,16 +62,8 @@ def _joined(flags: Sequence[str]) -> list[str]:
 
 
 def _without(flags: Sequence[str], name: str) -> list[str]:
-    """``flags`` less every ``--name=value`` / ``--name value``."""
-    out, skip = [], False
-    for flag in flags:
-        if skip:
-            skip = False
-        elif flag == f"--{name}":
-            skip = True
-        elif not flag.startswith(f"--{name}="):
-            out.append(flag)
-    return out
+    """(joined) ``flags`` less every ``--name=value``."""
+    return [flag for flag in flags if not flag.startswith(f"--{name}=")]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +73,10 @@ class ScheduledRun:
     Args:
       pipeline: a registered pipeline name.
       profile: a runner profile name (``hybridflow profiles``).
-      flags: the pipeline's parameters and Beam flags, ``--name=value``
-        (``--mode=batch``, ``--input=...``, ``--output=...``, ``--deadline=2h`` ...).
-      output_base: directory a relative local ``--input`` / ``--output`` is
+      flags: the pipeline's parameters and Beam flags, ``--name=value`` or
+        ``--name value`` (``--mode=batch``, ``--input=...``, ``--output=...``,
+        ``--deadline=2h`` ...); kept as ``--name=value``.
+      relative_to: directory a relative local ``--input`` / ``--output`` is
         resolved against (the scheduler's working directory is not the
         caller's); None keeps them relative.
     """
@@ -102,7 +84,7 @@ class ScheduledRun:
     pipeline: str
     profile: str = "direct"
     flags: tuple[str, ...] = ()
-    output_base: Optional[str] = "."
+    relative_to: Optional[str] = "."
 
     def __post_init__(self):
         from hybridflow.options import HybridflowOptions
@@ -115,13 +97,13 @@ class ScheduledRun:
         options = spec.options(flags, profile.flags())
         profile.check_required(options)
         hf = options.view_as(HybridflowOptions)
-        if _flag_value(flags, "mode") is None:  # the run says which mode it is
+        if not any(flag.startswith("--mode=") for flag in flags):  # the run says which mode it is
             flags.insert(0, f"--mode={hf.mode}")
-        if self.output_base is not None:
+        if self.relative_to is not None:
             for name in ("input", "output"):
                 value = getattr(hf, name)
                 if value and "://" not in value and not os.path.isabs(value):
-                    absolute = os.path.abspath(os.path.join(self.output_base, value))
+                    absolute = os.path.abspath(os.path.join(self.relative_to, value))
                     flags = [*_without(flags, name), f"--{name}={absolute}"]
             options = spec.options(flags, profile.flags())
         object.__setattr__(self, "flags", tuple(flags))

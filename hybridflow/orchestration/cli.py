@@ -112,7 +112,7 @@ def run_command(args, flags, out) -> int:
         timeout = None if args.timeout is None else parse_duration(args.timeout)
     except ValueError as exc:
         raise InvalidOptionError(f"--timeout={args.timeout}: {exc}") from None
-    run = ScheduledRun(args.pipeline, args.profile, flags, output_base=args.workdir or ".")
+    run = ScheduledRun(args.pipeline, args.profile, flags, relative_to=args.workdir or ".")
     print(cron_line(run, args.schedule, timeout=timeout, log=args.log,
                     workdir=args.workdir), file=out)
     return 0

@@ -39,7 +39,7 @@ def cron_line(
 
     Args:
       run: the run (its ``--deadline``, if any, is checked by the run itself); a
-        relative ``--output`` should be made with ``output_base=workdir``.
+        relative ``--output`` should be made with ``relative_to=workdir``.
       schedule: five cron fields or a preset (``@daily``).
       timeout: seconds after which the run is stopped (default: twice the
         deadline; none without a deadline).

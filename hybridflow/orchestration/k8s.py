@@ -36,7 +36,7 @@ import yaml
 
 from hybridflow._pins import BEAM_VERSION, FLINK_OPERATOR_VERSION, FLINK_VERSION
 from hybridflow.errors import InvalidOptionError, require
-from hybridflow.orchestration import ScheduledRun
+from hybridflow.orchestration import ScheduledRun, _joined
 
 __all__ = ["K8sManifests", "validate", "operator_crd", "KUBERNETES_VERSION"]
 
@@ -87,7 +87,7 @@ class K8sManifests:
     service_account: str = "flink"
 
     def __post_init__(self):
-        object.__setattr__(self, "flags", tuple(self.flags))
+        object.__setattr__(self, "flags", tuple(_joined(self.flags)))
         if self.parallelism < 1:
             raise InvalidOptionError(f"--parallelism={self.parallelism}: must be >= 1")
         if self.checkpoint_interval < 1:
@@ -122,7 +122,7 @@ class K8sManifests:
                 ]
             elif self.profile == "flink":
                 extra.append(f"--flink_job_server_jar={USRLIB}/{JOB_SERVER_JAR}")
-            runs[mode] = ScheduledRun(self.pipeline, self.profile, (*extra, *flags), output_base=None)
+            runs[mode] = ScheduledRun(self.pipeline, self.profile, (*extra, *flags), relative_to=None)
         object.__setattr__(self, "_runs", runs)
 
     @property
