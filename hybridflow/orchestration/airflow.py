@@ -105,6 +105,13 @@ class AirflowDag:
         spec = get_pipeline(self.run.pipeline)
         names = {p.name for p in template_parameters(spec)}
         given = _options_dict(self.run.flags)
+        # where the job runs and its deadline shape the DAG task; everything else must be a template parameter
+        unused = sorted(set(given) - names - {"project", "region", "temp_location", "deadline"})
+        if unused:
+            raise InvalidOptionError(
+                f"--{unused[0]}: not a parameter of the {spec.name} flex template (its metadata.json); "
+                "drop it, or run without --flex-template"
+            )
         parameters = {k: str(v) for k, v in given.items() if k in names}
         check_parameters(spec, parameters)
         return FlexLaunch(

@@ -70,6 +70,8 @@ def test_dataflow_runner_and_flex_template():
     (["--output=s3://b/out"], "the DAG's success-marker sensor watches local paths and gs:// only"),
     (["--dag-id", "no spaces please"], "--dag-id='no spaces please'"),
     (["--runner", "nosuch"], "unknown profile 'nosuch'"),
+    (["--runner=dataflow", "--flex-template", "--project=p", "--region=us-central1", "--temp_location=gs://b/t",
+      "--output=gs://b/o", "--metrics_port=9464"], "--metrics_port: not a parameter of the fraud flex template"),
 ])
 def test_mistakes_are_one_line_usage_errors(argv, message, tmp_path, capsys):
     out = tmp_path / "dag.py"
