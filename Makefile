@@ -85,7 +85,7 @@ tools-spark:
 # Airflow in its own venv (runs the DAGs `hybridflow airflow-dag` writes) and the Flink Kubernetes
 # Operator's CRDs (validate `hybridflow k8s` manifests), under ~/.cache/hybridflow.
 tools-orchestration:
-	tools/k8s/provision.sh
+	PYTHON=$(PYTHON) tools/k8s/provision.sh
 	PYTHON=$(PYTHON) tools/airflow/provision.sh
 
 # Local services for the connector tests (Kafka broker and Beam's Java Kafka IO from Maven, the

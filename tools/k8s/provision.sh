@@ -16,13 +16,21 @@ if [[ -s $DEST/flinkdeployments.flink.apache.org-v1.yml && ${FORCE:-0} != 1 ]]; 
   exit 0
 fi
 need mvn "Maven 3.8 or newer (e.g. apt-get install maven)"
-need unzip "unzip (e.g. apt-get install unzip)"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/hybridflow-k8s.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 ARTIFACT=org.apache.flink:flink-kubernetes-operator-api:$FLINK_OPERATOR_VERSION
 echo "flink kubernetes operator $FLINK_OPERATOR_VERSION CRDs: mvn dependency:copy $ARTIFACT"
 mvn -B -q -Dstyle.color=never ${MVN_ARGS:-} dependency:copy -Dartifact="$ARTIFACT" -DoutputDirectory="$WORK"
-unzip -q -j -o "$WORK"/flink-kubernetes-operator-api-*.jar 'META-INF/fabric8/*.yml' -d "$WORK/crds"
+"${PYTHON:-python3}" - "$WORK"/flink-kubernetes-operator-api-*.jar "$WORK/crds" <<'PY'
+import os, sys, zipfile
+jar, out = sys.argv[1], sys.argv[2]
+os.makedirs(out)
+with zipfile.ZipFile(jar) as z:
+    for name in z.namelist():
+        if name.startswith("META-INF/fabric8/") and name.endswith(".yml"):
+            with open(os.path.join(out, os.path.basename(name)), "wb") as f:
+                f.write(z.read(name))
+PY
 mkdir -p "$(dirname "$DEST")"
 rm -rf "$DEST" && mv "$WORK/crds" "$DEST"
 echo "flink kubernetes operator CRDs: $(ls "$DEST" | wc -l) files -> $DEST"
