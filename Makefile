@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test test-deep fresh-machine bench bench-streaming venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-services
+.PHONY: demo test test-deep fresh-machine bench bench-streaming venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-spark tools-services tools-orchestration
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
@@ -19,8 +19,9 @@ help:
 	@echo "make bench  - hybridflow vs idiomatic Beam vs DuckDB, batch (BENCH_N=1000000; never part of make test)"
 	@echo "make bench-streaming - alert latency and sustained rates (BENCH_RUNNER=prism|flink, BENCH_RATES='1000 2000 4000', BENCH_DURATION=90)"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
-	@echo "make tools  - provision the local runners (Prism binary, Flink job server jar) into ~/.apache_beam/cache (cached)"
+	@echo "make tools  - provision the local runners (Prism binary, Flink and Spark job server jars) into ~/.apache_beam/cache (cached)"
 	@echo "make tools-services - provision the local test services and the Kafka expansion service (cached)"
+	@echo "make tools-orchestration - provision Airflow (own venv) and the Flink Kubernetes Operator CRDs (cached)"
 
 $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +30,7 @@ $(VENV)/.stamp-base: setup.py hybridflow/_pins.py
 	touch $@
 
 $(VENV)/.stamp-test: $(VENV)/.stamp-base setup.py Makefile
-	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring,kafka,postgres,iceberg,hdfs]'
+	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring,kafka,postgres,iceberg,hdfs,k8s]'
 	touch $@
 
 # Debian packages the monitoring tests run (Prometheus scrapes a live
@@ -66,17 +67,26 @@ demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
 # hybridflow/_pins.py (tools/pins.sh reads it), so the Python SDK, Prism and
 # the Flink job server always agree.
 #
-# `tools` is everything tests and demos need: the runners and the local
-# services with the Kafka expansion service.
-tools: tools-runners tools-services
+# `tools` is everything tests and demos need: the runners, the local
+# services with the Kafka expansion service, and the orchestration tools.
+tools: tools-runners tools-services tools-orchestration
 
-tools-runners: tools-prism tools-flink
+tools-runners: tools-prism tools-flink tools-spark
 
 tools-prism:
 	PYTHON=$(PYTHON) tools/prism/provision.sh
 
 tools-flink:
 	tools/flink/provision.sh
+
+tools-spark:
+	tools/spark/provision.sh
+
+# Airflow in its own venv (runs the DAGs `hybridflow airflow-dag` writes) and the Flink Kubernetes
+# Operator's CRDs (validate `hybridflow k8s` manifests), under ~/.cache/hybridflow.
+tools-orchestration:
+	PYTHON=$(PYTHON) tools/k8s/provision.sh
+	PYTHON=$(PYTHON) tools/airflow/provision.sh
 
 # Local services for the connector tests (Kafka broker, Beam's Java Kafka IO and Hadoop's MiniDFSCluster from Maven, the
 # Pub/Sub fake and Bigtable emulator from Go, moto / gcp-storage-emulator / bqemulator in their own

@@ -43,6 +43,8 @@ setup(
         "yaml": [f"apache-beam[yaml]=={BEAM_VERSION}"],  # Beam YAML pipelines (hybridflow.beam_yaml)
         # live Prometheus metrics (--metrics_port) and the HTML report (hybridflow report)
         "monitoring": ["prometheus-client>=0.20", "matplotlib>=3.8"],
+        # `hybridflow k8s --check`: Kubernetes' JSON schemas and a validator for the operator's CRD schema
+        "k8s": ["kubernetes-validate>=1.31", "jsonschema>=4"],
         "test": [
             f"apache-beam[test,yaml]=={BEAM_VERSION}",
             "pytest>=8",

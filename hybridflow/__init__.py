@@ -48,6 +48,7 @@ _EXPORTS = {
     "LaunchRecord": "hybridflow.launchers",
     "SubprocessLauncher": "hybridflow.launchers.local",
     "FlexTemplateLauncher": "hybridflow.launchers.dataflow",
+    "AirflowLauncher": "hybridflow.launchers.airflow",
     "Transaction": "hybridflow.schemas",
     "CardProfile": "hybridflow.schemas",
     "Alert": "hybridflow.schemas",
@@ -112,6 +113,7 @@ __all__ = [
     "LaunchRecord",
     "SubprocessLauncher",
     "FlexTemplateLauncher",
+    "AirflowLauncher",
     # records
     "Transaction",
     "CardProfile",

@@ -31,7 +31,7 @@ def examples(n: int) -> int:
 
 
 # --------------------------------------------------------------------------
-# One Prism and one Flink job server for the whole session. Pipelines reach them
+# One Prism, one Flink and one Spark job server for the whole session. Pipelines reach them
 # with ``--job_endpoint`` (``server.flags(...)``), so a session starts one JVM
 # and one Prism, and stops them at the end. A runner that is not provisioned or
 # does not start skips its tests, or fails them when
@@ -62,6 +62,15 @@ def flink_server():
     from hybridflow.testing.runners import FlinkJobServer
 
     server = _start(FlinkJobServer())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_server():
+    from hybridflow.testing.runners import SparkJobServer
+
+    server = _start(SparkJobServer())
     yield server
     server.stop()
 

@@ -11,6 +11,7 @@ EXPECTED = {
     "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup", "DynamoDBLookup",
     "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",
     "LaunchOnAlert", "Launcher", "LaunchRecord", "SubprocessLauncher", "FlexTemplateLauncher",
+    "AirflowLauncher",
     "Transaction", "CardProfile", "Alert", "DeadLetter", "LateRecord", "Range", "OneOf", "Pattern",
     "PostAlerts", "HybridflowOptions", "MonitoringOptions", "PipelineSpec", "register_pipeline", "get_pipeline", "list_pipelines",
     "HybridflowError", "UsageError", "UnknownPipelineError", "UnknownProfileError",

@@ -6,7 +6,9 @@ One small interface, :class:`Launcher`, and one backend per module:
   ``hybridflow run PIPELINE ...`` as a local subprocess and waits for it;
 - :class:`~hybridflow.launchers.dataflow.FlexTemplateLauncher` runs the
   pipeline's flex template on Dataflow (``gcloud dataflow flex-template
-  run``), or only builds that command with ``dry_run=True``.
+  run``), or only builds that command with ``dry_run=True``;
+- :class:`~hybridflow.launchers.airflow.AirflowLauncher` triggers a DAG run
+  through Airflow's REST API (Airflow 3, Cloud Composer).
 
 :class:`~hybridflow.transforms.launch.LaunchOnAlert` calls a launcher when an
 alert fires and records every launch as a :class:`LaunchRecord`: who asked,
@@ -57,6 +59,7 @@ __all__ = [
     "SubprocessLauncher",
     "FlexTemplateLauncher",
     "safe_component",
+    "AirflowLauncher",
 ]
 
 
@@ -290,5 +293,9 @@ def _first_line(text: str) -> str:
 # The backends import the pipeline registry: load them on first use.
 __getattr__, __dir__ = lazy_exports(
     __name__,
-    {"SubprocessLauncher": "hybridflow.launchers.local", "FlexTemplateLauncher": "hybridflow.launchers.dataflow"},
+    {
+        "SubprocessLauncher": "hybridflow.launchers.local",
+        "FlexTemplateLauncher": "hybridflow.launchers.dataflow",
+        "AirflowLauncher": "hybridflow.launchers.airflow",
+    },
 )

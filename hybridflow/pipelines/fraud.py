@@ -139,6 +139,11 @@ def validate(options: PipelineOptions) -> None:
             "--early_every needs processing-time timers, which Beam's Flink runner does not fire for this "
             "pipeline (no early pane, and the job never ends); use --early_count=N, or another runner"
         )
+    if hf.mode == "streaming" and runner.rsplit(".", 1)[-1] == "SparkRunner":
+        raise InvalidOptionError(
+            "--mode=streaming: Beam's portable Spark runner does not support side inputs in streaming "
+            "(the card profiles this pipeline joins); use --profile=flink or --profile=prism"
+        )
     try:
         window_spec(hf.window)
     except Exception as exc:  # SchemaError names the accepted forms

@@ -7,7 +7,12 @@ import time
 from typing import Mapping
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    FlinkRunnerOptions,
+    PipelineOptions,
+    SparkRunnerOptions,
+    StandardOptions,
+)
 
 from hybridflow.io import WriteTo
 from hybridflow.io.options import sink_overrides
@@ -153,6 +158,9 @@ def _engine(result, options, requested: str) -> str:
         master = flink.flink_master or "[auto]"
         where = "local mini-cluster" if master in ("[local]", "[auto]") else master
         return f"FlinkRunner (Flink {flink.flink_version}, {where})"
+    if requested == "SparkRunner":
+        spark = options.view_as(SparkRunnerOptions)
+        return f"SparkRunner (Spark {spark.spark_version}, {spark.spark_master_url})"
     engine = {
         "RunnerResult": "FnApiRunner",
         "DirectPipelineResult": "BundleBasedDirectRunner",

@@ -1,5 +1,5 @@
-"""The runner matrix over the session's Prism and Flink job servers (the
-``prism_server`` / ``flink_server`` fixtures of tests/conftest.py)."""
+"""The runner matrix over the session's Prism, Flink and Spark job servers (the
+``prism_server`` / ``flink_server`` / ``spark_server`` fixtures of tests/conftest.py)."""
 
 import pytest
 
@@ -8,6 +8,7 @@ RUNNERS = {
     "fnapi": ((), None),
     "prism": ((pytest.mark.prism,), "prism_server"),
     "flink": ((pytest.mark.flink,), "flink_server"),
+    "spark": ((pytest.mark.spark,), "spark_server"),
 }
 
 
