@@ -20,7 +20,10 @@ Dataflow                    through the Dataflow API (not tried here)
 ==========================  ====================================================
 
 Metric names (every series has a ``pipeline`` label, and a ``step`` label
-with the transform's label, e.g. ``Score/EnrichWithProfile/Join``):
+with the transform's label, e.g. ``Score/EnrichWithProfile/Join``). Every
+counter family is served from the start: until the job reports a series of
+it, as one series at 0 with an empty ``step`` (and each documented label
+value), so no dashboard panel shows "No data":
 
 ================================================  ==========================================
 ``hybridflow_records_total{outcome}``              records ``read`` by a source, ``written``
@@ -44,7 +47,7 @@ with the transform's label, e.g. ``Score/EnrichWithProfile/Join``):
 ``hybridflow_pipeline_start_time_seconds``,        job start / end (Unix time)
 ``hybridflow_pipeline_end_time_seconds``
 ``hybridflow_pipeline_deadline_seconds``,          ``--deadline`` and whether the job
-``hybridflow_pipeline_deadline_exceeded``          overran it (0/1)
+``hybridflow_pipeline_deadline_exceeded``          overran it (0/1; 0 without a deadline)
 ``hybridflow_metrics_refresh_time_seconds``,       last successful read of the job's
 ``hybridflow_metrics_refresh_errors_total``        metrics; failed reads
 ================================================  ==========================================
@@ -110,6 +113,23 @@ class JobStatus:
     refresh_errors: int = 0
 
 
+# Every declared counter family starts at 0 (so a dashboard panel over it shows 0, not "No data",
+# and rate() counts its first increment): family -> the label values of its zero series. A zero
+# series is served only while the job has reported no series of that family.
+_ZERO_SERIES: Mapping[str, tuple[Mapping[str, str], ...]] = {
+    "records": tuple({"outcome": o} for o in ("read", "written", "in", "out")),
+    "dead_letters": tuple({"reason": r} for r in ("webhook_rejected", "webhook_failed", "webhook_unreachable")),
+    "late_records": ({},),
+    "filtered_records": ({},),
+    "duplicate_records": ({},),
+    "alerts": ({},),
+    "alerts_suppressed": ({},),
+    "enrich_lookups": ({"result": "hit"}, {"result": "miss"}),
+    "enrich_cache_requests": ({"result": "hit"}, {"result": "miss"}),
+    "webhook_retries": ({},),
+}
+
+
 def _name(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_]", "_", text)
 
@@ -163,6 +183,11 @@ def metric_families(snapshot: Optional[MetricsSnapshot], status: JobStatus) -> l
                        f"The {'smallest' if which == 'min' else 'largest'} {base}{unit} so far.").add_metric(
                     [pipeline, step], value / scale
                 )
+    for name, series in _ZERO_SERIES.items():
+        if ("counter", name) not in families:
+            labels = ["step", *series[0]]
+            for values in series:
+                count(name, labels, ("", *values.values()), 0)
     family("gauge", "pipeline_info", ["mode", "runner"], "The job: 1.").add_metric(
         [pipeline, status.mode, status.runner], 1
     )
@@ -177,10 +202,9 @@ def metric_families(snapshot: Optional[MetricsSnapshot], status: JobStatus) -> l
     ):
         if value is not None:
             family("gauge", name, [], text).add_metric([pipeline], value)
-    if status.deadline is not None:
-        family("gauge", "pipeline_deadline_exceeded", [], "1 if the job overran its --deadline.").add_metric(
-            [pipeline], 1 if status.deadline_exceeded else 0
-        )
+    family("gauge", "pipeline_deadline_exceeded", [], "1 if the job overran its --deadline (0 without one).").add_metric(
+        [pipeline], 1 if status.deadline_exceeded else 0
+    )
     family("counter", "metrics_refresh_errors", [], "Failed reads of the job's metrics.").add_metric(
         [pipeline], status.refresh_errors
     )
