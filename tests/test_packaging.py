@@ -11,6 +11,7 @@ import ast
 import functools
 import importlib.metadata
 import importlib.util
+import os
 import pathlib
 import re
 import sys
@@ -29,9 +30,10 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 PROJECT = PYPROJECT["project"]
 
 # Modules that belong to extras as a whole (every import in them may come from these extras).
-# Any other module's imports must be base requirements, unless made through
-# ``hybridflow.errors.require(module, feature, EXTRA)`` -- in which case every import of the
-# same function belongs to EXTRA -- or guarded by ``except ImportError``.
+# Any other module's top-level imports must be base requirements. Imports inside functions may
+# come from an extra the module names in a ``hybridflow.errors.require(module, feature, EXTRA)``
+# call (that call is what tells a user without the extra to install it), or be guarded by
+# ``except ImportError``.
 MODULE_EXTRAS = {
     "hybridflow.testing.runners": ("test",),
     "hybridflow.testing.services.pytest_plugin": ("test",),
@@ -119,18 +121,26 @@ def _file_owners() -> dict:
     for dist in importlib.metadata.distributions():
         for file in dist.files or ():
             if file.suffix in (".py", ".so", ".pyi") or file.name == "__init__.py":
-                owners[str(pathlib.Path(dist.locate_file(file)).resolve())] = canonicalize_name(dist.metadata["Name"])
+                owners[os.path.normpath(dist.locate_file(file))] = canonicalize_name(dist.metadata["Name"])
     return owners
 
 
 def _distribution(module: str) -> str:
-    """The installed distribution that provides ``module`` (namespace packages resolved)."""
-    spec = importlib.util.find_spec(module)
+    """The installed distribution that provides ``module`` (namespace packages resolved);
+    ``package.name`` where ``name`` is not a module is looked up as ``package``."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except ModuleNotFoundError:
+        spec = None
+    if spec is None and "." in module:
+        parent = module.rpartition(".")[0]
+        if importlib.util.find_spec(parent) is not None:
+            return _distribution(parent)
     assert spec is not None, f"{module} is not installed in the test venv"
     paths = [spec.origin] if spec.origin not in (None, "namespace") else []
     paths += [str(pathlib.Path(p) / "__init__.py") for p in (spec.submodule_search_locations or [])]
     for path in paths:
-        owner = _file_owners().get(str(pathlib.Path(path).resolve()))
+        owner = _file_owners().get(os.path.normpath(path))
         if owner:
             return owner
     raise AssertionError(f"no installed distribution owns {module} ({paths})")
@@ -143,15 +153,18 @@ class _Imports(ast.NodeVisitor):
         self.found = []  # (line, module, extras or None for base, optional)
         self._scopes = [set(module_extras)]
         self._optional = 0
+        self._lazy = set(module_extras)  # the extras of the module's require() calls, for function bodies
 
-    def _function(self, node):
-        extras = set(self._scopes[-1])
+    def visit_Module(self, node):
         for inner in ast.walk(node):
             if (isinstance(inner, ast.Call) and getattr(inner.func, "id", None) == "require"
                     and len(inner.args) == 3 and isinstance(inner.args[2], ast.Constant)):
-                extras.add(inner.args[2].value)
+                self._lazy.add(inner.args[2].value)
                 self.found.append((inner.lineno, inner.args[0].value, (inner.args[2].value,), False))
-        self._scopes.append(extras)
+        self.generic_visit(node)
+
+    def _function(self, node):
+        self._scopes.append(self._scopes[-1] | self._lazy)
         self.generic_visit(node)
         self._scopes.pop()
 
@@ -179,7 +192,8 @@ class _Imports(ast.NodeVisitor):
 
     def visit_ImportFrom(self, node):
         if node.level == 0 and node.module:
-            self._add(node.lineno, node.module)
+            for alias in node.names:  # `from google.cloud import storage`: the submodule, where it is one
+                self._add(node.lineno, f"{node.module}.{alias.name}")
 
 
 def _package_modules():
@@ -207,7 +221,7 @@ def test_every_third_party_import_is_declared_in_the_extra_that_needs_it():
 def test_the_scan_finds_an_undeclared_import(tmp_path, monkeypatch):
     """The check above can fail: an import of a distribution declared nowhere, or only in another extra."""
     scan = _Imports(())
-    scan.visit(ast.parse("import numpy\ndef f():\n    require('kafka', 'x', 'kafka')\n    import matplotlib\n"))
+    scan.visit(ast.parse("import numpy\ndef f():\n    require('kafka', 'x', 'kafka')\ndef g():\n    import matplotlib\n"))
     found = {module: extras for _, module, extras, _ in scan.found}
     assert found == {"numpy": None, "kafka": ("kafka",), "matplotlib": ("kafka",)}
     assert _distribution("matplotlib") not in _declared(("kafka",))

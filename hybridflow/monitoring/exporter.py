@@ -65,7 +65,7 @@ from typing import Iterator, Mapping, Optional
 from hybridflow.errors import InvalidOptionError, require
 from hybridflow.metrics import MetricsSnapshot, query_metrics
 
-__all__ = ["JobStatus", "MetricsExporter", "metric_families", "STATES"]
+__all__ = ["JobStatus", "MetricsExporter", "metric_families", "counter_names", "STATES"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -128,6 +128,15 @@ _ZERO_SERIES: Mapping[str, tuple[Mapping[str, str], ...]] = {
     "enrich_cache_requests": ({"result": "hit"}, {"result": "miss"}),
     "webhook_retries": ({},),
 }
+
+
+def counter_names() -> list[str]:
+    """Names of the Beam counters (namespace ``hybridflow``) the exporter knows
+    by name; ``dead_letters.REASON`` and ``alerts.RULE`` stand for their families (the
+    Cloud Monitoring dashboard's filters are checked against these)."""
+    return sorted({*_OUTCOMES, *_LABELLED, *_RENAMED, "late_records", "alerts_suppressed", "webhook_retries",
+                   *_BY_SUFFIX, *(f"{prefix}.{label.upper()}" for prefix, (_, label) in _BY_SUFFIX.items()),
+                   *(f"dead_letters.{v['reason']}" for v in _ZERO_SERIES["dead_letters"])})
 
 
 def _name(text: str) -> str:
