@@ -37,10 +37,11 @@ $(VENV)/.stamp-test: $(VENV)/.stamp-base pyproject.toml constraints.txt Makefile
 	touch $@
 
 # Debian packages the monitoring tests run (Prometheus scrapes a live
-# pipeline; headless Chromium renders the batch report): installed with
+# pipeline; a Pushgateway takes a batch job's final metrics; headless
+# Chromium renders the batch report): installed with
 # apt-get when their command is missing. Without them those tests skip
 # (or fail under HYBRIDFLOW_REQUIRE_SERVICES=1).
-SYSTEM_PACKAGES := prometheus chromium
+SYSTEM_PACKAGES := prometheus prometheus-pushgateway chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

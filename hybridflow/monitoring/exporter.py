@@ -65,7 +65,7 @@ from typing import Iterator, Mapping, Optional
 from hybridflow.errors import InvalidOptionError, require
 from hybridflow.metrics import MetricsSnapshot, query_metrics
 
-__all__ = ["JobStatus", "MetricsExporter", "metric_families", "counter_names", "STATES"]
+__all__ = ["JobStatus", "MetricsExporter", "metric_families", "counter_names", "push_metrics", "STATES"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -221,14 +221,38 @@ def metric_families(snapshot: Optional[MetricsSnapshot], status: JobStatus) -> l
 
 
 class _Collector:
-    def __init__(self, exporter: "MetricsExporter"):
-        self._exporter = exporter
+    """The families of a snapshot, read when Prometheus (or a push) collects."""
+
+    def __init__(self, source):
+        self._source = source  # () -> (snapshot, status)
 
     def describe(self):
         return []  # families depend on what the job reports
 
     def collect(self) -> Iterator:
-        yield from metric_families(self._exporter.snapshot, self._exporter.status)
+        yield from metric_families(*self._source())
+
+
+def _registry(source):
+    prometheus_client = require("prometheus_client", "Prometheus metrics", "monitoring")
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(source))
+    return registry
+
+
+def push_metrics(url: str, snapshot: Optional[MetricsSnapshot], status: JobStatus, timeout: float = 30.0) -> None:
+    """Pushes the job's metrics to a Prometheus Pushgateway at ``url``, replacing
+    what the same pipeline pushed before (grouping key ``job="hybridflow"``,
+    ``pipeline``). Raises :class:`~hybridflow.errors.ConnectorError` naming the
+    gateway when the push fails."""
+    from hybridflow.errors import ConnectorError
+
+    prometheus_client = require("prometheus_client", "--metrics_pushgateway", "monitoring")
+    try:
+        prometheus_client.push_to_gateway(url, job="hybridflow", grouping_key={"pipeline": status.pipeline},
+                                          registry=_registry(lambda: (snapshot, status)), timeout=timeout)
+    except OSError as exc:  # URLError, connection refused, HTTP errors from the gateway
+        raise ConnectorError(f"--metrics_pushgateway={url}: the push failed ({exc}); is the Pushgateway running?") from exc
 
 
 class MetricsExporter:
@@ -270,8 +294,7 @@ class MetricsExporter:
 
     def start(self) -> "MetricsExporter":
         prometheus_client = require("prometheus_client", "live metrics (--metrics_port)", "monitoring")
-        registry = prometheus_client.CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(self))
+        registry = _registry(lambda: (self.snapshot, self.status))
         try:
             self._server, self._server_thread = prometheus_client.start_http_server(
                 self._port, addr=self._address, registry=registry

@@ -6,7 +6,7 @@ A missing binary skips the test with the reason, or fails it when
 import pytest
 
 from hybridflow.testing.services.pytest_plugin import unavailable
-from tests.monitoring.services import HeadlessChromium, PrometheusServer, Unavailable, WebhookReceiver
+from tests.monitoring.services import HeadlessChromium, PrometheusServer, PushgatewayServer, Unavailable, WebhookReceiver
 
 
 def prism_pipeline(flags, *more):
@@ -32,6 +32,17 @@ def prometheus():
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def pushgateway():
+    """A real Prometheus Pushgateway on a free loopback port; stopped after the test."""
+    try:
+        server = PushgatewayServer()
+    except Unavailable as exc:
+        unavailable(str(exc))
+    with server:
+        yield server
 
 
 @pytest.fixture(scope="session")

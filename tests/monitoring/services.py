@@ -119,6 +119,45 @@ class PrometheusServer:
         self.stop()
 
 
+class PushgatewayServer:
+    """``prometheus-pushgateway`` (Debian package) on a free loopback port, in memory."""
+
+    def __init__(self):
+        self.binary = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
+        if not os.access(self.binary, os.X_OK):
+            raise Unavailable("prometheus-pushgateway is not installed: apt-get install prometheus-pushgateway "
+                              "(make test does)")
+        self.port = free_port()
+        self.base = tempfile.mkdtemp(prefix="hf-pushgateway-")
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "PushgatewayServer":
+        log = os.path.join(self.base, "pushgateway.log")
+        self.proc = _spawn([self.binary, f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"], log)
+        _wait(lambda: urllib.request.urlopen(self.url + "/-/ready", timeout=2).status == 200,
+              "prometheus-pushgateway", 60, self.proc, log)
+        return self
+
+    def metrics(self) -> str:
+        """What the gateway serves to Prometheus (text format)."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
+            return response.read().decode()
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 # --------------------------------------------------------------------------
 # Chromium over the DevTools protocol
 
