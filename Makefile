@@ -110,6 +110,7 @@ test-beam-range:
 # template image's platform (Linux x86_64, CPython 3.11: this machine's).
 lock: $(VENV)/.stamp-test
 	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra gcp \
+	    --no-emit-find-links --no-emit-index-url --no-emit-trusted-host \
 	    --constraint constraints.txt --output-file hybridflow/flex/requirements.lock pyproject.toml
 
 # The property tests with the hypothesis profile `deep`: random seeds, ten times the examples.

@@ -17,8 +17,6 @@ from typing import Sequence
 
 __all__ = ["run_template", "is_dataflow"]
 
-_LOG = logging.getLogger("hybridflow.flex")
-
 
 def is_dataflow(options) -> bool:
     from apache_beam.options.pipeline_options import StandardOptions

@@ -43,6 +43,7 @@ from hybridflow.errors import InvalidOptionError, SchemaError
 from hybridflow.options import HybridflowOptions, bool_arg, duration_arg, parser_actions
 
 __all__ = [
+    "TYPE_PARAM_TYPES",
     "URI_PARAM_TYPES",
     "dataflow_option_names",
     "TemplateParameter",
@@ -238,13 +239,14 @@ _NOT_PASSED_THROUGH = ("project", "region", "job_name", "runner", "template_loca
 def dataflow_option_names() -> frozenset[str]:
     """Beam's Dataflow job options a template launch passes through to the job
     (``max_num_workers``, ``sdk_container_image``, ``service_account_email``,
-    ``subnetwork``, ``use_public_ips``, ``machine_type``, ``experiments``,
-    ``labels``, ``staging_location`` ...): the flags of Beam's GoogleCloudOptions,
-    WorkerOptions and DebugOptions."""
+    ``subnetwork``, ``machine_type``, ``experiments``, ``labels``,
+    ``staging_location`` ...): the valued flags of Beam's GoogleCloudOptions,
+    WorkerOptions and DebugOptions (on/off flags such as ``--no_use_public_ips``
+    cannot be written ``--name=value``: ``template launch`` has flags for them)."""
     from apache_beam.options.pipeline_options import DebugOptions, GoogleCloudOptions, WorkerOptions
 
     names = {a.dest for cls in (GoogleCloudOptions, WorkerOptions, DebugOptions) for a in parser_actions(cls)
-             if a.nargs != 0}  # on/off flags cannot be passed as --name=value: launch has flags for them
+             if a.nargs != 0}
     return frozenset(names - set(_NOT_PASSED_THROUGH))
 
 
@@ -259,9 +261,10 @@ def check_parameters(spec, values: Mapping[str, str], require: bool = True) -> l
     :class:`~hybridflow.errors.InvalidOptionError` naming the parameter.
     """
     params = {p.name: p for p in template_parameters(spec)}
+    passed_through = dataflow_option_names()
     for name, value in values.items():
         param = params.get(name)
-        if param is None and name in dataflow_option_names():
+        if param is None and name in passed_through:
             continue  # checked by Beam's parser below
         if param is None:
             import difflib

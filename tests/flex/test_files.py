@@ -88,6 +88,8 @@ def test_requirements_are_the_hashed_lock_and_cover_every_runtime_requirement():
     assert text.endswith(LOCK_PATH.read_text())
     pins = lock_pins(LOCK_PATH.read_text())
     assert pins["apache-beam"] == BEAM_VERSION
+    # nothing of the machine that made it: no local wheel directory, index or host
+    assert not re.search(r"^-", LOCK_PATH.read_text(), re.M)
     declared = [Requirement(r) for r in importlib.metadata.requires("hybridflow")]
     runtime = [r for r in declared if r.marker is None or r.marker.evaluate({"extra": "gcp"})]
     for requirement in runtime:
