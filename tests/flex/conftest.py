@@ -108,8 +108,10 @@ class TokenServer:
     credentials (its check of the staging bucket's soft-delete policy ignores
     ``--no_auth``; without credentials Beam retries the lookup for ~22 s).
     :meth:`credentials_file` writes an Application Default Credentials file
-    (``authorized_user``) whose ``token_uri`` is this server: the documented
-    ``GOOGLE_APPLICATION_CREDENTIALS`` mechanism, answered locally.
+    for a service account (a key made here) whose ``token_uri`` is this
+    server: the documented ``GOOGLE_APPLICATION_CREDENTIALS`` mechanism,
+    answered locally. (An ``authorized_user`` file would not do: google-auth
+    always sends those to Google's own token endpoint.)
     """
 
     def __init__(self):
@@ -133,10 +135,17 @@ class TokenServer:
         self.url = f"http://127.0.0.1:{self._server.server_port}/token"
 
     def credentials_file(self, directory) -> str:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
         path = os.path.join(directory, "adc.json")
         with open(path, "w") as f:
-            json.dump({"type": "authorized_user", "client_id": "offline", "client_secret": "offline",
-                       "refresh_token": "offline", "token_uri": self.url}, f)
+            json.dump({"type": "service_account", "project_id": PROJECT, "private_key_id": "offline",
+                       "private_key": pem, "client_email": f"offline@{PROJECT}.iam.gserviceaccount.com",
+                       "client_id": "1", "token_uri": self.url}, f)
         return path
 
     def stop(self):

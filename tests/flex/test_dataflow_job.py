@@ -147,6 +147,7 @@ def _dataflow_options(*flags):
 def _staged(options, tmp_path):
     from apache_beam.runners.portability.stager import Stager
 
+    (tmp_path / "staging").mkdir()
     resources = Stager.create_job_resources(options, str(tmp_path / "staging"))
     return sorted(_name(r) for r in resources)
 

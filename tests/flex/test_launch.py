@@ -68,7 +68,7 @@ def test_dataflow_job_options_become_gcloud_flags(template_copy):
                         "sdk_container_image": "registry.example/img:1"}, template_dir=str(template_copy),
                         job_name="j", job_options=options)
     launch.check()
-    assert launch.run_command()[9:] == [
+    assert launch.run_command()[8:] == [
         "--service-account-email=sa@my-project.iam.gserviceaccount.com", "--subnetwork=regions/r/subnetworks/s",
         "--disable-public-ips", "--worker-machine-type=n2-standard-4", "--max-workers=10",
         "--temp-location=gs://my-project-hybridflow/tmp", "--staging-location=gs://other/staging",
