@@ -98,13 +98,10 @@ def test_requirements_are_the_hashed_lock_and_cover_every_runtime_requirement():
         assert requirement.specifier.contains(pins[name]), (str(requirement), pins[name])
 
 
-def test_the_lock_pins_what_the_tests_ran_with():
-    """The image installs the versions this suite ran with (Beam and the core libraries)."""
-    pins = lock_pins(LOCK_PATH.read_text())
-    differ = {name: (pins[name], importlib.metadata.version(name))
-              for name in ("apache-beam", "pyarrow", "ddsketch", "fastavro", "numpy", "requests", "urllib3")
-              if importlib.metadata.version(name) != pins[name]}
-    assert not differ, f"lock and test venv differ: {differ}; run `make lock` (or reinstall the venv)"
+def test_the_lock_pins_the_beam_the_tests_ran_with():
+    """The image's Beam is the test venv's (constraints.txt); the other pins only need to satisfy the
+    declared ranges (above): a fresh venv may resolve newer releases than the lock."""
+    assert lock_pins(LOCK_PATH.read_text())["apache-beam"] == importlib.metadata.version("apache-beam")
 
 
 def test_main_py_only_calls_the_installed_package():
