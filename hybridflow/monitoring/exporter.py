@@ -22,8 +22,8 @@ Dataflow                    through the Dataflow API (not tried here)
 Metric names (every series has a ``pipeline`` label, and a ``step`` label
 with the transform's label, e.g. ``Score/EnrichWithProfile/Join``). Every
 counter family is served from the start: until the job reports a series of
-it, as one series at 0 with an empty ``step`` (and each documented label
-value), so no dashboard panel shows "No data":
+it (for dead letters: of each webhook reason), as a series at 0 with an empty
+``step``, so no dashboard panel shows "No data":
 
 ================================================  ==========================================
 ``hybridflow_records_total{outcome}``              records ``read`` by a source, ``written``
@@ -115,7 +115,8 @@ class JobStatus:
 
 # Every declared counter family starts at 0 (so a dashboard panel over it shows 0, not "No data",
 # and rate() counts its first increment): family -> the label values of its zero series. A zero
-# series is served only while the job has reported no series of that family.
+# series (with an empty step) is served while the job has reported no series with those label
+# values (e.g. dead letters of the webhook reasons once other reasons have some).
 _ZERO_SERIES: Mapping[str, tuple[Mapping[str, str], ...]] = {
     "records": tuple({"outcome": o} for o in ("read", "written", "in", "out")),
     "dead_letters": tuple({"reason": r} for r in ("webhook_rejected", "webhook_failed", "webhook_unreachable")),
@@ -193,10 +194,10 @@ def metric_families(snapshot: Optional[MetricsSnapshot], status: JobStatus) -> l
                     [pipeline, step], value / scale
                 )
     for name, series in _ZERO_SERIES.items():
-        if ("counter", name) not in families:
-            labels = ["step", *series[0]]
-            for values in series:
-                count(name, labels, ("", *values.values()), 0)
+        served = families[("counter", name)].samples if ("counter", name) in families else []
+        for values in series:
+            if not any(all(s.labels.get(k) == v for k, v in values.items()) for s in served):
+                count(name, ["step", *values], ("", *values.values()), 0)
     family("gauge", "pipeline_info", ["mode", "runner"], "The job: 1.").add_metric(
         [pipeline, status.mode, status.runner], 1
     )
