@@ -34,25 +34,25 @@ def prometheus():
         server.stop()
 
 
-@pytest.fixture
-def pushgateway():
-    """A real Prometheus Pushgateway on a free loopback port; stopped after the test."""
+def _serve(make):
+    """Runs what ``make()`` builds for the fixture's scope; a missing binary skips (fails in CI)."""
     try:
-        server = PushgatewayServer()
+        server = make()
     except Unavailable as exc:
         unavailable(str(exc))
     with server:
         yield server
 
 
+@pytest.fixture
+def pushgateway():
+    """A real Prometheus Pushgateway on a free loopback port; stopped after the test."""
+    yield from _serve(PushgatewayServer)
+
+
 @pytest.fixture(scope="session")
 def chromium():
-    try:
-        browser = HeadlessChromium()
-    except Unavailable as exc:
-        unavailable(str(exc))
-    with browser:
-        yield browser
+    yield from _serve(HeadlessChromium)
 
 
 @pytest.fixture
