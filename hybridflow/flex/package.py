@@ -4,7 +4,7 @@ the content tag of the template image, and staging for ``--profile dataflow``.
 Workers get their dependencies the way Google recommends for them: one custom
 SDK container image (Beam's SDK image + the hashed lock + hybridflow's wheel)
 that is both the flex-template launcher and the workers' ``sdk_container_image``.
-Nothing is installed when a worker starts, so workers without public IPs work.
+Nothing is installed when a worker starts: workers need no package index.
 
 - :data:`LOCK_PATH`: every runtime requirement (and Beam's gcp extra) at one
   version with its hashes, made by ``make lock`` (pip-compile
@@ -65,7 +65,8 @@ def _package_files():
 
 def content_digest() -> str:
     """sha256 of the lock and of every file of the package (name and bytes):
-    the same for a checkout and for the wheel built from it."""
+    the same for a checkout and for the wheel built from it (as long as the
+    checkout's package directory holds no file the wheel leaves out)."""
     digest = hashlib.sha256()
     for path in _package_files():
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
