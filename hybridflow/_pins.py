@@ -1,8 +1,10 @@
-"""Version pins shared by setup.py, the Makefile and the provisioning tools.
+"""Version pins shared by the Makefile, the provisioning tools and the tests.
 
-``BEAM_VERSION`` is the single place where the Apache Beam version is pinned:
-the Python SDK, the Prism binary and the Java jars (Flink job server,
-expansion services) built by ``tools/`` must all be of this version.
+``BEAM_VERSION`` is the Apache Beam version the local runners are built for:
+the Prism binary's name, the Java jars (Flink job server, expansion services)
+built by ``tools/`` and the Python SDK of the test venv (``constraints.txt``,
+checked against this by a test) are all of this version. The library itself
+accepts a range of Beam releases (``pyproject.toml``).
 """
 
 # 2.70.0, not the newest 2.77.0: it is the newest Beam version for which every

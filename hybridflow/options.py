@@ -154,6 +154,14 @@ class MonitoringOptions(PipelineOptions):
             help="Write the final metrics and a job summary (state, start, end, duration, counts) to this JSON file.",
         )
         parser.add_argument(
+            "--metrics_pushgateway",
+            "--metrics-pushgateway",
+            dest="metrics_pushgateway",
+            default=None,
+            help="Push the job's final metrics to this Prometheus Pushgateway (http://host:9091) when it ends "
+            "(job=hybridflow, grouped by pipeline): for batch jobs that end between two scrapes.",
+        )
+        parser.add_argument(
             "--deadline",
             type=duration_arg,
             default=None,
@@ -175,6 +183,10 @@ class MonitoringOptions(PipelineOptions):
             raise InvalidOptionError(f"--metrics_interval={self.metrics_interval:g}: must be > 0 (e.g. 5s)")
         if self.deadline is not None and not self.deadline > 0:
             raise InvalidOptionError(f"--deadline={self.deadline:g}: must be > 0 (e.g. 30m)")
+        if self.metrics_pushgateway is not None and not self.metrics_pushgateway.startswith(("http://", "https://")):
+            raise InvalidOptionError(
+                f"--metrics_pushgateway={self.metrics_pushgateway}: give the Pushgateway's http:// or https:// URL"
+            )
         if self.alerts_webhook is not None and not self.alerts_webhook.startswith(
             ("http://", "https://", "webhook+http://", "webhook+https://")
         ):

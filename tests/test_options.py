@@ -8,7 +8,7 @@ from apache_beam.options.pipeline_options import FlinkRunnerOptions, StandardOpt
 
 
 def test_profiles_ship_with_the_package():
-    assert list_profiles() == ["dataflow", "direct", "flink", "prism"]
+    assert list_profiles() == ["dataflow", "dataproc", "direct", "flink", "prism", "spark"]
     flink = load_profile("flink")
     assert "--runner=FlinkRunner" in flink.flags()
     assert "--job_server_jvm_properties=--add-opens=java.base/java.lang=ALL-UNNAMED" in flink.flags()

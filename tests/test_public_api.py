@@ -42,6 +42,7 @@ def test_monitoring_exports_are_curated():
     assert set(hybridflow.monitoring.__all__) == {
         "JobStatus", "MetricsExporter", "metric_families", "JobMonitor", "deliver_alerts", "job_report",
         "PostAlerts", "WriteToWebhook", "WebhookClient", "WebhookError", "Delivery", "dashboard_path",
+        "cloud_monitoring_paths",
     }
     for name in hybridflow.monitoring.__all__:
         assert getattr(hybridflow.monitoring, name) is not None, name

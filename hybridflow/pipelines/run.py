@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
 )
 
+from hybridflow.flex.package import stage_hybridflow
 from hybridflow.io import WriteTo
 from hybridflow.io.options import sink_overrides
 from hybridflow.metrics import MetricsSnapshot, query_counters
@@ -127,6 +128,7 @@ def run_pipeline(spec: PipelineSpec, options: PipelineOptions, wait: bool = True
     # read before running: portable runners clear --runner in the options they run
     requested = options.view_as(StandardOptions).runner or "DirectRunner"
     requested = requested if isinstance(requested, str) else type(requested).__name__
+    stage_hybridflow(options)  # on Dataflow: the workers get hybridflow's wheel unless their image has it
     p = beam.Pipeline(options=options)
     locations = construct(p, spec, options)
     with JobMonitor(spec.name, options, runner=requested) as monitor:  # --metrics_port, --deadline ...

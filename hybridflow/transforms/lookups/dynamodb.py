@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Optional, Union
 
-from hybridflow.errors import ConnectorError, RecordError, SchemaError
+from hybridflow.errors import ConnectorError, RecordError, SchemaError, require
 from hybridflow.transforms.lookups.base import LookupHandler
 from hybridflow.transforms.parse import record_parser
 
@@ -78,6 +78,7 @@ class DynamoDBLookup(LookupHandler):
     def open(self) -> None:
         from hybridflow.io.dynamodb import dynamodb_client, table_keys
 
+        require("botocore", "DynamoDBLookup", "aws")  # lookup() catches its errors
         self._parse = record_parser(self._schema, {})
         self._client = dynamodb_client(self._region, self._endpoint)
         keys = table_keys(self._client, self._table, f"DynamoDBLookup(dynamodb://{self._table})")
