@@ -281,9 +281,16 @@ def format_timestamp(value: Timestamp) -> str:
     return f"{sign}{abs(year):04d}{text[4:]}"
 
 
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Timestamp):
         return format_timestamp(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON has no infinities (an exact sum beyond the float range rounds to one):
+        # text, as the protobuf JSON mapping and BigQuery's JSON export write them
+        return _NON_FINITE.get(value, "NaN")
     if isinstance(value, datetime.datetime):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
@@ -294,7 +301,9 @@ def _plain(value: Any) -> Any:
 
 
 def to_plain(record: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a record (NamedTuple, beam.Row or dict)."""
+    """A JSON-ready dict of a record (NamedTuple, beam.Row or dict); Timestamps
+    as RFC 3339 text (:func:`format_timestamp`), infinities and NaN as the
+    text ``Infinity``, ``-Infinity``, ``NaN``."""
     if isinstance(record, Mapping):
         items = record.items()
     elif hasattr(record, "_asdict"):
