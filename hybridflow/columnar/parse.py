@@ -17,8 +17,9 @@ Timestamps are computed in integer microseconds with the per-element
 parser's rules (:func:`hybridflow.schemas.to_timestamp`): ISO text by
 calendar arithmetic, integers exactly, floats as ``rint(value * unit)`` in
 double precision. The JSON type of a timestamp column (text or number) is
-read off the first lines of each block; lines of the other form are set
-aside for the per-element parser when pyarrow rejects the block.
+read off the first lines of each block; lines of the other form go to the
+per-element parser (text in a number column: found with the conflicts up
+front; a number in a text column: looked for when pyarrow rejects a chunk).
 """
 
 from __future__ import annotations
@@ -368,8 +369,9 @@ def _iso_micros(column):
     if raw is not None:
         padded[: len(padded) - _ISO_WIDTH] = np.frombuffer(raw, dtype=np.uint8)[offsets[0]: offsets[-1]]
     positions = np.arange(_ISO_WIDTH)
-    b = np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(padded, _ISO_WIDTH)[starts].T)
-    b[positions[:, None] >= lengths] = 0  # the next value's bytes are not this one's
+    b = padded[positions[:, None] + starts]  # b[j] = byte j of every value
+    tail = b[19:]  # shorter values are invalid anyway; past the end of the longer ones, the next value's bytes
+    tail[positions[19:, None] >= lengths] = 0
     d = b - np.uint8(48)  # digit values; > 9 (wrapped) where the byte is no digit
     digit = d <= 9
     rows = np.arange(n)
@@ -404,9 +406,7 @@ def _iso_micros(column):
         run += alive
     digits = run
     ok &= ~dot | ((digits >= 1) & (digits <= 6))
-    fraction = np.zeros(n, dtype=np.int64)
-    for j in range(6):
-        fraction += np.where(j < digits, d[20 + j], 0).astype(np.int64) * 10 ** (5 - j)
+    fraction = (10 ** np.arange(5, -1, -1)) @ np.where(np.arange(6)[:, None] < digits, d[20:26], 0)
     # zone: nothing, Z/z, or a sign and HH, HHMM or HH:MM
     zone = 19 + np.where(dot, digits + 1, 0)
     rest = lengths - zone
@@ -523,8 +523,8 @@ class _ParseTablesFn(beam.DoFn):
 
     def _block_layout(self, lines, bulk):
         """(pyarrow schema, literals marking a line that would make pyarrow
-        reject the block, literals marking a timestamp of the other form) for
-        a block, from its first regular lines: their separator style
+        reject the block, literals marking a number in a text timestamp column)
+        for a block, from its first regular lines: their separator style
         (``"a": "x"`` or ``"a":"x"``; a block mixing styles is bisected) and
         the JSON type of each timestamp field, text or number (float64)."""
         import numpy as np
@@ -540,10 +540,10 @@ class _ParseTablesFn(beam.DoFn):
         for name, json_type in self._json_types:
             if name in self._stamps:
                 prefix = f'"{name}{separator}'
-                if _numbers_in(sample, name):
+                if _numbers_in(sample, name):  # text timestamps: one literal, looked for at once like the conflicts
                     json_type = pa.float64()
-                    other_form.append(prefix + '"')
-                else:
+                    conflicts.append(prefix + '"')
+                else:  # numbers: eleven literals, looked for only in a chunk pyarrow rejects
                     other_form.extend(prefix + c for c in "-0123456789")
             types.append((name, json_type))
         return pa.schema(types), [c.encode() for c in conflicts], [o.encode() for o in other_form]
