@@ -41,6 +41,9 @@ def test_describe(hybridflow_cmd):
         (["run", "fraud", "--profile=dataflow"], "profile dataflow needs --project, --region, --temp_location"),
         (["run", "fraud", "--mode=streaming", "--profile=flink", "--early_every=10s"], "use --early_count=N"),
         (["run", "fraud", "--print_alerts=maybe"], "'maybe' is not a boolean"),
+        (["run", "fraud", "--zscore_threshold=-inf"], "--zscore_threshold=-inf: must be a finite number > 0"),
+        (["run", "fraud", "--zscore_threshold=nan"], "--zscore_threshold=nan: must be a finite number > 0"),
+        (["run", "fraud", "--timestamp_unit=ns"], "invalid choice: 'ns'"),
         (["frobnicate"], "invalid choice"),
     ],
 )
