@@ -399,12 +399,11 @@ def _iso_micros(column):
     year, month, day, hour, minute, second = (fixed(*field) for field in ((0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2)))
     # fraction: "." and 1-6 digits
     dot = b[19] == 46
-    run = np.zeros(n, dtype=np.int64)
+    digits = np.zeros(n, dtype=np.int64)  # after the dot, counted up to 7
     alive = dot.copy()
     for position in range(20, 27):
         alive &= digit[position]
-        run += alive
-    digits = run
+        digits += alive
     ok &= ~dot | ((digits >= 1) & (digits <= 6))
     fraction = (10 ** np.arange(5, -1, -1)) @ np.where(np.arange(6)[:, None] < digits, d[20:26], 0)
     # zone: nothing, Z/z, or a sign and HH, HHMM or HH:MM

@@ -15,7 +15,7 @@ reasons; the two paths agree on every record and every dead letter
 import datetime
 import io
 import json
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 from unittest import mock
 
 import apache_beam as beam
@@ -24,7 +24,7 @@ from apache_beam.utils.timestamp import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridflow import OneOf, ParseRecords, Range, WindowedAggregate, WriteTo
+from hybridflow import ParseRecords, WindowedAggregate, WriteTo
 from hybridflow.columnar import ToRecords
 from hybridflow.errors import RecordError, SchemaError
 from hybridflow.io import ReadFrom
@@ -33,21 +33,12 @@ from hybridflow.schemas import TIMESTAMP_UNITS, format_timestamp, register, to_t
 from hybridflow.testing import Collect, batch_pipeline, collected
 from hybridflow.transforms.dead_letters import Unreadable
 from hybridflow.transforms.parse import MAX_JSON_DEPTH, json_depth, record_parser
+from tests._docs import example
 from tests.conftest import examples
+from tests.transforms.test_properties import Obs as Reading  # value in [-1000, 1000], kind a or b
 
 UTC = datetime.timezone.utc
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@register
-class Reading(NamedTuple):
-    station: str
-    value: float
-    level: Optional[int]
-    kind: str
-    event_time: Timestamp
-
-    constraints = {"value": Range(min=-1e6, max=1e6), "kind": OneOf(["a", "b"])}
 
 
 @register
@@ -91,7 +82,7 @@ def event_times(draw, unit):
 @st.composite
 def valid(draw, unit):
     """(fields of a valid record, the Reading)."""
-    value = draw(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False))
+    value = draw(st.floats(min_value=-1000, max_value=1000, allow_nan=False))
     when, micros = draw(event_times(unit))
     level = draw(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)))
     fields = {"station": draw(st.sampled_from(["s1", "s2", "ç3"])), "value": value, "level": level,
@@ -340,13 +331,8 @@ def test_csv_rows_that_are_not_utf8_or_too_long_are_dead_letters(tmp_path):
 
 def test_docs_example_runs(tmp_path):
     """docs/transforms.md's ParseRecords example runs as written."""
-    import pathlib
-    import re
-
-    docs = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "transforms.md").read_text()
-    (block,) = re.findall(r"<!-- example: parse-poison -->\n```python\n(.*?)```", docs, re.S)
     namespace = {"__name__": "docs_parse_poison"}
-    exec(compile(block, "docs/transforms.md", "exec"), namespace)
+    exec(compile(example("transforms.md", "parse-poison"), "docs/transforms.md", "exec"), namespace)
     namespace["run"](str(tmp_path))
 
 
