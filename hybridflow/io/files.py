@@ -38,7 +38,7 @@ import io
 import json
 import os
 import typing
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Optional
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -140,7 +140,7 @@ def _to_csv_line(record: Any) -> str:
 # Reading
 
 
-def csv_rows(lines: Iterable[str]) -> Iterator[Any]:
+def csv_rows(lines: typing.Iterable[str]) -> typing.Iterator[Any]:
     """The rows of CSV text as dicts keyed by its header row (as
     ``csv.DictReader`` gives them: blank rows skipped, extra cells under the
     key ``None``, missing ones ``None``). ``lines`` are decoded with
