@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from apache_beam.options.pipeline_options import (
@@ -27,7 +28,10 @@ from hybridflow.durations import parse_duration
 from hybridflow.errors import InvalidOptionError
 from hybridflow.redaction import redact
 
-__all__ = ["HybridflowOptions", "MonitoringOptions", "resolve_options", "MODES", "duration_arg", "bool_arg", "parser_actions"]
+__all__ = [
+    "HybridflowOptions", "MonitoringOptions", "resolve_options", "check_finite", "MODES", "duration_arg", "bool_arg",
+    "parser_actions",
+]
 
 MODES = ("batch", "streaming")
 
@@ -87,6 +91,13 @@ class HybridflowOptions(PipelineOptions):
             type=duration_arg,
             default=None,
             help="At most one alert per rule and key in this period of event time (0 = all).",
+        )
+        parser.add_argument(
+            "--timestamp_unit",
+            choices=("s", "ms", "us"),
+            default="s",
+            help="Unit of event times given as epoch numbers in the input: s (seconds, the default), "
+            "ms or us; ISO-8601 text is read as it is.",
         )
         parser.add_argument(
             "--columnar",
@@ -227,6 +238,18 @@ def parser_actions(options_class: type) -> list[argparse.Action]:
 
 def _known_flags(parser: argparse.ArgumentParser) -> list[str]:
     return [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+
+
+def check_finite(options: PipelineOptions) -> None:
+    """Raises InvalidOptionError for a ``type=float`` flag whose value is not
+    a finite number: ``inf`` fails where the value is written or compared,
+    ``nan`` compares false and silently turns a rule off. (A pipeline's
+    ``validate`` checks its own ranges first, with their message.)"""
+    values = options.get_all_options(drop_default=True)
+    for action in _strict_parser()._actions:
+        value = values.get(action.dest)
+        if action.type is float and isinstance(value, float) and not math.isfinite(value):
+            raise InvalidOptionError(f"{action.option_strings[0]}={value}: use a finite number (not inf or nan)")
 
 
 def check_flags(flags: Sequence[str]) -> None:

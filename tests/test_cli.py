@@ -46,6 +46,9 @@ def test_describe(hybridflow_cmd):
         (["cron-line", "fraud", "--schedule=daily"], "--schedule='daily': give five cron fields"),
         (["airflow-dag", "fraud", "--mode=streaming"], "an Airflow DAG schedules batch runs"),
         (["run", "fraud", "--print_alerts=maybe"], "'maybe' is not a boolean"),
+        (["run", "fraud", "--zscore_threshold=-inf"], "--zscore_threshold=-inf: must be a finite number > 0"),
+        (["run", "fraud", "--zscore_threshold=nan"], "--zscore_threshold=nan: must be a finite number > 0"),
+        (["run", "fraud", "--timestamp_unit=ns"], "invalid choice: 'ns'"),
         (["frobnicate"], "invalid choice"),
     ],
 )

@@ -169,6 +169,7 @@ class ParseRecords(beam.PTransform):
       format: auto, json, csv, avro or dict.
       timestamp_field: the event-time field, or null to keep input timestamps.
       columns: CSV column order.
+      timestamp_unit: unit of epoch numbers in Timestamp fields: s (default), ms or us.
       error_handling: ``{output: NAME}``: the output for dead letters (required).
     """
 
@@ -179,13 +180,15 @@ class ParseRecords(beam.PTransform):
         format: str = "auto",
         timestamp_field: Optional[str] = "event_time",
         columns: Optional[list[str]] = None,
+        timestamp_unit: str = "s",
         error_handling: Optional[Mapping[str, Any]] = None,
     ):
         super().__init__()
         self._payload_field = payload_field
         self._output = _error_output("ParseRecords", error_handling)
         self._parse = core.ParseRecords(
-            record_type(schema), timestamp_field=timestamp_field, format=format, columns=columns
+            record_type(schema), timestamp_field=timestamp_field, format=format, columns=columns,
+            timestamp_unit=timestamp_unit,
         )
         if self._output is None:
             raise _no_error_output("ParseRecords")

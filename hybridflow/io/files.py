@@ -87,6 +87,7 @@ from hybridflow.io.ecs import ecs_json
 from hybridflow.io.uri import FILE_FORMATS
 from hybridflow.metrics import CountElements
 from hybridflow.schemas import FieldInfo, fields_of, to_json, to_plain
+from hybridflow.transforms.dead_letters import Unreadable
 
 __all__ = ["ReadFromFiles", "WriteToFiles", "arrow_schema", "avro_schema", "file_name", "partition_path"]
 
@@ -173,14 +174,61 @@ def _to_csv_line(record: Any) -> str:
 # Reading
 
 
+def csv_rows(lines: typing.Iterable[str]) -> typing.Iterator[Any]:
+    """The rows of CSV text as dicts keyed by its header row (as
+    ``csv.DictReader`` gives them: blank rows skipped, extra cells under the
+    key ``None``, missing ones ``None``). ``lines`` are decoded with
+    ``errors="surrogateescape"``: a row holding bytes that are not UTF-8 is
+    given as those bytes (ParseRecords makes it a ``decode_error`` dead
+    letter), a row ``csv`` cannot read (a field over its size limit) as an
+    :class:`~hybridflow.transforms.dead_letters.Unreadable` (``invalid_csv``);
+    neither stops the file."""
+    consumed: list[str] = []
+
+    def feed():
+        for line in lines:
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(feed())
+    header: Optional[list] = None
+    while True:
+        consumed.clear()
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            text = "".join(consumed).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            yield Unreadable("invalid_csv", f"bad CSV row: {exc}", text)
+            continue
+        if header is None:  # a header cell that is not UTF-8 matches no field: every row lacks it
+            header = [cell.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for cell in row]
+            continue
+        if not row:
+            continue
+        raw = "".join(consumed)
+        if not raw.isascii():
+            try:
+                raw.encode("utf-8")
+            except UnicodeEncodeError:
+                yield raw.rstrip("\r\n").encode("utf-8", "surrogateescape")
+                continue
+        record: dict = dict(zip(header, row))
+        if len(row) > len(header):
+            record[None] = row[len(header):]
+        for name in header[len(row):]:
+            record[name] = None
+        yield record
+
+
 class _ReadCsvFile(beam.DoFn):
-    """Reads one CSV file into dicts keyed by its header row."""
+    """Reads one CSV file into dicts keyed by its header row (see :func:`csv_rows`);
+    a UTF-8 byte-order mark before the header is skipped."""
 
     def process(self, readable_file):
         with readable_file.open() as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-            for row in csv.DictReader(text):
-                yield row
+            yield from csv_rows(io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline=""))
 
 
 def text_or_bytes(line: bytes):

@@ -17,6 +17,7 @@ profiles from ``--profiles`` or built from a bounded ``--history``.
 from __future__ import annotations
 
 import collections
+import math
 from typing import Any, Optional
 
 import apache_beam as beam
@@ -129,6 +130,10 @@ def validate(options: PipelineOptions) -> None:
     hf = options.view_as(HybridflowOptions)
     if fo.velocity_threshold < 1:
         raise InvalidOptionError(f"--velocity_threshold={fo.velocity_threshold}: must be >= 1")
+    if not 0 < fo.zscore_threshold < math.inf:  # nan fails too
+        raise InvalidOptionError(
+            f"--zscore_threshold={fo.zscore_threshold}: must be a finite number > 0 (standard deviations, e.g. 4)"
+        )
     if not 0 < fo.usual_country_share <= 1:
         raise InvalidOptionError(f"--usual_country_share={fo.usual_country_share}: must be in (0, 1]")
     if fo.min_history < 0:
@@ -358,7 +363,7 @@ def build(p: beam.Pipeline, options: PipelineOptions) -> dict[str, Any]:
     parsed = (
         p
         | "ReadTransactions" >> ReadFrom(input_uri, bounded=batch, columnar=columnar)
-        | "ParseTransactions" >> ParseRecords(Transaction)
+        | "ParseTransactions" >> ParseRecords(Transaction, timestamp_unit=hf.timestamp_unit)
     )
     dead_letters = [parsed.dead_letters]
     outputs: dict[str, Any] = {}
@@ -381,7 +386,7 @@ def build(p: beam.Pipeline, options: PipelineOptions) -> dict[str, Any]:
                 | "ReadHistory" >> ReadFrom(
                     history_uri, bounded=True, columnar=hf.columnar != "never" and supports_columnar(history_uri)
                 )
-                | "ParseHistory" >> ParseRecords(Transaction)
+                | "ParseHistory" >> ParseRecords(Transaction, timestamp_unit=hf.timestamp_unit)
             )
             history = history_rows.records
             dead_letters.append(history_rows.dead_letters)
@@ -429,7 +434,7 @@ SPEC = register_pipeline(
         options_class=FraudOptions,
         common=(
             "mode", "input", "output", "output_format", "duration", "window", "allowed_lateness", "cooldown",
-            "columnar", "print_alerts",
+            "timestamp_unit", "columnar", "print_alerts",
         ),
         defaults=DEFAULTS,
         validate=validate,
