@@ -53,11 +53,12 @@ def _reshaped(line: str, shape: str) -> str:
 
 def _write_shard(task):
     path, first, last, shape = task
-    from hybridflow.io.synthetic import SyntheticTransactions, generate_transactions
+    from hybridflow.io.synthetic import generate_records
+    from hybridflow.pipelines.fraud import SyntheticTransactions
 
     config = SyntheticTransactions.from_params({**PARAMS, "count": str(last)})
     with open(path, "w", encoding="utf-8") as f:
-        for line in generate_transactions(config, first, last):
+        for line in generate_records(config, first, last):
             f.write((line if SHAPES[shape] is None else _reshaped(line, shape)) + "\n")
     return path
 
@@ -69,7 +70,7 @@ def _parquet_shard(task):
 
     from hybridflow.errors import RecordError
     from hybridflow.io.files import arrow_schema
-    from hybridflow.schemas import Transaction
+    from hybridflow.pipelines.fraud import Transaction
     from hybridflow.transforms.parse import record_parser
 
     parse = record_parser(Transaction)

@@ -2,12 +2,14 @@
 
 ::
 
-    hybridflow list                       registered pipelines
+    hybridflow list                       installed pipelines
     hybridflow describe PIPELINE          parameters, defaults, modes
     hybridflow profiles                   runner profiles
     hybridflow run PIPELINE [--mode batch|streaming] [--profile NAME|PATH]
                    [pipeline params] [any Beam flag]
-    hybridflow generate --count N --out DIR   sample history as JSON lines
+    hybridflow generate PIPELINE --out DIR [--count N]
+                                          its sample history as JSON lines
+    hybridflow new NAME [--dir DIR]       scaffold a pipeline package
     hybridflow template build|launch PIPELINE ...  Dataflow flex templates
                                           (see hybridflow.flex.cli)
     hybridflow report PIPELINE --input DIR --out report.html
@@ -15,6 +17,11 @@
     hybridflow airflow-dag|k8s|cron-line PIPELINE ...  scheduling: an Airflow DAG,
                                           Kubernetes manifests, a crontab line
                                           (see hybridflow.orchestration.cli)
+
+PIPELINE is an installed pipeline's name (``hybridflow list``; entry points
+of the group ``hybridflow.pipelines``), ``module:attr`` or
+``path/to/file.py[:attr]``; ``--pipeline REF`` before the command loads one
+more for any command (``hybridflow --pipeline ./mine.py list``).
 
 Usage errors print one line on stderr and exit with code 2. ``run`` exits
 with 1 when the job fails and 3 when it finishes past ``--deadline``.
@@ -50,6 +57,10 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> _Parser:
     parser = _Parser(prog=PROG, description="Hybrid batch + streaming pipelines on Apache Beam.", allow_abbrev=False)
     parser.add_argument("--log_level", default="WARNING", help="Python log level (default WARNING).")
+    parser.add_argument(
+        "--pipeline", action="append", default=[], metavar="REF", dest="extra_pipelines",
+        help="Load a pipeline that is not installed (module:attr or path/to/file.py[:attr]) for this command.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     sub.add_parser("list", help="List registered pipelines.")
@@ -65,15 +76,19 @@ def _build_parser() -> _Parser:
     run.add_argument("pipeline")
     run.add_argument("--profile", default="direct", help="Runner profile name or YAML path (default: direct).")
     run.add_argument("-h", "--help", action="store_true")
-    gen = sub.add_parser("generate", help="Write synthetic transactions as JSON lines (a sample history).")
-    gen.add_argument("--count", type=int, default=40000)
+    gen = sub.add_parser(
+        "generate", help="Write a pipeline's default batch inputs (its synthetic:// streams) as JSON lines."
+    )
+    gen.add_argument("pipeline")
     gen.add_argument("--out", required=True, help="Output directory.")
+    gen.add_argument("--count", type=int, default=None, help="Records per stream (default: the pipeline's).")
     gen.add_argument("--shards", type=int, default=4)
     gen.add_argument(
-        "--params",
-        default="seed=42&population=42&cards=2000",
-        help="Extra synthetic:// parameters, e.g. 'seed=1&malformed=0.05'.",
+        "--params", default="", help="More synthetic:// parameters for every stream, e.g. 'seed=1&malformed=0.05'."
     )
+    new = sub.add_parser("new", help="Scaffold a pipeline package (records, generator, build, tests, entry point).")
+    new.add_argument("name", help="The pipeline's name: a Python identifier, also the package's.")
+    new.add_argument("--dir", default=None, help="Where to write it (default: ./NAME).")
     from hybridflow.flex.cli import add_template_parser
 
     add_template_parser(sub)
@@ -98,10 +113,20 @@ def _cmd_list(out) -> int:
     return 0
 
 
+def _origin(spec) -> str:
+    origin = spec.origin
+    if origin is None or origin.kind == "registered":
+        return "registered from Python"
+    where = {"entry_point": "entry point", "module": "module", "file": "file"}[origin.kind]
+    installed = f" of {origin.distribution} {origin.version}" if origin.distribution else ""
+    return f"{where} {origin.ref}{installed}"
+
+
 def _describe(spec) -> str:
     from hybridflow.options import HybridflowOptions, parser_actions
 
     lines = [f"{spec.name}: {spec.description}", ""]
+    lines.append(f"from: {_origin(spec)}")
     lines.append(f"modes: {', '.join(spec.modes)} (default {spec.default_mode})")
     lines.append("")
     lines.append("parameters:")
@@ -134,6 +159,9 @@ def _describe(spec) -> str:
     for action in parser_actions(MonitoringOptions):
         lines.append(row(action, action.default))
     lines.append("")
+    streams = ", ".join(f"synthetic://{g.stream}" for g in spec.generators)
+    if streams:
+        lines.append(f"generators: {streams} (`hybridflow generate {spec.name}` writes the default batch inputs)")
     lines.append("runner flags: any Beam pipeline option (--runner, --parallelism, --temp_location ...);")
     lines.append("profiles: " + _profile_names() + " (--profile NAME or a YAML path)")
     return "\n".join(lines)
@@ -218,24 +246,46 @@ def _print_top_alerts(location: Optional[str], out, limit: int = 5) -> None:
 
 
 def _cmd_generate(args, out) -> int:
-    from hybridflow.io.synthetic import SyntheticTransactions, generate_transactions
     import urllib.parse
 
-    if args.count < 0 or args.shards < 1:
+    from hybridflow.io.synthetic import generate_records, synthetic_stream
+    from hybridflow.io.uri import parse_uri
+    from hybridflow.pipelines import get_pipeline
+
+    if (args.count is not None and args.count < 0) or args.shards < 1:
         raise UsageError("--count must be >= 0 and --shards >= 1")
-    params = dict(urllib.parse.parse_qsl(args.params, keep_blank_values=True))
-    params.setdefault("count", str(args.count))
-    config = SyntheticTransactions.from_params(params)
+    spec = get_pipeline(args.pipeline)
+    inputs = {flag: uri for flag, uri in spec.default_inputs("batch").items() if parse_uri(uri).scheme == "synthetic"}
+    if not inputs:
+        raise UsageError(f"pipeline {spec.name!r} reads no synthetic:// input by default: nothing to generate")
+    extra = dict(urllib.parse.parse_qsl(args.params, keep_blank_values=True))
     directory = pathlib.Path(args.out)
     directory.mkdir(parents=True, exist_ok=True)
-    per_shard = -(-args.count // args.shards)
-    for shard in range(args.shards):
-        first, last = shard * per_shard, min((shard + 1) * per_shard, args.count)
-        path = directory / f"transactions-{shard:05d}-of-{args.shards:05d}.jsonl"
-        with open(path, "w", encoding="utf-8") as f:
-            for line in generate_transactions(config, first, last):
-                f.write(line + "\n")
-    print(f"wrote {args.count} transactions to {directory}/transactions-*.jsonl", file=out)
+    for flag, uri in inputs.items():
+        endpoint = parse_uri(uri)
+        params = {**endpoint.params, **extra, **({"count": str(args.count)} if args.count is not None else {})}
+        config = synthetic_stream(endpoint.netloc).from_params(params)
+        count = config.record_count
+        if count is None:
+            raise UsageError(f"--{flag} default {uri} is endless: give --count N")
+        per_shard = -(-count // args.shards)
+        for shard in range(args.shards):
+            first, last = shard * per_shard, min((shard + 1) * per_shard, count)
+            path = directory / f"{config.stream}-{shard:05d}-of-{args.shards:05d}.jsonl"
+            with open(path, "w", encoding="utf-8") as f:
+                for line in generate_records(config, first, last):
+                    f.write(line + "\n")
+        print(f"wrote {count} {config.stream} records to {directory}/{config.stream}-*.jsonl (--{flag})", file=out)
+    return 0
+
+
+def _cmd_new(args, out) -> int:
+    from hybridflow.pipelines.scaffold import write_scaffold
+
+    directory = write_scaffold(args.name, args.dir)
+    print(f"wrote the pipeline package {args.name} to {directory}/; next:", file=out)
+    print(f"  cd {directory} && pip install -e . && pytest", file=out)
+    print(f"  hybridflow run {args.name}", file=out)
     return 0
 
 
@@ -270,6 +320,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _import_beam_quietly()
         from hybridflow.orchestration.cli import COMMANDS as ORCHESTRATION
 
+        if args.extra_pipelines:
+            from hybridflow.pipelines import get_pipeline
+
+            for ref in args.extra_pipelines:
+                get_pipeline(ref)
+
         if args.command not in ("run", *ORCHESTRATION) and rest:
             raise UsageError(f"unrecognized arguments: {' '.join(rest)} (see `{PROG} --help`)")
         if args.command == "list":
@@ -280,6 +336,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _cmd_profiles(out)
         if args.command == "generate":
             return _cmd_generate(args, out)
+        if args.command == "new":
+            return _cmd_new(args, out)
         if args.command == "template":
             from hybridflow.flex.cli import run_template_command
 

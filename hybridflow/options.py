@@ -2,8 +2,11 @@
 
 :class:`HybridflowOptions` holds the flags every pipeline shares (``--mode``,
 ``--input``, ``--output`` ...); each pipeline adds its own in a subclass next
-to its ``build`` function. Beam parses every PipelineOptions subclass with one
-parser, so a flag name may be defined only once in the whole package.
+to its ``build`` function (a :class:`~hybridflow.pipelines.PipelineParameters`
+subclass). Beam parses every direct PipelineOptions subclass with one parser,
+so a shared flag name may be defined only once; a pipeline's own flags are
+parsed with the shared ones for that pipeline only, so two pipelines may both
+have, say, a ``--history`` flag.
 
 :func:`resolve_options` turns a profile plus command-line flags into one
 ``PipelineOptions``: profile values first, command-line flags override them;
@@ -215,16 +218,23 @@ class _StrictParser(_BeamArgumentParser):
         raise InvalidOptionError(message)
 
 
-def _all_option_classes() -> list[type]:
+def _all_option_classes(options_class: Optional[type] = None) -> list[type]:
+    """The PipelineOptions subclasses whose flags one run accepts: Beam's and
+    hybridflow's (the direct subclasses of PipelineOptions) and the pipeline's
+    own ``options_class`` (a :class:`~hybridflow.pipelines.PipelineParameters`
+    subclass, which Beam's global parsing does not see: two pipelines may
+    then both have a ``--history`` flag)."""
     seen: dict[str, type] = {}
     for cls in PipelineOptions.__subclasses__():
         seen.setdefault(str(cls), cls)
+    if options_class is not None:
+        seen.setdefault(str(options_class), options_class)
     return list(seen.values())
 
 
-def _strict_parser() -> _StrictParser:
+def _strict_parser(options_class: Optional[type] = None) -> _StrictParser:
     parser = _StrictParser(allow_abbrev=False, add_help=False)
-    for cls in _all_option_classes():
+    for cls in _all_option_classes(options_class):
         cls._add_argparse_args(parser)
     return parser
 
@@ -240,21 +250,26 @@ def _known_flags(parser: argparse.ArgumentParser) -> list[str]:
     return [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
 
 
-def check_finite(options: PipelineOptions) -> None:
-    """Raises InvalidOptionError for a ``type=float`` flag whose value is not
-    a finite number: ``inf`` fails where the value is written or compared,
-    ``nan`` compares false and silently turns a rule off. (A pipeline's
-    ``validate`` checks its own ranges first, with their message.)"""
+def check_finite(options: PipelineOptions, options_class: Optional[type] = None) -> None:
+    """Raises InvalidOptionError for a ``type=float`` flag (a shared one or
+    one of ``options_class``) whose value is not a finite number: ``inf``
+    fails where the value is written or compared, ``nan`` compares false and
+    silently turns a rule off. (A pipeline's ``validate`` checks its own
+    ranges first, with their message.)"""
     values = options.get_all_options(drop_default=True)
-    for action in _strict_parser()._actions:
+    if options_class is not None:  # not among the options Beam collects
+        own = options.view_as(options_class)
+        values.update({action.dest: getattr(own, action.dest, None) for action in parser_actions(options_class)})
+    for action in _strict_parser(options_class)._actions:
         value = values.get(action.dest)
         if action.type is float and isinstance(value, float) and not math.isfinite(value):
             raise InvalidOptionError(f"{action.option_strings[0]}={value}: use a finite number (not inf or nan)")
 
 
-def check_flags(flags: Sequence[str]) -> None:
-    """Raises InvalidOptionError for an unknown flag or a bad value."""
-    parser = _strict_parser()
+def check_flags(flags: Sequence[str], options_class: Optional[type] = None) -> None:
+    """Raises InvalidOptionError for an unknown flag or a bad value (the
+    flags of Beam, hybridflow and the pipeline's ``options_class``)."""
+    parser = _strict_parser(options_class)
     try:
         _, unknown = parser.parse_known_args(list(flags))
     except InvalidOptionError as exc:
@@ -298,14 +313,16 @@ def resolve_options(
     defaults: Optional[Mapping[str, Mapping[str, Any]]] = None,
     modes: Sequence[str] = MODES,
     default_mode: str = "batch",
+    options_class: Optional[type] = None,
 ) -> PipelineOptions:
     """One PipelineOptions from a profile's flags, then ``argv`` (which wins).
 
     ``defaults`` maps a mode to defaults of HybridflowOptions flags; they fill
-    flags that neither the profile nor ``argv`` set.
+    flags that neither the profile nor ``argv`` set. ``options_class`` is the
+    pipeline's own flags (the only pipeline flags accepted).
     """
     flags = list(profile_flags) + list(argv)
-    check_flags(flags)
+    check_flags(flags, options_class)
     options = PipelineOptions(flags)
     hf = options.view_as(HybridflowOptions)
     standard = options.view_as(StandardOptions)

@@ -31,8 +31,6 @@ from apache_beam.utils.timestamp import Timestamp
 from hybridflow.errors import SchemaError
 
 __all__ = [
-    "Transaction",
-    "CardProfile",
     "DeadLetter",
     "Alert",
     "LateRecord",
@@ -320,41 +318,6 @@ def to_json(record: Any) -> str:
 
 # --------------------------------------------------------------------------
 # Record types
-
-
-@register
-class Transaction(NamedTuple):
-    """A card transaction, the input of the fraud pipeline."""
-
-    txn_id: str
-    card_id: str
-    customer_id: str
-    merchant_id: str
-    category: str
-    amount: float
-    currency: str
-    country: str
-    event_time: Timestamp
-
-    constraints = {
-        "txn_id": Pattern(r"\S{1,128}"),
-        "card_id": Pattern(r"\S{1,64}"),
-        "amount": Range(min=0.0, max=1_000_000.0),
-        "currency": Pattern(r"[A-Z]{3}"),
-        "country": Pattern(r"[A-Z]{2}"),
-    }
-
-
-@register
-class CardProfile(NamedTuple):
-    """Spending profile of one card, computed by the batch layer from history."""
-
-    card_id: str
-    txn_count: int
-    amount_mean: float
-    amount_stddev: float
-    usual_countries: list[str]
-    last_seen: Timestamp
 
 
 @register

@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 
-from hybridflow.io.synthetic import SyntheticTransactions, generate_transactions
+from hybridflow.io.synthetic import generate_records
+from hybridflow.pipelines.fraud import SyntheticTransactions
 
 
 def run(cmd, *args, timeout=300):
@@ -50,6 +51,11 @@ def test_describe(hybridflow_cmd):
         (["run", "fraud", "--zscore_threshold=nan"], "--zscore_threshold=nan: must be a finite number > 0"),
         (["run", "fraud", "--timestamp_unit=ns"], "invalid choice: 'ns'"),
         (["frobnicate"], "invalid choice"),
+        (["generate", "--count=5", "--out=x"], "the following arguments are required: pipeline"),
+        (["generate", "fraud", "--out=x", "--params=colour=red"], "unknown parameter 'colour'"),
+        (["run", "no_such_module:SPEC"], "cannot import 'no_such_module'"),
+        (["run", "./no/such/file.py"], "no such file"),
+        (["new", "Bad-Name"], "must be a lower-case Python identifier"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(hybridflow_cmd, args, message):
@@ -63,7 +69,7 @@ def test_usage_errors_are_one_line_and_exit_2(hybridflow_cmd, args, message):
 
 def test_run_batch_on_a_tiny_input(hybridflow_cmd, tmp_path):
     config = SyntheticTransactions(seed=3, cards=20, malformed=0.05)
-    lines = list(generate_transactions(config, 0, 300))
+    lines = list(generate_records(config, 0, 300))
     (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
     bad = sum(1 for line in lines if not _valid(line))
     result = run(
@@ -108,17 +114,18 @@ def test_profile_flags_are_overridden_by_the_command_line(hybridflow_cmd, tmp_pa
 
 
 def test_generate(hybridflow_cmd, tmp_path):
-    result = run(hybridflow_cmd, "generate", "--count", "100", "--shards", "3", "--out", str(tmp_path))
+    result = run(hybridflow_cmd, "generate", "fraud", "--count", "100", "--shards", "3", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    lines = [line for p in sorted(tmp_path.glob("*.jsonl")) for line in p.read_text().splitlines()]
+    assert result.stdout == f"wrote 100 transactions records to {tmp_path}/transactions-*.jsonl (--input)\n"
+    lines = [line for p in sorted(tmp_path.glob("transactions-*.jsonl")) for line in p.read_text().splitlines()]
     assert len(lines) == 100
-    assert lines == list(generate_transactions(SyntheticTransactions.from_params(
+    assert lines == list(generate_records(SyntheticTransactions.from_params(
         {"seed": "42", "population": "42", "cards": "2000", "count": "100"}), 0, 100))
 
 
 def _valid(line):
     from hybridflow.errors import RecordError
-    from hybridflow.schemas import Transaction
+    from hybridflow.pipelines.fraud import Transaction
     from hybridflow.transforms.parse import record_parser
 
     try:

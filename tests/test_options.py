@@ -80,10 +80,10 @@ def test_every_float_flag_must_be_finite():
 
     from hybridflow.options import check_finite
 
-    check_finite(PipelineOptions(["--zscore_threshold=2.5", "--usual_country_share=0.2"]))
+    check_finite(PipelineOptions(["--zscore_threshold=2.5", "--usual_country_share=0.2"]), FraudOptions)
     for value in ("inf", "-inf", "nan", "1e999"):
         with pytest.raises(InvalidOptionError, match="--usual_country_share=.*: use a finite number"):
-            check_finite(PipelineOptions([f"--usual_country_share={value}"]))
+            check_finite(PipelineOptions([f"--usual_country_share={value}"]), FraudOptions)
 
 
 def test_timestamp_unit_reaches_the_parse_step():

@@ -1,23 +1,37 @@
 """The public API is curated: this test locks the exported names."""
 
 import hybridflow
+import hybridflow.io
+import hybridflow.schemas
 import hybridflow.transforms
 
 EXPECTED = {
     "BEAM_VERSION",
-    "ReadFrom", "WriteTo", "SyntheticTransactions",
-    "ParseRecords", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Aggregation",
+    "ReadFrom", "WriteTo", "SyntheticStream",
+    "ParseRecords", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Summarize", "Aggregation",
     "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
     "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup", "DynamoDBLookup",
     "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",
     "LaunchOnAlert", "Launcher", "LaunchRecord", "SubprocessLauncher", "FlexTemplateLauncher",
     "AirflowLauncher",
     "Transaction", "CardProfile", "Alert", "DeadLetter", "LateRecord", "Range", "OneOf", "Pattern",
-    "PostAlerts", "HybridflowOptions", "MonitoringOptions", "PipelineSpec", "register_pipeline", "get_pipeline", "list_pipelines",
+    "PostAlerts", "HybridflowOptions", "MonitoringOptions", "PipelineSpec", "PipelineParameters", "register_pipeline", "get_pipeline", "list_pipelines",
     "HybridflowError", "UsageError", "UnknownPipelineError", "UnknownProfileError",
     "InvalidOptionError", "InvalidUriError", "MissingExtraError", "SchemaError",
     "ConnectorError", "RecordError",
 }
+
+
+def test_the_fraud_records_are_the_fraud_packages():
+    """Transaction and CardProfile belong to the fraud pipeline; the package root and
+    hybridflow.testing re-export them (and its test helper) because the docs and the
+    transforms' docstrings use them as the running example."""
+    import hybridflow.pipelines.fraud.records as records
+    import hybridflow.testing
+
+    assert hybridflow.Transaction is records.Transaction and hybridflow.CardProfile is records.CardProfile
+    assert hybridflow.testing.transactions is records.transactions
+    assert not hasattr(hybridflow.schemas, "Transaction") and not hasattr(hybridflow.io, "SyntheticTransactions")
 
 
 def test_exported_names_are_exactly_the_curated_set():
@@ -59,7 +73,7 @@ def test_every_error_derives_from_the_one_tree():
 IO_EXPECTED = {
     "ReadFrom", "WriteTo", "ReadFromFiles", "WriteToFiles", "ReadFromPubSub", "WriteToPubSub", "ReadFromKafka",
     "WriteToKafka", "ReadFromBigQuery", "WriteToBigQuery", "WriteToBigtable", "ReadFromPostgres",
-    "ReadSyntheticTransactions", "SyntheticTransactions", "generate_transactions", "EndpointUri", "parse_uri",
+    "ReadSynthetic", "SyntheticStream", "generate_records", "EndpointUri", "parse_uri",
     "ConnectorOptions", "supports_columnar", "ReadFromKinesis", "WriteToKinesis", "WriteToDynamoDB",
     "ReadFromIceberg", "WriteToIceberg",
 }

@@ -65,7 +65,7 @@ def run_template(pipeline: str, argv: Sequence[str]) -> int:
             print(summary.render())
             return 0 if summary.state.endswith("DONE") else 1
         profile.check_required(options)
-        stage_hybridflow(options)  # nothing to do when the workers run the template image
+        stage_hybridflow(options, spec)  # nothing to do when the workers run the template image
         p = beam.Pipeline(options=options)
         construct(p, spec, options)
         result = p.run()  # on Dataflow: never wait_until_finish (the launcher must return)

@@ -19,11 +19,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+from typing import Mapping, Optional
 
 from hybridflow._pins import BEAM_VERSION
 from hybridflow.errors import SchemaError
 from hybridflow.flex.metadata import template_metadata
-from hybridflow.flex.package import LOCK_PATH, WHEEL_NAME
+from hybridflow.flex.package import LOCK_PATH, WHEEL_NAME, PipelineWheel, pipeline_wheel
 
 __all__ = [
     "TemplateFiles",
@@ -53,14 +54,17 @@ def _requirements(name: str) -> str:
     )
 
 
-def _dockerfile(name: str, base_image: str) -> str:
+def _dockerfile(name: str, base_image: str, extra: Optional[PipelineWheel] = None) -> str:
+    wheels = f"dist/{WHEEL_NAME}" + (f" dist/{extra.filename}" if extra else "")
+    context = f"dist/{WHEEL_NAME}" + (f" and dist/{extra.filename} (the pipeline's package)" if extra else "")
+    what = "hybridflow itself" + (f" and {extra.distribution}" if extra else "")
     return f"""\
 # Flex template image of the hybridflow pipeline {json.dumps(name)}, and the workers' SDK container.
 # {_HEADER.format(name=name)}
 # Google's recommended pattern for dependencies: one custom SDK container image that is both the
 # flex-template launcher and the workers' sdk_container_image (the template spec and the run
 # command name it), so workers start with everything installed and download nothing.
-# Build context: this directory with dist/{WHEEL_NAME}
+# Build context: this directory with {context}
 # (`hybridflow template launch {name}` puts it there; see docs/dataflow.md).
 FROM {base_image}
 
@@ -70,11 +74,11 @@ COPY --from={LAUNCHER_BASE_IMAGE} {_LAUNCHER} {_LAUNCHER}
 ARG WORKDIR=/template
 WORKDIR ${{WORKDIR}}
 COPY requirements.txt main.py ./
-COPY dist/{WHEEL_NAME} ./dist/
+COPY {wheels} ./dist/
 # every requirement at its locked version, each download checked against its hashes; then
-# hybridflow itself, whose requirements are all in the lock
+# {what}, whose requirements are all in the lock
 RUN pip install --no-cache-dir --require-hashes -r requirements.txt \\
- && pip install --no-cache-dir --no-deps dist/{WHEEL_NAME}
+ && pip install --no-cache-dir --no-deps {wheels}
 
 # The launcher runs main.py with --NAME=VALUE per parameter plus Dataflow options.
 ENV FLEX_TEMPLATE_PYTHON_PY_FILE=${{WORKDIR}}/main.py
@@ -85,7 +89,7 @@ ENTRYPOINT ["/opt/apache/beam/boot"]
 """
 
 
-def _main_py(name: str) -> str:
+def _main_py(name: str, ref: str) -> str:
     return f'''\
 """Dataflow flex template entry point of the hybridflow pipeline {json.dumps(name)}.
 
@@ -99,7 +103,7 @@ import sys
 from hybridflow.flex import run_template
 
 if __name__ == "__main__":
-    sys.exit(run_template({json.dumps(name)}, sys.argv[1:]))
+    sys.exit(run_template({json.dumps(ref)}, sys.argv[1:]))
 '''
 
 
@@ -131,14 +135,20 @@ class TemplateFiles:
 
 
 def render_template(spec, base_image: str = SDK_BASE_IMAGE) -> TemplateFiles:
-    """The flex template files of a registered pipeline."""
+    """The flex template files of a pipeline. A pipeline from another
+    distribution (an entry point of an installed package) has that package's
+    wheel installed in the image too; one from a file cannot be templated
+    (UsageError: package it)."""
     metadata = json.dumps(template_metadata(spec), indent=2, ensure_ascii=False) + "\n"
+    extra = pipeline_wheel(spec)
+    origin = spec.origin
+    ref = origin.ref if origin is not None and origin.kind == "module" else spec.name
     return TemplateFiles(
         pipeline=spec.name,
         files={
             "metadata.json": metadata,
-            "Dockerfile": _dockerfile(spec.name, base_image),
+            "Dockerfile": _dockerfile(spec.name, base_image, extra),
             "requirements.txt": _requirements(spec.name),
-            "main.py": _main_py(spec.name),
+            "main.py": _main_py(spec.name, ref),
         },
     )

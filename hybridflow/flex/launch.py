@@ -5,7 +5,9 @@ parameters, Dataflow job options) and turns it into the commands, in order:
 
 1. hybridflow's wheel into ``templates/PIPELINE/dist/``
    (:func:`~hybridflow.flex.package.wheel_command`: built from the checkout,
-   or this release downloaded when hybridflow runs from an installed wheel);
+   or this release downloaded when hybridflow runs from an installed wheel),
+   and for a plug-in pipeline its package's wheel
+   (:class:`~hybridflow.flex.package.PipelineWheel`);
 2. ``gcloud builds submit`` of ``templates/PIPELINE`` to Cloud Build, which
    builds the Dockerfile and pushes the image (no local Docker needed), tagged
    by content (:func:`~hybridflow.flex.package.image_tag`);
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import pathlib
 import re
@@ -44,7 +47,7 @@ from hybridflow.errors import ConnectorError, InvalidOptionError, UsageError
 from hybridflow.flex.files import SDK_BASE_IMAGE, render_template
 from hybridflow.flex.metadata import check_parameters
 from hybridflow.redaction import redact
-from hybridflow.flex.package import image_tag, wheel_command
+from hybridflow.flex.package import image_tag, pipeline_wheel, wheel_command
 
 __all__ = ["FlexLaunch", "JOB_OPTION_FLAGS", "run_commands", "gcloud_parameters", "job_name_for"]
 
@@ -189,9 +192,16 @@ class FlexLaunch:
     def bucket_uri(self) -> str:
         return (self.bucket or f"gs://{self.project}-hybridflow").rstrip("/")
 
+    @functools.cached_property
+    def _pipeline_wheel(self):
+        from hybridflow.pipelines import get_pipeline
+
+        return pipeline_wheel(get_pipeline(self.pipeline))
+
     @property
     def image_uri(self) -> str:
-        return self.image or f"{self.region}-docker.pkg.dev/{self.project}/hybridflow/{self.pipeline}:{image_tag()}"
+        tag = image_tag(self._pipeline_wheel)
+        return self.image or f"{self.region}-docker.pkg.dev/{self.project}/hybridflow/{self.pipeline}:{tag}"
 
     @property
     def spec_uri(self) -> str:
@@ -252,8 +262,10 @@ class FlexLaunch:
     # -- commands ---------------------------------------------------------
     def build_commands(self) -> list[list[str]]:
         """hybridflow's wheel, image build (Cloud Build), spec upload."""
+        extra = self._pipeline_wheel
         return [
             wheel_command(self.directory / "dist"),
+            *([extra.command(self.directory / "dist")] if extra else []),
             [self.gcloud, "builds", "submit", str(self.directory), f"--tag={self.image_uri}",
              f"--project={self.project}"],
             [self.gcloud, "storage", "cp", str(self.spec_file), self.spec_uri, f"--project={self.project}"],

@@ -11,22 +11,27 @@ Nothing is installed when a worker starts: workers need no package index.
   ``--generate-hashes``), shipped in the wheel; the image installs it with
   ``pip install --require-hashes``.
 - :func:`image_tag`: ``VERSION-DIGEST``, the digest of the lock and of the
-  package's files: a new tag whenever either changes, the same tag (and no
-  rebuild) when neither does.
+  package's files (and of the pipeline's own package, for a pipeline
+  installed from another distribution): a new tag whenever any changes, the
+  same tag (and no rebuild) when none does.
 - :func:`wheel_command`: how the image's wheel is made: ``pip wheel`` of the
   source checkout, or, for an installed release, ``pip download`` of the same
-  release.
+  release; the same for a plug-in pipeline's distribution
+  (:class:`PipelineWheel`).
 - :func:`stage_hybridflow`: ``hybridflow run --profile dataflow`` without
   ``--sdk_container_image`` stages a wheel of hybridflow as an extra package.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 from typing import Optional
 
 from hybridflow import __version__
@@ -35,6 +40,8 @@ from hybridflow.errors import ConnectorError
 __all__ = [
     "LOCK_PATH",
     "WHEEL_NAME",
+    "PipelineWheel",
+    "pipeline_wheel",
     "source_root",
     "content_digest",
     "image_tag",
@@ -57,26 +64,115 @@ def source_root() -> Optional[pathlib.Path]:
     return root if (root / "pyproject.toml").is_file() else None
 
 
-def _package_files():
-    for path in sorted(PACKAGE_DIR.rglob("*")):
+def _files_under(root: pathlib.Path):
+    for path in sorted(root.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
             yield path
 
 
-def content_digest() -> str:
-    """sha256 of the lock and of every file of the package (name and bytes):
-    the same for a checkout and for the wheel built from it (as long as the
-    checkout's package directory holds no file the wheel leaves out)."""
+def _package_files():
+    yield from _files_under(PACKAGE_DIR)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineWheel:
+    """The wheel of a plug-in pipeline's distribution, for the template image.
+
+    Attributes:
+      distribution: its name (``demo_pipe``); version: its version.
+      source: the local directory it was installed from (PEP 610
+        ``direct_url.json``: ``pip install [-e] DIR``), or None when it came
+        from a package index.
+    """
+
+    distribution: str
+    version: str
+    source: Optional[pathlib.Path] = None
+
+    @property
+    def filename(self) -> str:
+        name = re.sub(r"[-_.]+", "_", self.distribution).lower()
+        return f"{name}-{self.version}-py3-none-any.whl"
+
+    def command(self, dist_dir) -> list[str]:
+        """``pip wheel`` of the source directory, or ``pip download`` of the release."""
+        dist_dir = str(pathlib.Path(dist_dir).resolve())
+        if self.source is not None:
+            return [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--wheel-dir", dist_dir, str(self.source)]
+        return [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                "--dest", dist_dir, f"{self.distribution}=={self.version}"]
+
+    def files(self):
+        """The files of its top-level packages and modules, wherever they are imported from."""
+        import importlib.metadata
+        import importlib.util
+
+        tops = sorted(top for top, names in importlib.metadata.packages_distributions().items()
+                      if self.distribution in names and not top.startswith("_"))
+        for top in tops:
+            found = importlib.util.find_spec(top)
+            if found is None:
+                continue
+            if found.submodule_search_locations:
+                for location in found.submodule_search_locations:
+                    root = pathlib.Path(location)
+                    for path in _files_under(root):
+                        yield root.parent, path
+            elif found.origin:
+                yield pathlib.Path(found.origin).parent, pathlib.Path(found.origin)
+
+
+def pipeline_wheel(spec) -> Optional[PipelineWheel]:
+    """The wheel a pipeline's template image needs besides hybridflow's: None
+    for a built-in pipeline. A pipeline from a file, or from a module of no
+    installed distribution, cannot go into an image: UsageError."""
+    import importlib.metadata
+    import json
+
+    from hybridflow.errors import UsageError
+
+    origin = spec.origin
+    if origin is not None and origin.distribution is not None:
+        if origin.distribution == "hybridflow":
+            return None
+        source = None
+        try:
+            direct = json.loads(importlib.metadata.distribution(origin.distribution).read_text("direct_url.json") or "{}")
+        except (ValueError, importlib.metadata.PackageNotFoundError):
+            direct = {}
+        if "dir_info" in direct and direct.get("url", "").startswith("file://"):
+            source = pathlib.Path(urllib.parse.unquote(urllib.parse.urlsplit(direct["url"]).path))
+        return PipelineWheel(origin.distribution, origin.version, source)
+    if origin is None or origin.kind == "registered":
+        return None  # registered from Python: as the built-in ones (a test registers them)
+    raise UsageError(
+        f"pipeline {spec.name!r} comes from {origin.ref}, which no installed distribution provides: a "
+        "flex template's image installs packages; make it one (`hybridflow new` writes a pyproject.toml "
+        "with the entry point) and `pip install` it"
+    )
+
+
+def content_digest(extra: Optional[PipelineWheel] = None) -> str:
+    """sha256 of the lock and of every file of the package (name and bytes),
+    and of ``extra``'s files: the same for a checkout and for the wheel built
+    from it (as long as the checkout's package directory holds no file the
+    wheel leaves out)."""
     digest = hashlib.sha256()
     for path in _package_files():
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
+    if extra is not None:
+        digest.update(f"{extra.distribution}=={extra.version}".encode() + b"\0")
+        for root, path in extra.files():
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
-def image_tag() -> str:
+def image_tag(extra: Optional[PipelineWheel] = None) -> str:
     """The template image's tag: ``VERSION-`` and 12 hex digits of :func:`content_digest`."""
-    return f"{__version__}-{content_digest()[:12]}"
+    return f"{__version__}-{content_digest(extra)[:12]}"
 
 
 def wheel_command(dist_dir) -> list[str]:
@@ -90,23 +186,25 @@ def wheel_command(dist_dir) -> list[str]:
             "--dest", dist_dir, f"hybridflow=={__version__}"]
 
 
-def build_wheel(dist_dir) -> pathlib.Path:
-    """Runs :func:`wheel_command`; returns the wheel's path."""
-    command = wheel_command(dist_dir)
+def build_wheel(dist_dir, plugin: Optional[PipelineWheel] = None) -> pathlib.Path:
+    """Runs :func:`wheel_command` (or ``plugin``'s command); returns the wheel's path."""
+    command = plugin.command(dist_dir) if plugin else wheel_command(dist_dir)
+    name = plugin.filename if plugin else WHEEL_NAME
     completed = subprocess.run(command, capture_output=True, text=True)
-    wheel = pathlib.Path(dist_dir) / WHEEL_NAME
+    wheel = pathlib.Path(dist_dir) / name
     if completed.returncode != 0 or not wheel.is_file():
         tail = (completed.stderr or completed.stdout).strip().splitlines()[-1:] or ["no output"]
         raise ConnectorError(
-            f"could not make {WHEEL_NAME} (`{' '.join(command[2:5])} ...` exit {completed.returncode}: {tail[0]}); "
+            f"could not make {name} (`{' '.join(command[2:5])} ...` exit {completed.returncode}: {tail[0]}); "
             "pass --sdk_container_image=IMAGE (the image `hybridflow template launch` builds) "
-            "or --extra_package=PATH/TO/" + WHEEL_NAME
+            "or --extra_package=PATH/TO/" + name
         )
     return wheel
 
 
-def stage_hybridflow(options) -> Optional[pathlib.Path]:
-    """Makes a Dataflow job's workers able to import hybridflow.
+def stage_hybridflow(options, spec=None) -> Optional[pathlib.Path]:
+    """Makes a Dataflow job's workers able to import hybridflow (and the
+    pipeline ``spec``'s own package, for a plug-in pipeline).
 
     Nothing to do unless the runner is Dataflow (and not ``--dry_run``, which
     stages nothing), or when the workers' image is
@@ -129,6 +227,11 @@ def stage_hybridflow(options) -> Optional[pathlib.Path]:
     extra = list(setup.extra_packages or [])
     if any(pathlib.Path(p).name.startswith("hybridflow-") for p in extra):
         return None
-    wheel = build_wheel(tempfile.mkdtemp(prefix="hybridflow-wheel-"))
-    setup.extra_packages = [*extra, str(wheel)]
+    directory = tempfile.mkdtemp(prefix="hybridflow-wheel-")
+    wheel = build_wheel(directory)
+    staged = [str(wheel)]
+    plugin = pipeline_wheel(spec) if spec is not None else None
+    if plugin is not None and not any(pathlib.Path(p).name == plugin.filename for p in extra):
+        staged.append(str(build_wheel(directory, plugin)))
+    setup.extra_packages = [*extra, *staged]
     return wheel

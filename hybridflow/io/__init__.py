@@ -14,7 +14,7 @@ local path / ``gs://`` / ``s3://`` / ``hdfs://`` glob  yes      yes             
 ``dynamodb://table?region=R``                        --         lookup (``Enrich``)   yes
 ``iceberg://catalog/namespace.table``                yes        yes (a snapshot)      yes
 ``postgresql://user@host:port/db?table=T``           yes        yes (partitioned)     --
-``synthetic://transactions?...``                     either     yes                   --
+``synthetic://STREAM?...`` (a pipeline's generator)   either     yes                   --
 ``https://...``, ``webhook+http(s)://...``           either     --                    yes (alerts: POST
                                                                                        per record,
                                                                                        :mod:`hybridflow.monitoring.webhook`)
@@ -51,7 +51,7 @@ from hybridflow.io.kinesis import ReadFromKinesis, WriteToKinesis
 from hybridflow.io.options import ConnectorOptions
 from hybridflow.io.postgres import ReadFromPostgres
 from hybridflow.io.pubsub import ReadFromPubSub, WriteToPubSub
-from hybridflow.io.synthetic import ReadSyntheticTransactions, SyntheticTransactions, generate_transactions
+from hybridflow.io.synthetic import ReadSynthetic, SyntheticStream, generate_records, synthetic_stream
 from hybridflow.io.uri import EndpointUri, file_format, parse_uri
 from hybridflow.redaction import redact
 
@@ -73,9 +73,9 @@ __all__ = [
     "WriteToBigQuery",
     "WriteToBigtable",
     "ReadFromPostgres",
-    "ReadSyntheticTransactions",
-    "SyntheticTransactions",
-    "generate_transactions",
+    "ReadSynthetic",
+    "SyntheticStream",
+    "generate_records",
     "EndpointUri",
     "parse_uri",
     "ConnectorOptions",
@@ -141,17 +141,12 @@ def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = Fal
     if make is not None:
         return make(endpoint, bounded)
     if endpoint.scheme == "synthetic":
-        if endpoint.netloc != "transactions":
-            raise InvalidUriError(
-                f"{endpoint.redacted!r}: unknown generator {endpoint.netloc!r}; "
-                "use synthetic://transactions?..."
-            )
-        config = SyntheticTransactions.from_params(endpoint.params)
+        config = synthetic_stream(endpoint.netloc).from_params(endpoint.params)
         if bounded is not None and config.bounded is None:
             import dataclasses
 
             config = dataclasses.replace(config, bounded=bounded)
-        return ReadSyntheticTransactions(config)
+        return ReadSynthetic(config)
     raise InvalidUriError(
         f"{endpoint.redacted!r}: no source for scheme {endpoint.scheme!r}; "
         f"readable: {', '.join(_READ_SCHEMES)}"

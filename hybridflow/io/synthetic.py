@@ -1,22 +1,28 @@
-"""A deterministic generator of realistic card transactions: ``synthetic://``.
+"""Deterministic generators of realistic records: ``synthetic://STREAM?...``.
 
 ``synthetic://transactions?count=10000&seed=7`` is bounded;
 ``synthetic://transactions?rate=200&duration=60`` is unbounded (a
 ``PeriodicImpulse`` drives it at ``rate`` events per second of processing time
 and stops after ``duration`` seconds, or never).
 
+A stream is a :class:`SyntheticStream` subclass: a frozen dataclass whose
+fields are the URI's parameters and whose :meth:`SyntheticStream.record`
+returns the JSON text of record ``i``. Pipelines bring their streams
+(``PipelineSpec.generators``: the fraud pipeline's ``transactions``, the iot
+pipeline's ``readings`` ...); :func:`synthetic_stream` finds one by name
+among the installed pipelines.
+
 Every record is a function of ``(seed, index)`` only, so a bounded read, an
-unbounded read and :func:`generate_transactions` called from a test produce the
+unbounded read and :func:`generate_records` called from a test produce the
 same records for the same indices. Event time of record ``i`` is
 ``start + i / rate`` plus the configured disorder; unbounded reads without an
 explicit ``start`` use the time the pipeline starts.
 
-The stream is realistic enough to exercise a fraud pipeline: a card population
-with home countries and spending levels, category-dependent amounts, a share of
-out-of-order records (``disorder``, up to ``max_delay`` seconds), of late
-records (``late``, ``late_delay`` seconds behind), of malformed records
-(``malformed``: broken JSON, missing fields, bad values) and of fraud
-(``fraud``: very large amounts abroad, bursts of transactions on one card).
+The parameters every stream shares: ``seed``, ``count``, ``rate``,
+``duration``, ``start``, ``bounded`` and the shares of imperfect records:
+out-of-order (``disorder``, up to ``max_delay`` seconds early), late
+(``late``, ``late_delay`` to twice that behind) and malformed (``malformed``:
+broken JSON, missing fields, bad values; what "bad" means is the stream's).
 
 Output elements are the raw JSON text of each record, exactly what a Kafka or
 Pub/Sub source would deliver; type them with
@@ -29,7 +35,8 @@ import dataclasses
 import json
 import math
 import time
-from typing import Iterator, Mapping, Optional
+import typing
+from typing import Any, ClassVar, Iterator, Mapping, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.transforms.periodicsequence import PeriodicImpulse
@@ -39,43 +46,23 @@ from hybridflow.durations import parse_duration
 from hybridflow.errors import InvalidUriError
 from hybridflow.metrics import CountElements
 
-__all__ = ["SyntheticTransactions", "ReadSyntheticTransactions", "generate_transactions"]
+__all__ = [
+    "SyntheticStream",
+    "ReadSynthetic",
+    "generate_records",
+    "synthetic_stream",
+    "duration_field",
+    "share_field",
+    "unit",
+    "pick",
+    "event_text",
+]
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 
 _MASK = (1 << 64) - 1
-
-_COUNTRIES = [
-    # country, currency, weight as a home country
-    ("US", "USD", 30), ("GB", "GBP", 10), ("DE", "EUR", 10), ("FR", "EUR", 8),
-    ("ES", "EUR", 6), ("IT", "EUR", 6), ("NL", "EUR", 4), ("CA", "CAD", 6),
-    ("BR", "BRL", 5), ("JP", "JPY", 5), ("IN", "INR", 5), ("AU", "AUD", 5),
-]
-_CURRENCY = {c: cur for c, cur, _ in _COUNTRIES}
-_HOME_CDF = []
-_acc = 0
-for _c, _cur, _w in _COUNTRIES:
-    _acc += _w
-    _HOME_CDF.append((_acc, _c))
-_HOME_TOTAL = _acc
-
-_CATEGORIES = [
-    # category, median amount, weight
-    ("grocery", 45.0, 30), ("fuel", 55.0, 12), ("restaurant", 35.0, 18),
-    ("online", 60.0, 15), ("travel", 320.0, 4), ("electronics", 240.0, 5),
-    ("pharmacy", 25.0, 8), ("entertainment", 40.0, 8),
-]
-_CAT_CDF = []
-_acc = 0
-for _name, _median, _w in _CATEGORIES:
-    _acc += _w
-    _CAT_CDF.append((_acc, _name, _median))
-_CAT_TOTAL = _acc
-
-_SALT_CARD, _SALT_CAT, _SALT_AMT1, _SALT_AMT2, _SALT_MERCH = 1, 2, 3, 4, 5
+# salts of the shared imperfections (a stream's own salts start at 11)
 _SALT_MAL, _SALT_MALKIND, _SALT_DIS, _SALT_DISAMT, _SALT_LATE = 6, 7, 8, 9, 10
-_SALT_FRAUD, _SALT_FRAUDKIND, _SALT_FRAUDAMT, _SALT_ABROAD, _SALT_TRAVEL = 11, 12, 13, 14, 15
-_BURST_LENGTH = 12
 
 
 def _mix(x: int) -> int:
@@ -86,49 +73,76 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def _unit(seed: int, index: int, salt: int) -> float:
+def unit(seed: int, index: int, salt: int) -> float:
     """A uniform number in [0, 1) that depends only on its arguments."""
     return _mix(_mix(_mix(seed) ^ index) ^ salt) / 18446744073709551616.0
 
 
+def pick(u: float, weighted: Sequence[tuple[Any, float]]) -> Any:
+    """The item of ``weighted`` ``[(item, weight), ...]`` that ``u`` in [0, 1) falls on."""
+    total = sum(w for _, w in weighted)
+    point = u * total
+    for item, weight in weighted:
+        point -= weight
+        if point < 0:
+            return item
+    return weighted[-1][0]
+
+
+def event_text(event_seconds: float) -> str:
+    """RFC 3339 text of an event time in epoch seconds, to the millisecond."""
+    return Timestamp.of(round(event_seconds, 3)).to_rfc3339()
+
+
+def duration_field(default: Optional[float] = None) -> Any:
+    """A dataclass field of a :class:`SyntheticStream` read from the URI as a
+    duration (``90``, ``90s``, ``15m``, ``2h``)."""
+    return dataclasses.field(default=default, metadata={"duration": True})
+
+
+def share_field(default: float) -> Any:
+    """A dataclass field of a :class:`SyntheticStream` that is a share of
+    records, checked to be between 0 and 1."""
+    return dataclasses.field(default=default, metadata={"share": True})
+
+
 @dataclasses.dataclass(frozen=True)
-class SyntheticTransactions:
-    """Configuration of the transaction generator (all values from the URI).
+class SyntheticStream:
+    """Configuration of a generator, all values from the URI; subclass it.
+
+    A subclass sets ``stream`` (the name in ``synthetic://NAME``), adds its own
+    fields (parameters with realistic defaults) and implements :meth:`record`;
+    :meth:`check` may return problems with its own fields.
 
     Args:
       seed: makes the stream reproducible.
-      population: seed of the card population (home countries, spending
-        levels); defaults to ``seed``. Two streams with different seeds and
-        the same population describe the same cards (history vs live).
       count: number of records; bounded unless ``rate`` is given without it.
       rate: events per second of event time (and of processing time when
         unbounded).
       duration: seconds an unbounded read runs; ``None`` runs forever.
       start: event time of record 0 (ISO-8601); defaults to 2026-01-01 when
         bounded and to the pipeline start when unbounded.
-      cards: size of the card population.
-      malformed, disorder, late, fraud: shares of records (0..1).
+      malformed, disorder, late: shares of records (0..1).
       max_delay: out-of-order records are up to this many seconds early.
       late_delay: late records are this many seconds (or up to twice that)
         behind.
       bounded: force boundedness; by default bounded iff ``count`` is set and
-        ``rate`` is not, or ``mode`` says so.
+        ``duration`` is not.
     """
+
+    stream: ClassVar[str] = ""
 
     seed: int = 42
     count: Optional[int] = None
     rate: float = 10.0
-    duration: Optional[float] = None
+    duration: Optional[float] = duration_field()
     start: Optional[str] = None
-    cards: int = 5000
-    malformed: float = 0.01
-    disorder: float = 0.05
-    max_delay: float = 30.0
-    late: float = 0.002
-    late_delay: float = 900.0
-    fraud: float = 0.002
+    malformed: float = share_field(0.01)
+    disorder: float = share_field(0.05)
+    max_delay: float = duration_field(30.0)
+    late: float = share_field(0.002)
+    late_delay: float = duration_field(900.0)
     bounded: Optional[bool] = None
-    population: Optional[int] = None
 
     def __post_init__(self):
         problems = []
@@ -138,12 +152,10 @@ class SyntheticTransactions:
             problems.append(f"rate={self.rate} must be > 0")
         if self.duration is not None and not self.duration > 0:
             problems.append(f"duration={self.duration} must be > 0")
-        if self.cards < 1:
-            problems.append(f"cards={self.cards} must be >= 1")
-        for name in ("malformed", "disorder", "late", "fraud"):
-            share = getattr(self, name)
-            if not 0.0 <= share <= 1.0:
-                problems.append(f"{name}={share} must be a share between 0 and 1")
+        for field in dataclasses.fields(self):
+            share = getattr(self, field.name)
+            if field.metadata.get("share") and not 0.0 <= share <= 1.0:
+                problems.append(f"{field.name}={share} must be a share between 0 and 1")
         if self.start is not None:
             from hybridflow.schemas import to_timestamp
 
@@ -151,35 +163,78 @@ class SyntheticTransactions:
                 to_timestamp(self.start)
             except ValueError:
                 problems.append(f"start={self.start!r} must be an ISO-8601 time")
+        problems += self.check()
         if problems:
-            raise InvalidUriError("synthetic://transactions: " + "; ".join(problems))
+            raise InvalidUriError(f"synthetic://{self.stream}: " + "; ".join(problems))
 
+    def check(self) -> list[str]:
+        """Problems with the subclass's own parameters (none by default)."""
+        return []
+
+    def record(self, index: int, event_seconds: float, cache: dict) -> str:
+        """The JSON text of record ``index`` at ``event_seconds`` (epoch
+        seconds before disorder: apply :meth:`displaced`). ``cache`` is a dict
+        kept across the records of one call of :func:`generate_records`."""
+        raise NotImplementedError(f"{type(self).__name__}.record")
+
+    # -- the imperfections every stream shares ------------------------------
+    def displaced(self, index: int, event_seconds: float) -> float:
+        """``event_seconds`` moved back for a late or out-of-order record."""
+        if unit(self.seed, index, _SALT_LATE) < self.late:
+            return event_seconds - self.late_delay * (1.0 + unit(self.seed, index, _SALT_DISAMT))
+        if unit(self.seed, index, _SALT_DIS) < self.disorder:
+            return event_seconds - self.max_delay * unit(self.seed, index, _SALT_DISAMT)
+        return event_seconds
+
+    def malformation(self, index: int, kinds: int) -> Optional[int]:
+        """Which of ``kinds`` malformations record ``index`` gets, or None."""
+        if unit(self.seed, index, _SALT_MAL) < self.malformed:
+            return int(unit(self.seed, index, _SALT_MALKIND) * kinds)
+        return None
+
+    def malformed_text(self, index: int, record: dict, missing: str, bad: Sequence[tuple[str, Any]]) -> str:
+        """The JSON text of ``record``, malformed for a share of records: cut
+        short, without the field ``missing``, or with one of ``bad``'s
+        ``(field, bad value)`` pairs instead of the real value."""
+        kind = self.malformation(index, 2 + len(bad))
+        if kind is None:
+            return json.dumps(record)
+        if kind == 0:
+            return json.dumps(record)[:-7]  # truncated JSON
+        record = dict(record)
+        if kind == 1:
+            del record[missing]
+        else:
+            field, value = bad[kind - 2]
+            record[field] = value
+        return json.dumps(record)
+
+    # -- URI parameters -------------------------------------------------------
     @classmethod
-    def from_params(cls, params: Mapping[str, str]) -> "SyntheticTransactions":
+    def from_params(cls, params: Mapping[str, str]) -> "SyntheticStream":
         """Builds a config from URI query parameters (all strings)."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {}
+        hints = typing.get_type_hints(cls)
+        kwargs: dict[str, Any] = {}
         for name, raw in params.items():
             if name not in fields:
                 raise InvalidUriError(
-                    f"synthetic://transactions: unknown parameter {name!r}; "
-                    f"known: {', '.join(sorted(fields))}"
+                    f"synthetic://{cls.stream}: unknown parameter {name!r}; known: {', '.join(sorted(fields))}"
                 )
+            kind = hints[name]
+            if typing.get_origin(kind) is typing.Union:
+                kind = next(a for a in typing.get_args(kind) if a is not type(None))
             try:
-                if name in ("seed", "count", "cards", "population"):
-                    kwargs[name] = int(raw)
-                elif name == "start":
-                    kwargs[name] = raw
-                elif name == "bounded":
-                    kwargs[name] = raw.lower() in ("1", "true", "yes")
-                elif name in ("duration", "max_delay", "late_delay"):
+                if fields[name].metadata.get("duration"):
                     kwargs[name] = parse_duration(raw)
-                else:
-                    kwargs[name] = float(raw)
+                elif kind is bool:
+                    kwargs[name] = raw.lower() in ("1", "true", "yes")
+                elif kind in (int, float, str):
+                    kwargs[name] = kind(raw)
+                else:  # pragma: no cover - a subclass with another field type
+                    raise ValueError(f"parameters of type {kind!r} are not supported")
             except ValueError as exc:
-                raise InvalidUriError(
-                    f"synthetic://transactions: {name}={raw!r} is not a valid value"
-                ) from exc
+                raise InvalidUriError(f"synthetic://{cls.stream}: {name}={raw!r} is not a valid value") from exc
         return cls(**kwargs)
 
     @property
@@ -205,96 +260,27 @@ class SyntheticTransactions:
         return to_timestamp(self.start or DEFAULT_START)
 
 
-def _card(seed: int, k: int) -> tuple[str, str, str, float]:
-    """(card_id, customer_id, home country, spending scale) of card ``k``."""
-    u = _unit(seed, k, 101)
-    pick = u * _HOME_TOTAL
-    home = next(c for cum, c in _HOME_CDF if pick < cum)
-    scale = math.exp((_unit(seed, k, 102) - 0.5) * 1.2)  # 0.55x .. 1.8x
-    return f"card-{k:06d}", f"cust-{k // 2 + 17:06d}", home, scale
+_STREAMS: dict[str, type] = {}
 
 
-def _is_burst_seed(cfg: SyntheticTransactions, i: int) -> bool:
-    return _unit(cfg.seed, i, _SALT_FRAUD) < cfg.fraud / 2 and _unit(cfg.seed, i, _SALT_FRAUDKIND) < 0.5
+def synthetic_stream(name: str) -> type:
+    """The :class:`SyntheticStream` subclass serving ``synthetic://name``: a
+    stream of a registered or installed pipeline (``PipelineSpec.generators``)."""
+    from hybridflow.pipelines import list_pipelines
+
+    if name not in _STREAMS:
+        for spec in list_pipelines():
+            for stream in spec.generators:
+                _STREAMS.setdefault(stream.stream, stream)
+    try:
+        return _STREAMS[name]
+    except KeyError:
+        known = ", ".join(f"synthetic://{n}" for n in sorted(_STREAMS)) or "none"
+        raise InvalidUriError(f"synthetic://{name}: unknown generator; the installed pipelines have {known}") from None
 
 
-def _record(cfg: SyntheticTransactions, i: int, event_seconds: float, cards: dict) -> str:
-    seed = cfg.seed
-    population = cfg.population if cfg.population is not None else seed
-
-    def card(k: int):
-        c = cards.get(k)
-        if c is None:
-            c = cards[k] = _card(population, k)
-        return c
-
-    # A burst ("card testing") takes over the next _BURST_LENGTH records.
-    burst_from = next(
-        (i - d for d in range(0, _BURST_LENGTH) if i - d >= 0 and _is_burst_seed(cfg, i - d)),
-        None,
-    )
-    if burst_from is not None:
-        k = int(_unit(seed, burst_from, _SALT_CARD) * cfg.cards)
-    else:
-        k = int(_unit(seed, i, _SALT_CARD) * cfg.cards)
-    card_id, customer_id, home, scale = card(k)
-
-    pick = _unit(seed, i, _SALT_CAT) * _CAT_TOTAL
-    _, category, median = next(row for row in _CAT_CDF if pick < row[0])
-    # log-normal amount around the category median, scaled per card
-    u1 = max(_unit(seed, i, _SALT_AMT1), 1e-12)
-    u2 = _unit(seed, i, _SALT_AMT2)
-    z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2 * math.pi * u2)
-    amount = median * scale * math.exp(0.45 * z)
-    country = home
-    if _unit(seed, i, _SALT_TRAVEL) < 0.003:  # ordinary travel
-        country = _COUNTRIES[int(_unit(seed, i, _SALT_ABROAD) * len(_COUNTRIES))][0]
-
-    is_fraud = _unit(seed, i, _SALT_FRAUD) < cfg.fraud
-    if burst_from is not None:
-        category, amount = "online", 1.0 + 9.0 * _unit(seed, i, _SALT_FRAUDAMT)
-    elif is_fraud:  # a very large purchase abroad
-        category = "electronics"
-        amount = median * scale * (15.0 + 30.0 * _unit(seed, i, _SALT_FRAUDAMT))
-        abroad = [c for c, _, _ in _COUNTRIES if c != home]
-        country = abroad[int(_unit(seed, i, _SALT_ABROAD) * len(abroad))]
-
-    # event-time disorder
-    if _unit(seed, i, _SALT_LATE) < cfg.late:
-        event_seconds -= cfg.late_delay * (1.0 + _unit(seed, i, _SALT_DISAMT))
-    elif _unit(seed, i, _SALT_DIS) < cfg.disorder:
-        event_seconds -= cfg.max_delay * _unit(seed, i, _SALT_DISAMT)
-
-    record = {
-        "txn_id": f"t{seed}-{i:010d}",
-        "card_id": card_id,
-        "customer_id": customer_id,
-        "merchant_id": f"m-{int(_unit(seed, i, _SALT_MERCH) * 2000):05d}",
-        "category": category,
-        "amount": round(amount, 2),
-        "currency": _CURRENCY[country],
-        "country": country,
-        "event_time": Timestamp.of(round(event_seconds, 3)).to_rfc3339(),
-    }
-    if _unit(seed, i, _SALT_MAL) < cfg.malformed:
-        kind = int(_unit(seed, i, _SALT_MALKIND) * 6)
-        if kind == 0:
-            return json.dumps(record)[:-7]  # truncated JSON
-        if kind == 1:
-            del record["card_id"]
-        elif kind == 2:
-            record["amount"] = -record["amount"]
-        elif kind == 3:
-            record["currency"] = "EURO"
-        elif kind == 4:
-            record["event_time"] = "yesterday"
-        else:
-            record["amount"] = f"{record['amount']:.2f}".replace(".", ",")
-    return json.dumps(record)
-
-
-def generate_transactions(
-    config: SyntheticTransactions,
+def generate_records(
+    config: SyntheticStream,
     start_index: int,
     stop_index: int,
     start_seconds: Optional[float] = None,
@@ -306,26 +292,26 @@ def generate_transactions(
     """
     if start_seconds is None:
         start_seconds = float(config.start_timestamp().micros) / 1e6
-    cards: dict = {}
+    cache: dict = {}
     for i in range(start_index, stop_index):
-        yield _record(config, i, start_seconds + i / config.rate, cards)
+        yield config.record(i, start_seconds + i / config.rate, cache)
 
 
 class _GenerateChunk(beam.DoFn):
     """Generates one chunk ``(first, last)`` of a bounded read."""
 
-    def __init__(self, config: SyntheticTransactions):
+    def __init__(self, config: SyntheticStream):
         self._config = config
 
     def process(self, chunk):
         first, last = chunk
-        yield from generate_transactions(self._config, first, last)
+        yield from generate_records(self._config, first, last)
 
 
 class _GenerateTick(beam.DoFn):
     """Generates the records of one PeriodicImpulse tick of an unbounded read."""
 
-    def __init__(self, config: SyntheticTransactions, start_seconds: float, per_tick: int):
+    def __init__(self, config: SyntheticStream, start_seconds: float, per_tick: int):
         self._config = config
         self._start = start_seconds
         self._per_tick = per_tick
@@ -337,50 +323,44 @@ class _GenerateTick(beam.DoFn):
         limit = self._config.record_count
         if limit is not None:  # the last tick may reach past the end
             last = min(last, limit)
-        for text in generate_transactions(self._config, first, last, self._start):
-            yield text
+        yield from generate_records(self._config, first, last, self._start)
 
 
-class ReadSyntheticTransactions(beam.PTransform):
-    """Reads generated transactions as JSON text; bounded or unbounded.
+class ReadSynthetic(beam.PTransform):
+    """Reads a generated stream as JSON text; bounded or unbounded.
 
     Args:
-      config: a :class:`SyntheticTransactions` (or build one from keyword
-        arguments).
+      config: a :class:`SyntheticStream` (a subclass instance).
       chunk_size: records per generated bundle when bounded.
 
     Example::
 
+        from hybridflow.pipelines.fraud import SyntheticTransactions
+
         with beam.Pipeline() as p:
-            lines = p | ReadSyntheticTransactions(SyntheticTransactions(count=100))
+            lines = p | ReadSynthetic(SyntheticTransactions(count=100))
     """
 
-    def __init__(self, config: Optional[SyntheticTransactions] = None, *, chunk_size: int = 5000, **kwargs):
+    def __init__(self, config: SyntheticStream, *, chunk_size: int = 5000):
         super().__init__()
-        if config is None:
-            config = SyntheticTransactions(**kwargs)
-        elif kwargs:
-            config = dataclasses.replace(config, **kwargs)
         self._config = config
         self._chunk_size = chunk_size
+
+    def default_label(self) -> str:
+        return f"ReadSynthetic{type(self._config).__name__.removeprefix('Synthetic')}"
 
     def expand(self, pbegin):
         cfg = self._config
         if cfg.is_bounded:
             count = cfg.record_count or 0
-            chunks = [
-                (first, min(first + self._chunk_size, count))
-                for first in range(0, count, self._chunk_size)
-            ]
+            chunks = [(first, min(first + self._chunk_size, count)) for first in range(0, count, self._chunk_size)]
             return (
                 pbegin
                 | "Chunks" >> beam.Create(chunks, reshuffle=True)
                 | "Generate" >> beam.ParDo(_GenerateChunk(cfg))
                 | "CountRead" >> CountElements("records_read")
             )
-        start = (
-            float(cfg.start_timestamp().micros) / 1e6 if cfg.start else float(int(time.time()))
-        )
+        start = float(cfg.start_timestamp().micros) / 1e6 if cfg.start else float(int(time.time()))
         # At least one record per tick, at most 10 ticks a second.
         interval = max(1.0 / cfg.rate, 0.1)
         per_tick = max(1, round(cfg.rate * interval))

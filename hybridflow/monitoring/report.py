@@ -7,10 +7,13 @@ inline, there are no scripts and nothing is fetched when it is opened. When
 the run wrote ``--metrics_json`` (by default looked for as
 ``<input>/metrics.json``) the report starts with the job summary.
 
-Reports exist per pipeline (:func:`register_report`); ``fraud`` shows alerts
-over time by rule, the top cards by spend (cards with alerts in red), the
-window aggregates (spend and busiest card per window, transactions per card
-and window), dead letters by reason, late records and the latest alerts.
+Every pipeline's report has the same frame (:func:`pipeline_report`): the
+job, alerts over time by rule, then the pipeline's own sections
+(``PipelineSpec.report``: ``fraud`` shows the top cards by spend and its
+window aggregates), then counts (alerts by rule, dead letters by reason,
+late records, rows of each output) and the latest alerts. The figure helpers
+(:func:`alerts_over_time`, :func:`top_keys`, :func:`window_aggregates`) are
+for a pipeline's own sections.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ import io
 import json
 import posixpath
 from collections import Counter, defaultdict
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from hybridflow.errors import UsageError, require
 
-__all__ = ["Report", "Section", "register_report", "render_report", "write_report", "read_output"]
+__all__ = [
+    "Report", "Section", "pipeline_report", "render_report", "write_report", "read_output", "alerts_over_time",
+    "top_keys", "window_aggregates",
+]
 
 _FEATURE = "hybridflow report"
 
@@ -46,14 +52,6 @@ class Report:
     title: str
     subtitle: str
     sections: list[Section]
-
-
-_REPORTS: dict[str, Callable[[str, Optional[dict]], Report]] = {}
-
-
-def register_report(pipeline: str, build: Callable[[str, Optional[dict]], Report]) -> None:
-    """Registers ``build(input_dir, metrics_json_document) -> Report`` for a pipeline."""
-    _REPORTS[pipeline] = build
 
 
 # --------------------------------------------------------------------------
@@ -181,25 +179,27 @@ def alerts_over_time(alerts: list[dict]) -> Section:
     )
 
 
-def top_cards_by_spend(spend: dict[str, float], alerted: set, source: str, limit: int = 12) -> Section:
-    """Horizontal bars of the cards that spent most; cards with alerts in red."""
+def top_keys(values: dict[str, float], highlighted: set, title: str, what: str, source: str,
+             limit: int = 12) -> Section:
+    """Horizontal bars of the keys with the highest ``values``; keys in
+    ``highlighted`` (say, those with alerts) in red. ``what`` names the
+    measure (``spend``), ``source`` where it comes from."""
     _matplotlib()
-    top = sorted(spend.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    top = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
     fig, (ax,) = _figure(height=0.26 * len(top) + 1.0)
-    names = [card for card, _ in reversed(top)]
-    values = [value for _, value in reversed(top)]
-    colors = ["#d62728" if card in alerted else "#4269d0" for card in names]
-    ax.barh(names, values, color=colors)
-    for y, value in enumerate(values):
+    names = [key for key, _ in reversed(top)]
+    numbers = [value for _, value in reversed(top)]
+    colors = ["#d62728" if key in highlighted else "#4269d0" for key in names]
+    ax.barh(names, numbers, color=colors)
+    for y, value in enumerate(numbers):
         ax.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
-    ax.set_xlabel(f"spend ({source})")
+    ax.set_xlabel(f"{what} ({source})")
     ax.margins(x=0.12)
     ax.grid(axis="y", visible=False)
-    flagged = sum(card in alerted for card, _ in top)
+    flagged = sum(key in highlighted for key, _ in top)
     return Section(
-        "Top cards by spend", _svg(fig),
-        caption=f"The {len(top)} cards with the highest spend ({source}); "
-        f"{flagged} of them (red) have alerts.",
+        title, _svg(fig),
+        caption=f"The {len(top)} with the highest {what} ({source}); {flagged} of them (red) have alerts.",
     )
 
 
@@ -281,53 +281,42 @@ def job_section(document: dict) -> Section:
 
 
 # --------------------------------------------------------------------------
-# The fraud report
+# A pipeline's report
 
 
-def _fraud_report(directory: str, metrics: Optional[dict]) -> Report:
-    alerts = read_output(directory, "alerts", ("event_time",))
-    aggregates = read_output(directory, "aggregates", ("window_start", "window_end"))
-    profiles = read_output(directory, "profiles")
-    dead = read_output(directory, "dead_letters")
-    late = read_output(directory, "late")
-    if not (alerts or aggregates or profiles):
+def pipeline_report(spec, directory: str, metrics: Optional[dict]) -> Report:
+    """The report of ``spec``'s outputs under ``directory``: the job (from
+    ``metrics``), alerts over time, the pipeline's own sections
+    (``spec.report``), counts and the latest alerts."""
+    names = list(spec.sinks(spec.options([])))
+    rows = {name: read_output(directory, name, ("event_time",) if name == "alerts" else ()) for name in names}
+    if not any(rows.values()):
         raise UsageError(
-            f"{directory}: no fraud outputs found (alerts*, aggregates*, profiles* as .jsonl or .parquet); "
-            "give the --output directory of a `hybridflow run fraud` batch run"
+            f"{directory}: no {spec.name} outputs found ({', '.join(f'{n}*' for n in names)} as .jsonl or .parquet); "
+            f"give the --output directory of a `hybridflow run {spec.name}` batch run"
         )
+    alerts, dead, late = rows.get("alerts", []), rows.get("dead_letters", []), rows.get("late", [])
     sections = [job_section(metrics)] if metrics else []
     if alerts:
         sections.append(alerts_over_time(alerts))
-    alerted = {a["key"] for a in alerts}
-    if profiles:
-        spend = {p["card_id"]: p["txn_count"] * p["amount_mean"] for p in profiles}
-        sections.append(top_cards_by_spend(spend, alerted, "total over the history, from the card profiles"))
-    elif aggregates:
-        peak: dict[str, float] = defaultdict(float)
-        for row in aggregates:
-            peak[row["card_id"]] = max(peak[row["card_id"]], row["total_amount"] or 0.0)
-        sections.append(top_cards_by_spend(peak, alerted, "the most in one window"))
-    if aggregates:
-        sections.append(window_aggregates(aggregates, "card_id", "txn_count", "total_amount"))
+    if spec.report is not None:
+        sections += spec.report(directory)
     by_rule = Counter(a["rule"] for a in alerts)
     by_reason = Counter(d["error_type"] for d in dead)
     counts = [("alerts", len(alerts))] + [(f"alerts: {r}", n) for r, n in sorted(by_rule.items())]
     counts += [("dead letters", len(dead))] + [(f"dead letters: {r}", n) for r, n in sorted(by_reason.items())]
-    counts += [("late records", len(late)), ("cards with alerts", len(alerted))]
-    if aggregates:
-        counts += [("window rows", len(aggregates)), ("cards in windows", len({r["card_id"] for r in aggregates}))]
+    counts += [("late records", len(late)), ("keys with alerts", len({a["key"] for a in alerts}))]
+    counts += [(f"{name.replace('_', ' ')} rows", len(rows[name]))
+               for name in names if name not in ("alerts", "dead_letters", "late")]
     sections.append(Section("Counts", html=_table(["", "count"], counts)))
     latest = sorted(alerts, key=lambda a: (a["event_time"], a["rule"], a["key"]), reverse=True)[:15]
     if latest:
         sections.append(Section(
             "Latest alerts",
-            html=_table(["event time", "rule", "card", "value", "message"],
+            html=_table(["event time", "rule", "key", "value", "message"],
                         [(a["event_time"], a["rule"], a["key"], a["value"], a["message"]) for a in latest]),
         ))
-    return Report("fraud report", f"outputs under {directory}", sections)
-
-
-register_report("fraud", _fraud_report)
+    return Report(f"{spec.name} report", f"outputs under {directory}", sections)
 
 
 # --------------------------------------------------------------------------
@@ -353,18 +342,12 @@ th { color: #555; }
 """
 
 
-def _builder(pipeline: str) -> Callable[[str, Optional[dict]], Report]:
-    build = _REPORTS.get(pipeline)
-    if build is None:
-        raise UsageError(f"no report for pipeline {pipeline!r}; reports exist for: {', '.join(sorted(_REPORTS))}")
-    return build
-
-
 def render_report(pipeline: str, directory: str, metrics_json: Optional[str] = None) -> str:
-    """The HTML text of ``pipeline``'s report on the outputs under ``directory``."""
-    build = _builder(pipeline)
-    metrics = _read_metrics(directory, metrics_json)
-    report = build(directory, metrics)
+    """The HTML text of ``pipeline``'s report on the outputs under ``directory``
+    (``pipeline``: anything :func:`~hybridflow.pipelines.get_pipeline` takes)."""
+    from hybridflow.pipelines import get_pipeline
+
+    report = pipeline_report(get_pipeline(pipeline), directory, _read_metrics(directory, metrics_json))
     parts = []
     for section in report.sections:
         body = ""
@@ -405,7 +388,9 @@ def write_report(pipeline: str, directory: str, out: str, metrics_json: Optional
     """Writes the report to ``out``; returns ``out``."""
     from apache_beam.io.filesystems import FileSystems
 
-    _builder(pipeline)
+    from hybridflow.pipelines import get_pipeline
+
+    get_pipeline(pipeline)  # an unknown pipeline is the first error
     if not FileSystems.match([directory.rstrip("/") + "/*"])[0].metadata_list:
         raise UsageError(f"--input={directory}: no files there; give the --output directory of a batch run")
     text = render_report(pipeline, directory, metrics_json)

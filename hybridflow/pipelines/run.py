@@ -128,7 +128,7 @@ def run_pipeline(spec: PipelineSpec, options: PipelineOptions, wait: bool = True
     # read before running: portable runners clear --runner in the options they run
     requested = options.view_as(StandardOptions).runner or "DirectRunner"
     requested = requested if isinstance(requested, str) else type(requested).__name__
-    stage_hybridflow(options)  # on Dataflow: the workers get hybridflow's wheel unless their image has it
+    stage_hybridflow(options, spec)  # on Dataflow: the workers get the wheels unless their image has them
     p = beam.Pipeline(options=options)
     locations = construct(p, spec, options)
     with JobMonitor(spec.name, options, runner=requested) as monitor:  # --metrics_port, --deadline ...

@@ -1,7 +1,9 @@
 """Public test helpers: build records and event streams for hybridflow transforms.
 
-``transactions([("c1", 10.0, 5), ...])`` makes :class:`~hybridflow.schemas.Transaction`
-records from ``(card, amount, seconds after start)`` tuples; :class:`CreateEvents`
+``transactions([("c1", 10.0, 5), ...])`` makes the fraud pipeline's
+:class:`~hybridflow.pipelines.fraud.records.Transaction` records from ``(card,
+amount, seconds after start)`` tuples (the running example of the docs; it is
+:func:`hybridflow.pipelines.fraud.records.transactions`); :class:`CreateEvents`
 is ``beam.Create`` with element timestamps taken from the event-time field;
 :func:`event_stream` builds a ``TestStream`` that delivers the same records as
 an unbounded input, with watermark moves between groups.
@@ -16,7 +18,8 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 
-from hybridflow.schemas import Transaction, to_timestamp
+from hybridflow.pipelines.fraud.records import transactions
+from hybridflow.schemas import to_timestamp
 
 __all__ = [
     "transactions",
@@ -50,37 +53,6 @@ def streaming_pipeline(*flags: str):
     from apache_beam.testing.test_pipeline import TestPipeline
 
     return TestPipeline(options=PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming", *flags]))
-
-
-def transactions(
-    rows: Iterable[Sequence[Any]],
-    start: Timestamp = START,
-    country: str = "US",
-    currency: str = "USD",
-) -> list[Transaction]:
-    """Transactions from ``(card, amount, seconds[, country])`` tuples.
-
-    Ids are ``t0``, ``t1``, ... in order; customer, merchant and category are
-    fixed so tests only spell out what matters.
-    """
-    out = []
-    for i, row in enumerate(rows):
-        card, amount, seconds = row[0], row[1], row[2]
-        txn_country = row[3] if len(row) > 3 else country
-        out.append(
-            Transaction(
-                txn_id=f"t{i}",
-                card_id=card,
-                customer_id=f"cust-{card}",
-                merchant_id="m-1",
-                category="grocery",
-                amount=float(amount),
-                currency=currency,
-                country=txn_country,
-                event_time=start + seconds,
-            )
-        )
-    return out
 
 
 class CreateEvents(beam.PTransform):

@@ -13,6 +13,7 @@ from hybridflow.transforms.dedupe import Dedupe
 from hybridflow.transforms.enrich import Enrich, MissingKeyPolicy
 from hybridflow.transforms.lookups import BigtableLookup, DynamoDBLookup, InMemoryLookup, LookupHandler
 from hybridflow.transforms.parse import ParseRecords
+from hybridflow.transforms.summarize import Summarize
 from hybridflow.transforms.windows import (
     Accumulation,
     FixedWindow,
@@ -31,6 +32,7 @@ __all__ = [
     "BigtableLookup",
     "DynamoDBLookup",
     "WindowedAggregate",
+    "Summarize",
     "Aggregation",
     "FixedWindow",
     "SlidingWindow",

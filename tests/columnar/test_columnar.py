@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from hybridflow import OneOf, ParseRecords, Range, Transaction, WindowedAggregate, get_pipeline
 from hybridflow.columnar import ToRecords, ToTables, arrow_tables
-from hybridflow.io import ReadFrom, generate_transactions
-from hybridflow.io.synthetic import SyntheticTransactions
+from hybridflow.io import ReadFrom, generate_records
+from hybridflow.pipelines.fraud import SyntheticTransactions
 from hybridflow.pipelines.run import run_pipeline
 from hybridflow.schemas import register
 from hybridflow.testing import START, Collect, CreateEvents, batch_pipeline, collected
@@ -116,7 +116,7 @@ def test_synthetic_history_with_small_read_ranges_parses_identically(tmp_path):
 
     config = SyntheticTransactions(seed=5, malformed=0.05, cards=50)
     path = tmp_path / "h.jsonl"
-    path.write_text("\n".join(generate_transactions(config, 0, 4000)) + "\n")
+    path.write_text("\n".join(generate_records(config, 0, 4000)) + "\n")
     with batch_pipeline() as p:
         tables = p | ReadJsonLinesAsTables(str(path), block_bytes=4096)  # many ranges, lines cut at edges
         parsed = tables | ParseRecords(Transaction)
@@ -212,7 +212,7 @@ def test_windowed_aggregate_on_tables_equals_the_per_element_path(tmp_path, wind
 def test_fraud_pipeline_columnar_equals_per_element(tmp_path):
     config = SyntheticTransactions(seed=9, population=42, cards=40, malformed=0.02, fraud=0.02)
     source = tmp_path / "in.jsonl"
-    source.write_text("\n".join(generate_transactions(config, 0, 6000)) + "\n")
+    source.write_text("\n".join(generate_records(config, 0, 6000)) + "\n")
     spec = get_pipeline("fraud")
     outputs = {}
     for mode in ("auto", "never"):

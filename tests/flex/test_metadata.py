@@ -146,7 +146,7 @@ def test_every_metadata_parameter_is_accepted_by_the_pipelines_parser(spec):
         examples = _examples(param)
         assert examples, param["name"]
         for value in examples:
-            check_flags([f"--{param['name']}={value}"])
+            check_flags([f"--{param['name']}={value}"], spec.options_class)
 
 
 def _examples(param):
@@ -161,10 +161,10 @@ def _examples(param):
 @given(data=st.data())
 def test_a_value_matching_the_regexes_is_accepted_by_the_parser(data):
     """Property: Dataflow's regex check never lets through a value the pipeline's parser refuses."""
-    params = [p for s in list_pipelines() for p in template_parameters(s) if p.regexes]
-    param = data.draw(st.sampled_from(params), label="parameter")
+    params = [(s, p) for s in list_pipelines() for p in template_parameters(s) if p.regexes]
+    spec, param = data.draw(st.sampled_from(params), label="parameter")
     value = data.draw(st.from_regex(param.regexes[0], fullmatch=True).filter(param.matches), label="value")
-    check_flags([f"--{param.name}={value}"])
+    check_flags([f"--{param.name}={value}"], spec.options_class)
 
 
 def test_an_invalid_value_is_rejected_by_its_regex_and_by_the_parser(spec):
@@ -175,7 +175,7 @@ def test_an_invalid_value_is_rejected_by_its_regex_and_by_the_parser(spec):
         for value in invalid:
             assert not param.matches(value), (param.name, value)
             with pytest.raises(InvalidOptionError):
-                check_flags([f"--{param.name}={value}"])
+                check_flags([f"--{param.name}={value}"], spec.options_class)
             checked += 1
     assert checked >= 3 * len([a for a in pipeline_actions(spec) if a.choices or a.type in INVALID])
 

@@ -4,8 +4,9 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from hybridflow import InvalidUriError, ReadFrom, SyntheticTransactions
-from hybridflow.io.synthetic import generate_transactions
+from hybridflow import InvalidUriError, ReadFrom
+from hybridflow.io.synthetic import generate_records
+from hybridflow.pipelines.fraud import SyntheticTransactions
 from hybridflow.testing import Collect, batch_pipeline, collected
 
 
@@ -20,17 +21,17 @@ def parsed(lines):
 
 
 def test_deterministic_from_seed():
-    a = list(generate_transactions(SyntheticTransactions(seed=1), 0, 500))
-    b = list(generate_transactions(SyntheticTransactions(seed=1), 0, 500))
-    c = list(generate_transactions(SyntheticTransactions(seed=2), 0, 500))
+    a = list(generate_records(SyntheticTransactions(seed=1), 0, 500))
+    b = list(generate_records(SyntheticTransactions(seed=1), 0, 500))
+    c = list(generate_records(SyntheticTransactions(seed=2), 0, 500))
     assert a == b and a != c
     # any index range reproduces the same records
-    assert list(generate_transactions(SyntheticTransactions(seed=1), 250, 300)) == a[250:300]
+    assert list(generate_records(SyntheticTransactions(seed=1), 250, 300)) == a[250:300]
 
 
 def test_shares_of_malformed_disorder_and_late():
     cfg = SyntheticTransactions(seed=5, malformed=0.1, disorder=0.2, late=0.05, rate=10.0)
-    lines = list(generate_transactions(cfg, 0, 20000))
+    lines = list(generate_records(cfg, 0, 20000))
     records = parsed(lines)
     broken = sum(1 for r in records if r is None or "card_id" not in r or not isinstance(r["amount"], float)
                  or r["amount"] < 0 or r["currency"] == "EURO" or r["event_time"] == "yesterday")
@@ -51,7 +52,7 @@ def test_shares_of_malformed_disorder_and_late():
 def test_population_is_shared_across_seeds():
     home = {}
     for seed in (1, 2):
-        for r in parsed(generate_transactions(SyntheticTransactions(seed=seed, population=9, cards=5,
+        for r in parsed(generate_records(SyntheticTransactions(seed=seed, population=9, cards=5,
                                                                     malformed=0, fraud=0), 0, 2000)):
             home.setdefault(seed, {}).setdefault(r["card_id"], set()).add(r["customer_id"])
     assert home[1] == home[2]

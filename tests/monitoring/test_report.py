@@ -73,7 +73,7 @@ def test_report_usage_errors(hybridflow_cmd, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("x")
     for args, message in (
-        (["iot", f"--input={tmp_path}"], "no report for pipeline 'iot'; reports exist for: fraud"),
+        (["nosuch", f"--input={tmp_path}"], "unknown pipeline 'nosuch'"),
         (["fraud", f"--input={tmp_path}/missing"], "no files there"),
         (["fraud", f"--input={tmp_path}/empty"], "no fraud outputs found"),
     ):

@@ -11,7 +11,8 @@ import pytest
 from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.io.bigtable import encode_value, row_to_dict
-from hybridflow.io.synthetic import SyntheticTransactions, generate_transactions
+from hybridflow.io.synthetic import generate_records
+from hybridflow.pipelines.fraud import SyntheticTransactions
 from hybridflow.options import resolve_options
 from hybridflow.pipelines.fraud import SPEC
 from hybridflow.pipelines.run import construct
@@ -32,7 +33,7 @@ def live_transactions(start: Timestamp, count: int = 600, rate: float = 10.0):
     config = SyntheticTransactions(seed=7, count=count, rate=rate, start=start.to_rfc3339(), cards=40, population=42,
                                    disorder=0, late=0, malformed=0.01, fraud=0.05)
     start_ms = start.micros // 1000
-    return [(line, start_ms + int(i * 1000 / rate)) for i, line in enumerate(generate_transactions(config, 0, count))]
+    return [(line, start_ms + int(i * 1000 / rate)) for i, line in enumerate(generate_records(config, 0, count))]
 
 
 def batch_expectation(tmp_path, lines, reference=(f"--history={HISTORY}",)):
@@ -40,7 +41,7 @@ def batch_expectation(tmp_path, lines, reference=(f"--history={HISTORY}",)):
     source = tmp_path / "live.jsonl"
     source.write_text("".join(line + "\n" for line in lines))
     options = resolve_options(["--runner=FnApiRunner", "--mode=batch", f"--input={source}", *reference,
-                               f"--window={WINDOW}"], defaults=SPEC.defaults)
+                               f"--window={WINDOW}"], defaults=SPEC.defaults, options_class=SPEC.options_class)
     with beam.Pipeline(options=options) as p:
         outputs = SPEC.build(p, options)
         outputs["alerts"] | "Alerts" >> Collect(tmp_path / "expected-alerts")
@@ -74,7 +75,7 @@ def bigquery_aggregates(bigquery_emulator, table):
 def run_streaming(flags, done, timeout=240.0, build=None, started=None):
     """Runs the fraud pipeline (or ``build(p, options)``) in streaming with ``flags`` until ``done()``
     or ``timeout``; cancels it. ``started()``, if given, is called once the job runs."""
-    options = resolve_options(["--mode=streaming", *flags], defaults=SPEC.defaults)
+    options = resolve_options(["--mode=streaming", *flags], defaults=SPEC.defaults, options_class=SPEC.options_class)
     p = beam.Pipeline(options=options)
     (build or (lambda p, options: construct(p, SPEC, options)))(p, options)
     result = p.run()

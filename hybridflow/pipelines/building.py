@@ -1,0 +1,110 @@
+"""Parts every pipeline's ``build``, ``sinks`` and ``validate`` use.
+
+- :func:`read_records`: ``ReadFrom`` + ``ParseRecords`` with stable labels
+  (``Read<Name>``, ``Parse<Name>``), columnar where the input allows it;
+- :func:`stream_uri`: adds ``--duration`` to an unbounded synthetic input;
+- :func:`file_sinks`: ``{output: <output dir>/<output>.<format>}``;
+- :func:`check_window`, :func:`check_inputs`, :func:`runner_name`: the checks
+  of a pipeline's ``validate`` that are the same everywhere, as one-line
+  usage errors naming the flag.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Optional
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from hybridflow.errors import InvalidOptionError
+from hybridflow.options import HybridflowOptions
+from hybridflow.redaction import redact
+
+__all__ = ["read_records", "can_read_columnar", "stream_uri", "file_sinks", "check_window", "check_inputs", "runner_name"]
+
+
+def can_read_columnar(options: PipelineOptions, uri: str) -> bool:
+    """Whether a bounded read of ``uri`` runs columnar (Arrow tables; see
+    :mod:`hybridflow.columnar`): JSON-lines/Parquet/ORC files, unless ``--columnar=never``."""
+    from hybridflow.io import supports_columnar
+
+    return options.view_as(HybridflowOptions).columnar != "never" and supports_columnar(uri)
+
+
+def read_records(
+    p: beam.Pipeline,
+    name: str,
+    uri: str,
+    record_type: type,
+    options: PipelineOptions,
+    bounded: bool,
+    timestamp_field: Optional[str] = "event_time",
+    columnar: Optional[bool] = None,
+) -> Any:
+    """Reads ``uri`` and parses it into ``record_type``: ``Read<name>`` then
+    ``Parse<name>``; returns ParseRecords' result (``.records``, ``.dead_letters``).
+    ``columnar`` defaults to :func:`can_read_columnar` for bounded reads."""
+    from hybridflow.io import ReadFrom
+    from hybridflow.transforms import ParseRecords
+
+    if columnar is None:
+        columnar = bounded and can_read_columnar(options, uri)
+    unit = options.view_as(HybridflowOptions).timestamp_unit or "s"
+    return (
+        p
+        | f"Read{name}" >> ReadFrom(uri, bounded=bounded, columnar=columnar)
+        | f"Parse{name}" >> ParseRecords(record_type, timestamp_field=timestamp_field, timestamp_unit=unit)
+    )
+
+
+def stream_uri(uri: str, duration: Optional[float]) -> str:
+    """``uri`` with ``duration=`` added when it is a synthetic stream without one."""
+    from hybridflow.io.uri import parse_uri
+
+    if duration is None or parse_uri(uri).scheme != "synthetic" or "duration=" in uri:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}duration={duration:g}"
+
+
+def file_sinks(
+    options: PipelineOptions, formatted: Iterable[str] = (), jsonl: Iterable[str] = (), parquet: Iterable[str] = ()
+) -> dict[str, str]:
+    """Sinks under ``--output``: ``formatted`` outputs in ``--output_format``,
+    the others in JSON lines or Parquet whatever the format."""
+    hf = options.view_as(HybridflowOptions)
+    out = hf.output.rstrip("/")
+    sinks = {name: f"{out}/{name}.{hf.output_format}" for name in formatted}
+    sinks.update({name: f"{out}/{name}.parquet" for name in parquet})
+    sinks.update({name: f"{out}/{name}.jsonl" for name in jsonl})
+    return sinks
+
+
+def runner_name(options: PipelineOptions) -> str:
+    """The ``--runner`` without its module path (``FlinkRunner``, ``PrismRunner`` ...)."""
+    return str(options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1]
+
+
+def check_window(value: str, flag: str = "--window") -> None:
+    """InvalidOptionError naming ``flag`` for a bad window spec."""
+    from hybridflow.transforms.windows import window_spec
+
+    try:
+        window_spec(value)
+    except Exception as exc:  # noqa: BLE001 - SchemaError names the accepted forms
+        raise InvalidOptionError(f"{flag}={value}: {exc}") from None
+
+
+def check_inputs(uris: Mapping[str, Optional[str]]) -> None:
+    """InvalidOptionError naming the flag for each ``{flag: URI}`` that
+    ``ReadFrom`` refuses (unknown scheme, format, parameter ...)."""
+    from hybridflow.io import ReadFrom
+
+    for flag, value in uris.items():
+        if value is None:
+            continue
+        try:
+            ReadFrom(value)
+        except InvalidOptionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - turn any URI problem into a usage error
+            raise InvalidOptionError(f"--{flag}={redact(value)}: {exc}") from None
