@@ -57,7 +57,7 @@ venv: $(VENV)/.stamp-base
 venv-test: $(VENV)/.stamp-test
 
 $(DEMO_HISTORY)/.done: | $(VENV)/.stamp-base
-	$(VENV)/bin/hybridflow generate --count 40000 --out $(DEMO_HISTORY)
+	$(VENV)/bin/hybridflow generate fraud --count 40000 --out $(DEMO_HISTORY)
 	touch $@
 
 demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done

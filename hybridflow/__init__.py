@@ -24,6 +24,7 @@ _EXPORTS = {
     "ReadFrom": "hybridflow.io",
     "WriteTo": "hybridflow.io",
     "SyntheticStream": "hybridflow.io",
+    "SyntheticTransactions": "hybridflow.pipelines.fraud.generator",
     "ParseRecords": "hybridflow.transforms",
     "Enrich": "hybridflow.transforms",
     "MissingKeyPolicy": "hybridflow.transforms",
@@ -90,6 +91,7 @@ __all__ = [
     "ReadFrom",
     "WriteTo",
     "SyntheticStream",
+    "SyntheticTransactions",
     # transforms
     "ParseRecords",
     "Enrich",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import math
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
@@ -307,6 +308,45 @@ def flags_from_mapping(values: Mapping[str, Any]) -> list[str]:
     return flags
 
 
+class _PipelineFlagsFilter(logging.Filter):
+    """Drops Beam's warnings about a pipeline's own flags.
+
+    Those flags (a :class:`~hybridflow.pipelines.PipelineParameters`
+    subclass) are parsed for that pipeline only, so Beam's parsing of all
+    PipelineOptions subclasses, which runs whenever it reads the options,
+    warns "Discarding unparseable args" / "Unparseable argument" /
+    "Discarding invalid overrides" about them on every run. :func:`check_flags`
+    has refused every flag no one knows, so only those warnings are dropped:
+    the arguments :func:`resolve_options` found to be the pipeline's."""
+
+    def __init__(self):
+        super().__init__()
+        self.tokens: set = set()
+        self.names: set = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message, args = str(record.msg), record.args
+        if message.startswith("Discarding unparseable args") and isinstance(args, tuple) and args:
+            return not set(args[0]) <= self.tokens
+        if message.startswith("Unparseable argument: "):
+            return message[len("Unparseable argument: "):].split(". Did you mean", 1)[0] not in self.tokens
+        if message.startswith("Discarding invalid overrides") and isinstance(args, dict):  # logging unwraps (dict,)
+            return not set(args) <= self.names
+        return True
+
+
+_PIPELINE_FLAGS = _PipelineFlagsFilter()
+
+
+def _quiet_pipeline_flags(flags: Sequence[str], options_class: type) -> None:
+    _, unknown = _strict_parser().parse_known_args(list(flags))
+    _PIPELINE_FLAGS.tokens.update(unknown)
+    _PIPELINE_FLAGS.names.update(action.dest for action in parser_actions(options_class))
+    beam_logger = logging.getLogger("apache_beam.options.pipeline_options")
+    if _PIPELINE_FLAGS not in beam_logger.filters:
+        beam_logger.addFilter(_PIPELINE_FLAGS)
+
+
 def resolve_options(
     argv: Sequence[str],
     profile_flags: Iterable[str] = (),
@@ -323,6 +363,8 @@ def resolve_options(
     """
     flags = list(profile_flags) + list(argv)
     check_flags(flags, options_class)
+    if options_class is not None:
+        _quiet_pipeline_flags(flags, options_class)
     options = PipelineOptions(flags)
     hf = options.view_as(HybridflowOptions)
     standard = options.view_as(StandardOptions)

@@ -1,36 +1,29 @@
 """docs/connectors.md: every code example runs as written, and the Datadog check configuration
 names metric families a real run's /metrics serves."""
 
-import pathlib
-import re
 import urllib.request
 
 import pytest
 
-DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "connectors.md"
+from tests._docs import example
 
 
-def example(name: str, language: str = "python") -> str:
-    (block,) = re.findall(rf"<!-- example: {name} -->\n```{language}\n(.*?)```", DOC.read_text(), re.S)
-    return block
-
-
-def _run(name, tmp_path):
-    namespace = {"__name__": f"connectors_doc_{name}"}
-    exec(compile(example(name), f"docs/connectors.md ({name})", "exec"), namespace)
+def _run(code, tmp_path):
+    namespace = {"__name__": "connectors_doc"}
+    exec(compile(code, "docs/connectors.md", "exec"), namespace)
     return namespace["run"](str(tmp_path))
 
 
 def test_orc_and_hive_partitions_example(tmp_path, capsys):
     pytest.importorskip("duckdb", reason="the bench extra")
-    assert _run("orc-and-hive-partitions", tmp_path) == [("2026-01-01", "00", 2), ("2026-01-01", "01", 1)]
+    assert _run(example("connectors.md", "orc-and-hive-partitions", "python"), tmp_path) == [("2026-01-01", "00", 2), ("2026-01-01", "01", 1)]
     printed = capsys.readouterr().out
     assert printed.count("Transaction(") == 3 and "card_id='c2'" in printed
 
 
 def test_iceberg_example(tmp_path, capsys):
     pytest.importorskip("pyiceberg", reason="pip install 'hybridflow[iceberg]'")
-    assert isinstance(_run("iceberg", tmp_path), int)
+    assert isinstance(_run(example("connectors.md", "iceberg", "python"), tmp_path), int)
     printed = capsys.readouterr().out
     assert printed.count("Transaction(") == 1 and "card_id='c1'" in printed  # the first snapshot only
 
@@ -45,7 +38,7 @@ def test_datadog_openmetrics_config_matches_our_metrics():
     from hybridflow.schemas import to_json
     from hybridflow.testing import transactions
 
-    config = yaml.safe_load(example("datadog", "yaml"))
+    config = yaml.safe_load(example("connectors.md", "datadog", "yaml"))
     (instance,) = config["instances"]
     assert instance["openmetrics_endpoint"].endswith("/metrics") and instance["namespace"] == "hybridflow"
     configured = {name for entry in instance["metrics"] for name in entry}

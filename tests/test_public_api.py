@@ -7,7 +7,7 @@ import hybridflow.transforms
 
 EXPECTED = {
     "BEAM_VERSION",
-    "ReadFrom", "WriteTo", "SyntheticStream",
+    "ReadFrom", "WriteTo", "SyntheticStream", "SyntheticTransactions",
     "ParseRecords", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Summarize", "Aggregation",
     "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
     "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup", "DynamoDBLookup",
@@ -22,16 +22,21 @@ EXPECTED = {
 }
 
 
-def test_the_fraud_records_are_the_fraud_packages():
-    """Transaction and CardProfile belong to the fraud pipeline; the package root and
-    hybridflow.testing re-export them (and its test helper) because the docs and the
-    transforms' docstrings use them as the running example."""
+def test_the_fraud_names_are_the_fraud_packages():
+    """Transaction, CardProfile and the transactions generator belong to the fraud pipeline
+    (hybridflow.pipelines.fraud); the package root, hybridflow.io and hybridflow.testing
+    re-export them under their old names (the docs and the transforms' docstrings use them as
+    the running example); hybridflow.schemas keeps only what every pipeline shares."""
+    import hybridflow.pipelines.fraud.generator as generator
     import hybridflow.pipelines.fraud.records as records
     import hybridflow.testing
 
     assert hybridflow.Transaction is records.Transaction and hybridflow.CardProfile is records.CardProfile
     assert hybridflow.testing.transactions is records.transactions
-    assert not hasattr(hybridflow.schemas, "Transaction") and not hasattr(hybridflow.io, "SyntheticTransactions")
+    assert hybridflow.SyntheticTransactions is hybridflow.io.SyntheticTransactions is generator.SyntheticTransactions
+    assert hybridflow.io.ReadSyntheticTransactions is generator.ReadSyntheticTransactions
+    assert hybridflow.io.generate_transactions is hybridflow.io.generate_records
+    assert not hasattr(hybridflow.schemas, "Transaction")
 
 
 def test_exported_names_are_exactly_the_curated_set():
@@ -73,7 +78,8 @@ def test_every_error_derives_from_the_one_tree():
 IO_EXPECTED = {
     "ReadFrom", "WriteTo", "ReadFromFiles", "WriteToFiles", "ReadFromPubSub", "WriteToPubSub", "ReadFromKafka",
     "WriteToKafka", "ReadFromBigQuery", "WriteToBigQuery", "WriteToBigtable", "ReadFromPostgres",
-    "ReadSynthetic", "SyntheticStream", "generate_records", "EndpointUri", "parse_uri",
+    "ReadSynthetic", "SyntheticStream", "generate_records",
+    "ReadSyntheticTransactions", "SyntheticTransactions", "generate_transactions", "EndpointUri", "parse_uri",
     "ConnectorOptions", "supports_columnar", "ReadFromKinesis", "WriteToKinesis", "WriteToDynamoDB",
     "ReadFromIceberg", "WriteToIceberg",
 }

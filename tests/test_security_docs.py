@@ -1,41 +1,19 @@
 """docs/security.md: every example runs as written."""
 
-import os
-import pathlib
 import re
-import subprocess
-import sys
 
+from tests._docs import example, run_sh
 from tests.monitoring.services import HangingServer
 
-DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "security.md"
 
-
-def _example(name: str, language: str) -> str:
-    (block,) = re.findall(rf"<!-- example: {name} -->\n```{language}\n(.*?)```", DOC.read_text(), re.S)
-    return block
-
-
-def _python(name: str) -> dict:
-    namespace = {"__name__": f"security_doc_{name}"}
-    exec(compile(_example(name, "python"), f"docs/security.md ({name})", "exec"), namespace)
+def _python(code: str) -> dict:
+    namespace = {"__name__": "security_doc"}
+    exec(compile(code, "docs/security.md", "exec"), namespace)
     return namespace
 
 
-def _shell(name: str, **env) -> subprocess.CompletedProcess:
-    path = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", _example(name, "sh")], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PATH": path, **env})
-
-
-def test_every_example_is_tested():
-    names = re.findall(r"<!-- example: ([\w-]+) -->", DOC.read_text())
-    tested = re.findall(r'_(?:python|shell)\("([\w-]+)"', pathlib.Path(__file__).read_text())
-    assert sorted(names) == sorted(set(tested))
-
-
 def test_redact_example():
-    _python("redact")
+    _python(example("security.md", "redact", "python"))
 
 
 def test_postgres_by_reference_example(postgres_server, postgres_schema, capsys, monkeypatch):
@@ -43,23 +21,24 @@ def test_postgres_by_reference_example(postgres_server, postgres_schema, capsys,
     with postgres_server.connect() as conn:
         conn.execute(f"CREATE TABLE {postgres_schema}.orders AS SELECT g AS id FROM generate_series(1, 30) g")
     url = postgres_server.password_role("shop-Pw-1", postgres_schema)
-    _python("postgres-by-reference")["count_rows"](url, f"{postgres_schema}.orders", "shop-Pw-1")
+    _python(example("security.md", "postgres-by-reference", "python"))["count_rows"](url, f"{postgres_schema}.orders", "shop-Pw-1")
     assert capsys.readouterr().out.split() == ["30"]
 
 
 def test_template_by_reference_example():
-    result = _shell("template-by-reference")
+    result = run_sh(example("security.md", "template-by-reference", "sh"), ".", timeout=300)
     assert result.returncode == 0, result.stderr
     assert ("--parameters=output=gs://my-bucket/fraud,input=postgresql://etl@10.0.0.5:5432/shop?table=transactions"
             "&password_secret=projects/my-project/secrets/shop-db") in result.stdout
 
 
 def test_safe_components_example():
-    _python("safe-components")
+    _python(example("security.md", "safe-components", "python"))
 
 
 def test_metrics_endpoint_example(tmp_path):
-    result = _shell("metrics-endpoint", OUT=str(tmp_path / "out"))
+    result = run_sh(example("security.md", "metrics-endpoint", "sh"), tmp_path, timeout=300,
+                    env={"OUT": str(tmp_path / "out")})
     assert result.returncode == 0, result.stderr
     assert re.search(r"^hybridflow: serving metrics at http://127\.0\.0\.1:\d+/metrics$", result.stderr, re.M)
 
@@ -71,6 +50,6 @@ def test_webhook_deadline_example(tmp_path):
 
     alerts = [Alert(alert_id("r", f"k{i}", START), "r", f"k{i}", 1.0, 0.0, START, None, None, "m") for i in range(6)]
     with HangingServer() as server:
-        _python("webhook-deadline")["deliver"](alerts, server.url, str(tmp_path))
+        _python(example("security.md", "webhook-deadline", "python"))["deliver"](alerts, server.url, str(tmp_path))
     assert collected(tmp_path / "delivered") == []
     assert sorted(d.error_type for d in collected(tmp_path / "undelivered")) == ["webhook_timeout"] * 6

@@ -52,6 +52,7 @@ from hybridflow.io.options import ConnectorOptions
 from hybridflow.io.postgres import ReadFromPostgres
 from hybridflow.io.pubsub import ReadFromPubSub, WriteToPubSub
 from hybridflow.io.synthetic import ReadSynthetic, SyntheticStream, generate_records, synthetic_stream
+from hybridflow.io.synthetic import generate_records as generate_transactions  # the name before pipelines had streams
 from hybridflow.io.uri import EndpointUri, file_format, parse_uri
 from hybridflow.redaction import redact
 
@@ -76,6 +77,10 @@ __all__ = [
     "ReadSynthetic",
     "SyntheticStream",
     "generate_records",
+    # the fraud pipeline's stream (hybridflow.pipelines.fraud.generator), under the names it had here
+    "ReadSyntheticTransactions",
+    "SyntheticTransactions",
+    "generate_transactions",
     "EndpointUri",
     "parse_uri",
     "ConnectorOptions",
@@ -255,3 +260,12 @@ class WriteTo(beam.PTransform):
 
     def expand(self, pcoll):
         return pcoll | self._sink
+
+
+def __getattr__(name: str) -> Any:
+    # imported on first use: the fraud package imports hybridflow.io
+    if name in ("SyntheticTransactions", "ReadSyntheticTransactions"):
+        from hybridflow.pipelines.fraud import generator
+
+        return getattr(generator, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,35 +1,23 @@
 """docs/dataflow.md: every example runs as written (offline)."""
 
 import json
-import os
-import subprocess
-import sys
 
 from hybridflow import get_pipeline
 from hybridflow.flex.metadata import template_metadata
 from hybridflow.flex.package import image_tag
-from tests.doc_examples import examples
-
-EXAMPLES = examples("dataflow.md")
-
-
-def test_every_example_is_tested():
-    assert set(EXAMPLES) == {"metadata-duration", "template-launch"}
+from tests._docs import example, run_sh
 
 
 def test_the_metadata_excerpt_is_what_template_build_writes():
-    lang, code = EXAMPLES["metadata-duration"]
+    code = example("dataflow.md", "metadata-duration", "json")
     params = {p["name"]: p for p in template_metadata(get_pipeline("fraud"))["parameters"]}
-    assert lang == "json" and json.loads(code) == params["duration"]
+    assert json.loads(code) == params["duration"]
 
 
 def test_the_launch_example_runs_in_an_empty_directory(tmp_path):
     """build + launch --dry-run from any directory: no checkout files needed."""
-    lang, code = EXAMPLES["template-launch"]
-    assert lang == "sh"
-    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
+    code = example("dataflow.md", "template-launch", "sh")
+    result = run_sh(code, tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     run = result.stdout.strip().splitlines()[-1]
     image = f"us-central1-docker.pkg.dev/my-project/hybridflow/fraud:{image_tag()}"

@@ -13,8 +13,6 @@ import csv
 import glob
 import json
 import os
-import re
-from pathlib import Path
 
 import apache_beam as beam
 import pytest
@@ -32,6 +30,7 @@ from hybridflow.testing import (
     streaming_pipeline,
     transactions,
 )
+from tests._docs import example, printed
 from tests.runners._pipelines import PAST_START
 from tests.runners.conftest import runner_params
 
@@ -251,28 +250,18 @@ def test_a_real_stream_on_prism_and_flink_writes_the_batch_rows(request, runner,
 # --------------------------------------------------------------------------
 # docs/guarantees.md, "Streaming file sinks": its examples run as written
 
-GUARANTEES = Path(__file__).resolve().parents[2] / "docs" / "guarantees.md"
-
-
-def doc_example(name):
-    """The code block after ``<!-- example: NAME -->`` and the block after it (what it prints)."""
-    text = GUARANTEES.read_text()
-    match = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```\n(?:.*?\n```\n(.*?)```)?", text, re.S)
-    assert match, f"no example {name!r} in {GUARANTEES}"
-    return match.group(1), match.group(2)
-
 
 def test_the_streaming_file_sink_example(tmp_path, capsys):
-    code, printed = doc_example("streaming-file-sink")
+    code = example("guarantees.md", "streaming-file-sink", "python")
     namespace = {"__name__": "guarantees_example"}
-    exec(compile(code, str(GUARANTEES), "exec"), namespace)
+    exec(compile(code, "docs/guarantees.md", "exec"), namespace)
     namespace["run"](str(tmp_path))
-    assert capsys.readouterr().out == printed
+    assert capsys.readouterr().out == printed("guarantees.md", "streaming-file-sink")
 
 
 @pytest.mark.prism
 def test_the_prism_panic_reproduction_still_panics(prism_flags):
     """The upstream-shaped reproduction in the docs: when Prism fixes the bug, this fails; update the docs."""
-    code, _ = doc_example("prism-window-end-panic")
+    code = example("guarantees.md", "prism-window-end-panic", "python")
     with pytest.raises(RuntimeError, match="at watermark \\+inf panicked\nassignment to entry in nil map"):
-        exec(compile(code, str(GUARANTEES), "exec"), {"__name__": "prism_reproduction"})
+        exec(compile(code, "docs/guarantees.md", "exec"), {"__name__": "prism_reproduction"})

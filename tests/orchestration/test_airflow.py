@@ -40,7 +40,7 @@ def airflow_home(tmp_path_factory):
 def batch_dag(airflow_home, tmp_path_factory):
     """The fraud DAG on the direct profile over a small synthetic history, in the home's DAG folder."""
     data = tmp_path_factory.mktemp("fraud-data")
-    assert main(["generate", "--count", "300", "--shards", "1", "--out", str(data / "history")]) == 0
+    assert main(["generate", "fraud", "--count", "300", "--shards", "1", "--out", str(data / "history")]) == 0
     run = ScheduledRun("fraud", "direct", [f"--input={data}/history/*.jsonl", f"--output={data}/out",
                                             "--deadline=30m"])
     dag = AirflowDag(run, dag_id=DAG_ID, poke_interval=2, sensor_timeout=20)

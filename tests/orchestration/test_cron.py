@@ -13,7 +13,7 @@ from hybridflow.orchestration.cron import cron_line
 
 def test_the_line_runs_and_the_deadline_check_fires(tmp_path, capsys):
     history = tmp_path / "history"
-    assert main(["generate", "--count", "200", "--shards", "1", "--out", str(history)]) == 0
+    assert main(["generate", "fraud", "--count", "200", "--shards", "1", "--out", str(history)]) == 0
     workdir = tmp_path / "work"
     workdir.mkdir()
     capsys.readouterr()

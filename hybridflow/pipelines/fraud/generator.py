@@ -13,9 +13,9 @@ import dataclasses
 import math
 from typing import Optional
 
-from hybridflow.io.synthetic import SyntheticStream, event_text, share_field, unit
+from hybridflow.io.synthetic import ReadSynthetic, SyntheticStream, event_text, share_field, unit
 
-__all__ = ["SyntheticTransactions"]
+__all__ = ["SyntheticTransactions", "ReadSyntheticTransactions"]
 
 _COUNTRIES = [
     # country, currency, weight as a home country
@@ -132,3 +132,16 @@ class SyntheticTransactions(SyntheticStream):
         bad = [("amount", -amount), ("currency", "EURO"), ("event_time", "yesterday"),
                ("amount", f"{amount:.2f}".replace(".", ","))]
         return self.malformed_text(i, record, missing="card_id", bad=bad)
+
+
+class ReadSyntheticTransactions(ReadSynthetic):
+    """:class:`~hybridflow.io.synthetic.ReadSynthetic` of ``synthetic://transactions``:
+    a :class:`SyntheticTransactions`, or its fields as keyword arguments
+    (``ReadSyntheticTransactions(count=100, seed=7)``)."""
+
+    def __init__(self, config: Optional[SyntheticTransactions] = None, *, chunk_size: int = 5000, **fields):
+        if config is None:
+            config = SyntheticTransactions(**fields)
+        elif fields:
+            config = dataclasses.replace(config, **fields)
+        super().__init__(config, chunk_size=chunk_size)
