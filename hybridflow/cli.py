@@ -268,14 +268,15 @@ def _cmd_generate(args, out) -> int:
         count = config.record_count
         if count is None:
             raise UsageError(f"--{flag} default {uri} is endless: give --count N")
+        prefix = config.stream if flag == "input" else flag  # two inputs may read the same stream
         per_shard = -(-count // args.shards)
         for shard in range(args.shards):
             first, last = shard * per_shard, min((shard + 1) * per_shard, count)
-            path = directory / f"{config.stream}-{shard:05d}-of-{args.shards:05d}.jsonl"
+            path = directory / f"{prefix}-{shard:05d}-of-{args.shards:05d}.jsonl"
             with open(path, "w", encoding="utf-8") as f:
                 for line in generate_records(config, first, last):
                     f.write(line + "\n")
-        print(f"wrote {count} {config.stream} records to {directory}/{config.stream}-*.jsonl (--{flag})", file=out)
+        print(f"wrote {count} {config.stream} records to {directory}/{prefix}-*.jsonl (--{flag})", file=out)
     return 0
 
 
