@@ -121,5 +121,8 @@ def test_a_pipeline_that_is_not_installed_loads_from_module_or_file(installed, t
     assert done.returncode == 0, done.stderr[-3000:]
     assert "pipeline my_fraud (batch)" in done.stdout and "records read     200" in done.stdout
 
+    done = _cli("template", "build", "./my_fraud.py", cwd=tmp_path, pythonpath=[])
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "which no installed distribution provides" in done.stderr
+
     done = _cli("run", "./nothing.py", cwd=tmp_path, pythonpath=[])
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "no such file" in done.stderr
