@@ -92,14 +92,17 @@ def report(exc: HybridflowError, prog: str = "hybridflow") -> int:
     """Prints the one-line error of a command-line run to stderr and returns
     its exit code: 2 for a :class:`UsageError` (the message names the flag or
     field and the fix), 1 for any other hybridflow error (re-raised with its
-    traceback when ``HYBRIDFLOW_TRACEBACK`` is set)."""
+    traceback when ``HYBRIDFLOW_TRACEBACK`` is set). URIs in the line are
+    redacted (:func:`hybridflow.redaction.redact`)."""
     import os
     import sys
 
+    from hybridflow.redaction import redact  # a message never shows a URI's password or token
+
     if isinstance(exc, UsageError):
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
     if os.environ.get("HYBRIDFLOW_TRACEBACK"):
         raise exc
-    print(f"{prog}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    print(f"{prog}: error: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
     return 1
