@@ -137,6 +137,17 @@ def _day_partition(table, uri: str, fields: list[str]) -> Optional[str]:
     return table.schema().find_field(partitioned[0].source_id).name
 
 
+class _StampArrival(beam.DoFn):
+    """Re-stamps a record with the processing time it reaches the sink (later
+    than its event time, so the watermark still holds), so that `every`
+    groups records by arrival into one commit each."""
+
+    def process(self, element):
+        from apache_beam.utils.timestamp import Timestamp
+
+        yield beam.window.TimestampedValue(element, Timestamp.now())
+
+
 class _WriteDataFiles(beam.DoFn):
     """Buffers a bundle's records by window and day; at the bundle's end writes one Parquet file per
     window and day partition under the table's location and emits its path in that window."""
@@ -244,8 +255,6 @@ class WriteToIceberg(_IcebergTransform):
         partition_by = _day_partition(table, self._uri, [f.name for f in fields_of(record_type)])
         records = pcoll | "CountWritten" >> CountElements("records_written")
         if not pcoll.is_bounded:  # one commit per `every` seconds of processing time
-            from hybridflow.io.files import _StampArrival
-
             records = (
                 records
                 | "StampArrival" >> beam.ParDo(_StampArrival()).with_output_types(pcoll.element_type)

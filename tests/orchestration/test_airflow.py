@@ -94,9 +94,15 @@ def _alerts(n):
             for i in range(n)]
 
 
-def _launch(alerts, launcher, directory):
+def _launch(alerts, launcher, directory, failed=None):
+    """The launch records; a failed launch (after its retries) is a dead
+    letter, collected under ``failed`` when given, else asserted absent."""
     with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as p:
-        (p | beam.Create(alerts) | LaunchOnAlert(launcher, rules=["velocity"])) | Collect(directory)
+        result = p | beam.Create(alerts) | LaunchOnAlert(launcher, rules=["velocity"], retry_backoff=0)
+        result.launches | Collect(directory)
+        result.dead_letters | "Failed" >> Collect(failed or f"{directory}-failed")
+    if failed is None:
+        assert collected(f"{directory}-failed") == []
     return collected(directory)
 
 
@@ -127,6 +133,7 @@ def test_alerts_trigger_a_dag_run_through_the_api(api_server, monkeypatch, tmp_p
 def test_a_wrong_password_is_a_failed_launch_not_a_crash(api_server, monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_USERNAME", api_server.username)
     monkeypatch.setenv("AIRFLOW_PASSWORD", "not-the-password")
-    (record,) = _launch(_alerts(1), AirflowLauncher(DAG_ID, api_server.url), tmp_path / "bad")
-    assert record.status == "failed" and "/auth/token: HTTP 401" in record.detail
-    assert "not-the-password" not in json.dumps(record._asdict(), default=str)
+    launches = _launch(_alerts(1), AirflowLauncher(DAG_ID, api_server.url), tmp_path / "bad", tmp_path / "failed")
+    (letter,) = collected(tmp_path / "failed")
+    assert launches == [] and letter.error_type == "launch_failed" and "/auth/token: HTTP 401" in letter.message
+    assert "not-the-password" not in json.dumps(letter._asdict(), default=str)

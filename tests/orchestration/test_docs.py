@@ -32,8 +32,11 @@ def test_airflow_launcher_example(tmp_path):
     start, end = Timestamp.of(1767225600), Timestamp.of(1767225660)
     alerts = [Alert(f"a{i}", "velocity", "card-1", 12.0, 10.0, end, start, end, "n=12 >= 10") for i in range(2)]
     with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as p:
-        namespace["trigger_investigations"](p | beam.Create(alerts), dry_run=True) | Collect(str(tmp_path / "out"))
+        result = namespace["trigger_investigations"](p | beam.Create(alerts), dry_run=True)
+        result.launches | Collect(str(tmp_path / "out"))
+        result.dead_letters | "Failed" >> Collect(str(tmp_path / "failed"))
     (record,) = collected(str(tmp_path / "out"))
+    assert collected(str(tmp_path / "failed")) == []
     assert (record.status, record.pipeline) == ("dry_run", "hybridflow_fraud")
     assert record.command == ("POST http://airflow.internal:8080/api/v2/dags/hybridflow_fraud/dagRuns "
                               f"dag_run_id=hybridflow-{record.launch_id}")
