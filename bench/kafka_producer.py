@@ -22,7 +22,8 @@ import time
 def main(argv=None) -> int:
     from kafka import KafkaProducer
 
-    from hybridflow.io.synthetic import SyntheticTransactions, generate_transactions
+    from hybridflow.io.synthetic import generate_records
+    from hybridflow.pipelines.fraud import SyntheticTransactions
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--bootstrap", required=True)
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
     total = int(args.rate * args.duration)
     start = time.time()
     config = SyntheticTransactions.from_params({**params, "rate": f"{args.rate:g}", "count": str(total)})
-    lines = generate_transactions(config, 0, total, start_seconds=start)
+    lines = generate_records(config, 0, total, start_seconds=start)
     producer = KafkaProducer(bootstrap_servers=args.bootstrap, acks=1, linger_ms=5, batch_size=256 * 1024)
     sent, worst_lag = 0, 0.0
     try:

@@ -172,10 +172,10 @@ def run_one(args):
     import contextlib
 
     from hybridflow import get_pipeline
-    from hybridflow.io.synthetic import SyntheticTransactions
     from hybridflow.io.uri import parse_uri
     from hybridflow.metrics import query_counters
-    from hybridflow.pipelines.fraud import DEFAULT_STREAMING_HISTORY
+    from hybridflow.pipelines.fraud import SyntheticTransactions
+    from hybridflow.pipelines.fraud.pipeline import DEFAULT_STREAMING_HISTORY
 
     timeout = args.timeout or args.duration + 240
     with contextlib.ExitStack() as stack:
