@@ -314,10 +314,10 @@ class _PipelineFlagsFilter(logging.Filter):
     Those flags (a :class:`~hybridflow.pipelines.PipelineParameters`
     subclass) are parsed for that pipeline only, so Beam's parsing of all
     PipelineOptions subclasses, which runs whenever it reads the options,
-    warns "Discarding unparseable args" / "Unparseable argument" /
-    "Discarding invalid overrides" about them on every run. :func:`check_flags`
-    has refused every flag no one knows, so only those warnings are dropped:
-    the arguments :func:`resolve_options` found to be the pipeline's."""
+    warns "Discarding unparseable args" / "Unparseable argument" / "Discarding
+    invalid overrides" (the values of those given) about them on every run.
+    :func:`check_flags` has refused every flag no one knows; only the warnings
+    about what :func:`resolve_options` found to be the pipeline's are dropped."""
 
     def __init__(self):
         super().__init__()

@@ -12,7 +12,7 @@ hybridflow.beam_yaml`` prints its path) and use the transforms by name::
         - type: ParseRecords
           input: ReadFromText
           config:
-            schema: hybridflow.schemas.Transaction
+            schema: hybridflow.pipelines.fraud.records.Transaction
             payload_field: line
             error_handling: {output: dead_letters}
         - type: WindowedAggregate
@@ -94,7 +94,7 @@ def portable_providers(version: Optional[str] = None) -> list[dict]:
 
 
 def record_type(name: Any) -> Any:
-    """A record type from its dotted name (``hybridflow.schemas.Transaction``)."""
+    """A record type from its dotted name (``hybridflow.pipelines.fraud.records.Transaction``)."""
     if not isinstance(name, str):
         fields_of(name)
         return name
@@ -104,7 +104,7 @@ def record_type(name: Any) -> Any:
     except (ImportError, AttributeError, ValueError) as exc:
         raise SchemaError(
             f"schema {name!r} cannot be imported ({exc}); give the dotted name of a "
-            "typing.NamedTuple class, e.g. hybridflow.schemas.Transaction"
+            "typing.NamedTuple class, e.g. hybridflow.pipelines.fraud.records.Transaction"
         ) from None
     fields_of(value)
     return value
@@ -163,7 +163,7 @@ class ParseRecords(beam.PTransform):
 
     Args:
       schema: dotted name of the record type (a typing.NamedTuple class),
-        e.g. hybridflow.schemas.Transaction.
+        e.g. hybridflow.pipelines.fraud.records.Transaction.
       payload_field: the input field holding the payload (``line`` after
         ReadFromText); without it each input row is the record's fields.
       format: auto, json, csv, avro or dict.

@@ -59,7 +59,28 @@ class PipelineParameters(PipelineOptions):
     direct subclasses of PipelineOptions with one parser, so two of them
     may not define the same flag; hybridflow parses a pipeline's parameters
     for that pipeline only, so two pipelines may both have a ``--history``.
+
+    Beam's ``view_as`` adds every value of a view to the dict all views
+    share, where Beam's own parsing, which does not know these flags, takes
+    them for overrides: the defaults (``None`` ones too) would go into the
+    job's options and display data, which Dataflow refuses for ``None``. So
+    the shared dict keeps only the values of the flags given on the command
+    line (typed, in the job's options); a view holds its values itself (a
+    value set on one view is not seen by another: give values as flags).
     """
+
+    def __setattr__(self, name, value):
+        if name == "_all_options" and "_visible_options" in self.__dict__:
+            # `view_as` attaches the shared dict after adding this class's options to it
+            from hybridflow.options import parser_actions
+
+            given = {
+                action.dest for action in parser_actions(type(self)) for flag in self._flags or ()
+                if any(flag == opt or flag.startswith(opt + "=") for opt in action.option_strings)
+            }
+            value = {option: value[option] if option in given else value.pop(option)
+                     for option in self._visible_option_list() if option in value}
+        super().__setattr__(name, value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,7 +39,7 @@ pipeline:
     - type: ParseRecords
       input: Create
       config:
-        schema: hybridflow.schemas.Transaction
+        schema: hybridflow.pipelines.fraud.records.Transaction
         payload_field: line
         error_handling: {{output: dead_letters}}
     - type: Dedupe
@@ -54,7 +54,7 @@ pipeline:
         lookup:
           type: memory
           key: card_id
-          schema: hybridflow.schemas.CardProfile
+          schema: hybridflow.pipelines.fraud.records.CardProfile
           cache_ttl: 5m
           rows:
             - {{card_id: c1, txn_count: 40, amount_mean: 25.0, amount_stddev: 5.0, usual_countries: [US],
@@ -143,13 +143,13 @@ def test_providers_file_lists_every_transform_with_a_yaml_ready_signature():
 
 def test_dead_letters_need_an_output():
     with pytest.raises(SchemaError, match="error_handling"):
-        beam_yaml.ParseRecords(schema="hybridflow.schemas.Transaction")
+        beam_yaml.ParseRecords(schema="hybridflow.pipelines.fraud.records.Transaction")
     with pytest.raises(SchemaError, match="error_handling"):
         beam_yaml.Enrich(key="card_id", on_missing="dead_letter")
     with pytest.raises(SchemaError, match="cannot be imported"):
         beam_yaml.ParseRecords(schema="hybridflow.schemas.Nope", error_handling={"output": "dead"})
     with pytest.raises(SchemaError, match="lookup type"):
-        beam_yaml.lookup_handler({"type": "redis", "key": "card_id", "schema": "hybridflow.schemas.CardProfile"})
+        beam_yaml.lookup_handler({"type": "redis", "key": "card_id", "schema": "hybridflow.pipelines.fraud.records.CardProfile"})
 
 
 def test_python_m_prints_the_providers_path():
