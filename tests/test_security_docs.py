@@ -44,9 +44,9 @@ def test_metrics_endpoint_example(tmp_path):
 
 
 def test_webhook_deadline_example(tmp_path):
+    from hybridflow import Alert
     from hybridflow.testing import START, collected
     from hybridflow.transforms.alerts import alert_id
-    from hybridflow import Alert
 
     alerts = [Alert(alert_id("r", f"k{i}", START), "r", f"k{i}", 1.0, 0.0, START, None, None, "m") for i in range(6)]
     with HangingServer() as server:
