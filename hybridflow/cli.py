@@ -114,7 +114,7 @@ def _describe(spec) -> str:
         kind = "choice of " + "|".join(map(str, action.choices)) if action.choices else (
             "flag" if action.nargs == 0 else getattr(action.type, "__name__", "str")
         )
-        kind = {"duration_arg": "duration", "bool_arg": "true|false"}.get(kind, kind)
+        kind = {"duration_arg": "duration", "bool_arg": "true|false", "ratio_arg": "0..1|off"}.get(kind, kind)
         return f"  {flag:<24} {kind:<22} default {default_text}\n      {action.help or ''}"
 
     common = [a for a in parser_actions(HybridflowOptions) if a.dest in spec.common]
@@ -136,6 +136,14 @@ def _describe(spec) -> str:
 
     for action in parser_actions(MonitoringOptions):
         lines.append(row(action, action.default))
+    lines.append("")
+    lines.append("outputs and inputs (any pipeline; see docs/guarantees.md):")
+    from hybridflow.io.options import ConnectorOptions
+    from hybridflow.options import RunOptions
+
+    for action in parser_actions(RunOptions) + [a for a in parser_actions(ConnectorOptions) if a.dest == "allow_empty"]:
+        default = "0.5 in batch, off in streaming" if action.dest == "max_dead_letter_ratio" else action.default
+        lines.append(row(action, default))
     lines.append("")
     lines.append("runner flags: any Beam pipeline option (--runner, --parallelism, --temp_location ...);")
     lines.append("profiles: " + _profile_names() + " (--profile NAME or a YAML path)")

@@ -23,7 +23,9 @@ DIR`` puts all of a pipeline's outputs in one); for each directory:
 - **A failed, cancelled or interrupted run publishes nothing**: its staging
   directory (with Beam's own temporary files in it) is removed, no
   ``_SUCCESS`` is written, an earlier run is left as it was (bounded) and
-  ``_RUNNING`` is removed.
+  ``_RUNNING`` is removed. Files of an unbounded output that Beam had
+  finalised stay (each is complete), and Beam's temporary directories beside
+  them are removed; without ``_SUCCESS`` no reader takes them for a run.
 
 ``_SUCCESS`` is JSON: the run id, pipeline, mode, runner, state, start and
 end, the counts of the run summary and, per output, its glob, its files
@@ -153,6 +155,23 @@ def _remove_tree(directory: str) -> None:
     _delete(_match(_join(directory, "**")))
 
 
+# Beam's own temporary directories next to what it writes: FileBasedSink's, fileio's
+_BEAM_TEMPORARY = ("beam-temp-*", ".temp*")
+
+
+def _remove_beam_temporary(directory: str) -> None:
+    """Removes Beam's temporary directories directly under ``directory`` (an unbounded
+    output's: a finished job has removed its own, a stopped one has not)."""
+    for pattern in _BEAM_TEMPORARY:
+        if _is_local(directory):
+            import glob
+
+            for path in glob.glob(os.path.join(glob.escape(_local(directory)), pattern)):
+                _remove_tree(path)
+        else:
+            _delete(_match(_join(directory, pattern, "**")))
+
+
 def _short(path: str, limit: int = 120) -> str:
     """A path for a one-line message: long ones cut in the middle, with their length."""
     if len(path) <= limit:
@@ -198,11 +217,13 @@ def _blocking_file(path: str) -> Optional[str]:
 
 @dataclasses.dataclass
 class _Output:
-    """One file sink of an output: its glob relative to its directory, and its step label."""
+    """One file sink of an output: its glob relative to its directory, its step label,
+    and whether it is staged (bounded) or written in place by Beam (unbounded)."""
 
     name: str
     glob: str
     label: str
+    bounded: bool
 
 
 @dataclasses.dataclass
@@ -276,7 +297,7 @@ class RunOutputs:
             staging = _join(directory, STAGING_PREFIX + self.run_id)
             entry = self._directories[directory] = _Directory(directory, staging)
         glob = WriteTo(uri).location
-        entry.outputs.append(_Output(name, _relative(glob, directory), label))
+        entry.outputs.append(_Output(name, _relative(glob, directory), label, bounded))
         if not bounded:
             entry.unbounded = True
             return uri
@@ -321,7 +342,9 @@ class RunOutputs:
         if _is_local(entry.path):
             entry.created = not os.path.lexists(_local(entry.path))
             try:
-                os.makedirs(_local(entry.staging if not entry.unbounded else entry.path), exist_ok=True)
+                os.makedirs(_local(entry.path), exist_ok=True)
+                if any(o.bounded for o in entry.outputs):
+                    os.makedirs(_local(entry.staging), exist_ok=True)
             except OSError as exc:
                 raise location_error(entry.path, "the outputs " + ", ".join(entry.names), exc) from exc
         earlier = self._earlier(entry)
@@ -356,9 +379,9 @@ class RunOutputs:
             outputs: dict[str, dict] = {}
             for output in entry.outputs:
                 files = []
-                if entry.unbounded:
+                if not output.bounded:  # Beam wrote them in place
                     files = [_relative(p, entry.path) for p in _match(_join(entry.path, output.glob))]
-                for source in [] if entry.unbounded else _match(_join(entry.staging, output.glob)):
+                for source in _match(_join(entry.staging, output.glob)) if output.bounded else []:
                     relative = _relative(source, entry.staging)
                     _move(source, _join(entry.path, relative))
                     files.append(relative)
@@ -368,6 +391,7 @@ class RunOutputs:
                 summary["records"] += written.get(output.label, 0)
             _remove_tree(entry.staging)
             if entry.unbounded:
+                _remove_beam_temporary(entry.path)
                 _delete([entry.marker])
             success = {"run_id": self.run_id, **document, "outputs": outputs}
             path = _join(entry.path, SUCCESS)
@@ -384,6 +408,7 @@ class RunOutputs:
         for entry in self._directories.values():
             if entry.unbounded:
                 try:
+                    _remove_beam_temporary(entry.path)
                     _delete([entry.marker])
                 except Exception:  # noqa: BLE001 - a marker that cannot be removed says the run did not finish
                     pass
