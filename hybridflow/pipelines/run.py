@@ -281,8 +281,7 @@ def run_pipeline(spec: PipelineSpec, options: PipelineOptions) -> RunSummary:
             monitor.finish(summary)
         _LOG.info("run %s:\n%s", outputs.run_id, summary.render())
         if not summary.state.endswith("DONE"):
-            outputs.abort()
-            return summary
+            raise JobFailedError(f"the job ended in state {summary.state.rpartition('.')[2]}, so nothing was published")
         _check_dead_letters(summary, run_options.dead_letter_limit(mode))
         summary.published = outputs.publish(job_summary(monitor.status, summary.metrics), by_sink)
     except BaseException:
