@@ -219,16 +219,18 @@ class _Stop:
 
 
 def _print_top_alerts(summary, out, limit: int = 5) -> None:
-    """Prints the first alerts of a published local JSON-lines alert output."""
-    location = summary.outputs.get("alerts")
-    if not summary.published or not location or "://" in location or not location.endswith(".jsonl"):
-        return
-    from hybridflow.pipelines.outputs import published_files
+    """Prints the first alerts of the published local JSON-lines alert files of a run."""
+    from hybridflow.pipelines.outputs import SUCCESS, published_files
 
     alerts = []
-    for path in published_files(location.rpartition("/")[0] or ".", "alerts"):
-        with open(path, encoding="utf-8") as f:
-            alerts.extend(json.loads(line) for line in f if line.strip())
+    for marker in summary.published:
+        if "://" in marker:
+            continue
+        directory = marker[: -len(SUCCESS)].rstrip("/") or "."
+        for path in published_files(directory, "alerts"):
+            if path.endswith(".jsonl"):
+                with open(path, encoding="utf-8") as f:
+                    alerts.extend(json.loads(line) for line in f if line.strip())
     if not alerts:
         return
     alerts.sort(key=lambda a: (a["event_time"], a["rule"], a["key"]))

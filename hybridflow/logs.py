@@ -19,7 +19,6 @@ logger's records from that level on in the terminal.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import pathlib
@@ -150,13 +149,12 @@ class CommandLog:
             self._console.setLevel(logging.CRITICAL + 1)
 
     def keep_until_exit(self) -> None:
-        """Keeps the file capturing logs and thread exceptions until the
-        process exits: a stopped job's threads and job server end after the
-        command has returned."""
+        """Keeps the file capturing logs, stderr and thread exceptions until
+        the process exits (logging's own exit handler, which runs after Beam's,
+        closes it): a stopped job's threads and job server end after the
+        command has returned, some of them in Beam's exit handlers."""
         self.quiet()
-        if not self._kept:
-            self._kept = True
-            atexit.register(self._restore)
+        self._kept = True
 
     def _restore(self) -> None:
         global _TERMINAL

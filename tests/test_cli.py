@@ -140,12 +140,14 @@ def test_allow_empty_runs_on_no_input(hybridflow_cmd, tmp_path):
     assert "records read     0" in result.stdout and (tmp_path / "out" / "_SUCCESS").exists()
 
 
-def test_a_full_disk_is_one_line_and_leaves_nothing(hybridflow_cmd, tmp_path, env, history):
+def test_a_full_disk_is_one_line_and_leaves_nothing(hybridflow_cmd, tmp_path, env):
     """A 64 KiB tmpfs mounted in a user namespace (no root needed); where the
-    kernel does not allow that, a 64 KiB file size limit (EFBIG) instead."""
+    kernel does not allow that, a 64 KiB file size limit (EFBIG) instead. The
+    outputs of 3,000 transactions need more than that."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    cmd = [*hybridflow_cmd, "run", "fraud", "--runner=FnApiRunner", f"--input={history}", f"--output={disk}/out"]
+    cmd = [*hybridflow_cmd, "run", "fraud", "--runner=FnApiRunner",
+           "--input=synthetic://transactions?count=3000&cards=50&seed=2", f"--output={disk}/out"]
     if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0:
         mount = f'mount -t tmpfs -o size=64k tmpfs "{disk}" && exec "$@"'
         result = subprocess.run(["unshare", "-rm", "sh", "-c", mount, "sh", *cmd], capture_output=True, text=True,

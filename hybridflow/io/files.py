@@ -167,10 +167,10 @@ def text_or_bytes(line: bytes):
         return line
 
 
-def check_input(pattern: str, allow_empty: bool = False) -> None:
-    """Raises :class:`InvalidLocationError` (one line, before the job) when
-    ``pattern`` matches no file (unless ``allow_empty``), or names a local
-    directory or file that cannot be read."""
+def check_input(pattern: str, allow_empty: bool = False) -> list[str]:
+    """The files ``pattern`` matches; raises :class:`InvalidLocationError`
+    (one line, before the job) when it matches none (unless ``allow_empty``),
+    or names a local directory or file that cannot be read."""
     try:
         matched = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
     except Exception as exc:  # noqa: BLE001 - BeamIOError and the stores' own errors
@@ -195,6 +195,7 @@ def check_input(pattern: str, allow_empty: bool = False) -> None:
         raise InvalidLocationError(
             f"no file matches the input {pattern!r}: check the path, or pass --allow_empty to run on no input"
         )
+    return matched
 
 
 def _new_decompressor(compression: str):
@@ -216,9 +217,13 @@ def _new_decompressor(compression: str):
     return zlib.decompressobj(zlib.MAX_WBITS | 16)
 
 
+def _compressed(path: str) -> bool:
+    return CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
+
+
 def decompressed_chunks(path: str, read_size: int = 1 << 20):
-    """The decompressed bytes of a compressed file (the type from its
-    extension), chunk by chunk, concatenated streams included.
+    """The bytes of a file, decompressed by its extension, chunk by chunk,
+    concatenated streams included.
 
     Beam's ``CompressedFile`` ends quietly where a cut-off stream ends; this
     raises :class:`~hybridflow.errors.CorruptInputError` naming the file
@@ -226,6 +231,9 @@ def decompressed_chunks(path: str, read_size: int = 1 << 20):
     """
     compression = CompressionTypes.detect_compression_type(path)
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        if compression == CompressionTypes.UNCOMPRESSED:
+            yield from iter(lambda: raw.read(read_size), b"")
+            return
         decompressor = _new_decompressor(compression)
         started = False
         try:
@@ -242,8 +250,6 @@ def decompressed_chunks(path: str, read_size: int = 1 << 20):
                 data = decompressor.decompress(buf)
                 if data:
                     yield data
-        except CorruptInputError:
-            raise
         except Exception as exc:  # noqa: BLE001 - zlib.error, OSError, LZMAError, ZstdError ...
             raise CorruptInputError(
                 f"{path}: cannot decompress it as {compression} ({exc}); check the file, or its extension"
@@ -255,8 +261,9 @@ def decompressed_chunks(path: str, read_size: int = 1 << 20):
         )
 
 
-class _ReadCompressedLines(beam.DoFn):
-    """A compressed file's lines (text, or bytes when not UTF-8), as ``ReadFromText`` splits them."""
+class _ReadWholeLines(beam.DoFn):
+    """A file's lines, decompressed whole and checked (text, or bytes when not
+    UTF-8), as ``ReadFromText`` splits them."""
 
     def process(self, metadata):
         rest = b""
@@ -315,20 +322,19 @@ class ReadFromFiles(beam.PTransform):
         if self._validate:
             check_bucket(self._pattern, pbegin.pipeline.options)
         allow_empty = self._allow_empty or pbegin.pipeline.options.view_as(ConnectorOptions).allow_empty
-        check_input(self._pattern, allow_empty)
+        matched = check_input(self._pattern, allow_empty)
         if self._columnar:
             from hybridflow.columnar.read import ReadJsonLinesAsTables, ReadParquetAsTables
 
             if self._format == "jsonl":
                 return pbegin | "ReadTables" >> ReadJsonLinesAsTables(self._pattern)
             return pbegin | "ReadTables" >> ReadParquetAsTables(self._pattern)
-        compressed = CompressionTypes.detect_compression_type(self._pattern) != CompressionTypes.UNCOMPRESSED
-        if self._format == "jsonl" and compressed:
-            # whole files, checked to the end of their compressed stream
+        if self._format == "jsonl" and any(map(_compressed, matched)):
+            # compressed files cannot be split anyway: whole, checked to the end of their stream
             raw = (
                 pbegin
                 | "Match" >> fileio.MatchFiles(self._pattern, EmptyMatchTreatment.ALLOW)
-                | "ReadCompressed" >> beam.ParDo(_ReadCompressedLines()).with_output_types(typing.Union[str, bytes])
+                | "ReadWhole" >> beam.ParDo(_ReadWholeLines()).with_output_types(typing.Union[str, bytes])
                 | "SkipBlank" >> beam.Filter(lambda line: bool(line.strip()))
             )
         elif self._format == "jsonl":

@@ -276,10 +276,6 @@ class RunOutputs:
         self._directories: dict[str, _Directory] = {}
         self._prepared = False
 
-    @property
-    def directories(self) -> list[str]:
-        return list(self._directories)
-
     def stage(self, name: str, label: str, uri: str, bounded: bool) -> str:
         """The URI the sink ``label`` of output ``name`` must write to: for a
         bounded file sink, the same path under the staging directory."""
@@ -356,7 +352,9 @@ class RunOutputs:
             )
         if earlier and entry.unbounded:
             _delete(earlier)  # the new files are published as they are written
-        document = {"run_id": self.run_id, "pid": os.getpid(), "host": socket.gethostname(), "start": iso_time(time.time())}
+        document = {
+            "run_id": self.run_id, "pid": os.getpid(), "host": socket.gethostname(), "start": iso_time(time.time())
+        }
         try:
             _write(entry.marker, json.dumps(document).encode("utf-8"))
         except Exception as exc:  # noqa: BLE001 - any filesystem's error: the directory cannot be written

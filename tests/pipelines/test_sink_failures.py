@@ -22,16 +22,21 @@ def lines(paths):
     return [json.loads(line) for path in paths for line in open(path, encoding="utf-8") if line.strip()]
 
 
+def run_fraud_alerts_to(hybridflow_cmd, out, sink):
+    """`hybridflow run fraud` with the alerts written to ``sink`` only."""
+    return subprocess.run(
+        [*hybridflow_cmd, "run", "fraud", "--runner=FnApiRunner",
+         "--input=synthetic://transactions?count=2000&cards=50&fraud=0.05&seed=1", f"--output={out}",
+         f"--sink=alerts={sink}"],
+        capture_output=True, text=True, timeout=600,
+    )
+
+
 def test_undelivered_alerts_are_dead_letters_and_counts_match_the_files(hybridflow_cmd, tmp_path):
     """The reproduction of issue 15 item 1: a webhook that fails every alert."""
     out = tmp_path / "out"
     with WebhookReceiver([(500, {})]) as down:
-        result = subprocess.run(
-            [*hybridflow_cmd, "run", "fraud", "--runner=FnApiRunner",
-             "--input=synthetic://transactions?count=2000&cards=50&fraud=0.05&seed=1",
-             f"--output={out}", f"--sink=alerts=webhook+{down.url}?webhook_retries=0"],
-            capture_output=True, text=True, timeout=600,
-        )
+        result = run_fraud_alerts_to(hybridflow_cmd, out, f"webhook+{down.url}?webhook_retries=0")
         posted = len(down.requests)
     assert result.returncode == 0, result.stderr
     success = read_success(str(out))
@@ -49,12 +54,7 @@ def test_undelivered_alerts_are_dead_letters_and_counts_match_the_files(hybridfl
 def test_delivered_alerts_are_counted_as_written(hybridflow_cmd, tmp_path):
     out = tmp_path / "out"
     with WebhookReceiver([(200, {})]) as up:
-        result = subprocess.run(
-            [*hybridflow_cmd, "run", "fraud", "--runner=FnApiRunner",
-             "--input=synthetic://transactions?count=2000&cards=50&fraud=0.05&seed=1",
-             f"--output={out}", f"--sink=alerts=webhook+{up.url}"],
-            capture_output=True, text=True, timeout=600,
-        )
+        result = run_fraud_alerts_to(hybridflow_cmd, out, f"webhook+{up.url}")
         accepted = len(up.accepted())
     assert result.returncode == 0, result.stderr
     success = read_success(str(out))
