@@ -224,7 +224,7 @@ def _print_top_alerts(summary, out, limit: int = 5) -> None:
 
     alerts = []
     for marker in summary.published:
-        if "://" in marker:
+        if "://" in marker or alerts:  # the first local copy (an output may have several sinks)
             continue
         directory = marker[: -len(SUCCESS)].rstrip("/") or "."
         for path in published_files(directory, "alerts"):
