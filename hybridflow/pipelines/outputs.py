@@ -24,7 +24,7 @@ DIR`` puts all of a pipeline's outputs in one); for each directory:
   directory (with Beam's own temporary files in it) is removed, no
   ``_SUCCESS`` is written, an earlier run is left as it was (bounded) and
   ``_RUNNING`` is removed. Files of an unbounded output that Beam had
-  finalised stay (each is complete), and Beam's temporary directories beside
+  finalised stay (each is complete), and the sinks' temporary files beside
   them are removed; without ``_SUCCESS`` no reader takes them for a run.
 
 ``_SUCCESS`` is JSON: the run id, pipeline, mode, runner, state, start and
@@ -155,21 +155,25 @@ def _remove_tree(directory: str) -> None:
     _delete(_match(_join(directory, "**")))
 
 
-# Beam's own temporary directories next to what it writes: FileBasedSink's, fileio's
-_BEAM_TEMPORARY = ("beam-temp-*", ".temp*")
+# Temporary files beside what a sink writes: Beam's FileBasedSink (``beam-temp-*/``),
+# fileio (``.temp*/``), files being written under a hidden name (``.tmp-*``)
+_TEMPORARY_PREFIXES = ("beam-temp-", ".temp", ".tmp-")
 
 
-def _remove_beam_temporary(directory: str) -> None:
-    """Removes Beam's temporary directories directly under ``directory`` (an unbounded
-    output's: a finished job has removed its own, a stopped one has not)."""
-    for pattern in _BEAM_TEMPORARY:
-        if _is_local(directory):
-            import glob
+def _remove_temporary(directory: str) -> None:
+    """Removes the sinks' temporary files anywhere under ``directory`` (an
+    unbounded output's: a finished job has removed its own, a stopped one has not)."""
+    temporary = [
+        path for path in _match(_join(directory, "**"))
+        if any(part.startswith(_TEMPORARY_PREFIXES) for part in _relative(path, directory).split("/"))
+    ]
+    _delete(temporary)
+    if _is_local(directory):  # and the directories they were in
+        import glob
 
-            for path in glob.glob(os.path.join(glob.escape(_local(directory)), pattern)):
+        for prefix in ("beam-temp-", ".temp"):
+            for path in glob.glob(os.path.join(glob.escape(_local(directory)), f"{prefix}*")):
                 _remove_tree(path)
-        else:
-            _delete(_match(_join(directory, pattern, "**")))
 
 
 def _short(path: str, limit: int = 120) -> str:
@@ -389,7 +393,7 @@ class RunOutputs:
                 summary["records"] += written.get(output.label, 0)
             _remove_tree(entry.staging)
             if entry.unbounded:
-                _remove_beam_temporary(entry.path)
+                _remove_temporary(entry.path)
                 _delete([entry.marker])
             success = {"run_id": self.run_id, **document, "outputs": outputs}
             path = _join(entry.path, SUCCESS)
@@ -406,7 +410,7 @@ class RunOutputs:
         for entry in self._directories.values():
             if entry.unbounded:
                 try:
-                    _remove_beam_temporary(entry.path)
+                    _remove_temporary(entry.path)
                     _delete([entry.marker])
                 except Exception:  # noqa: BLE001 - a marker that cannot be removed says the run did not finish
                     pass

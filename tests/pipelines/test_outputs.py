@@ -94,7 +94,7 @@ def test_unbounded_outputs_are_published_as_written_and_success_at_the_end(tmp_p
     (Beam finalises each file) and a bounded one (the profiles) is staged; a
     _RUNNING marker while the job runs; at the end the bounded files move in
     and _SUCCESS lists both; --overwrite removes the earlier run before the job
-    starts; an interrupted run removes its marker and staging."""
+    starts; an interrupted run removes its marker, staging and temporary files."""
     out = tmp_path / "out"
     run = RunOutputs()
     uri = f"{out}/alerts.jsonl"
@@ -120,8 +120,15 @@ def test_unbounded_outputs_are_published_as_written_and_success_at_the_end(tmp_p
     again.stage("alerts", "WriteAlerts", uri, bounded=False)
     again.prepare()  # the earlier run is gone before the job starts: its files are not this run's
     assert sorted(os.listdir(out)) == [RUNNING]  # profiles included: _SUCCESS listed them
-    again.abort()  # an interrupted streaming run: not published
-    assert os.listdir(out) == []
+    # an interrupted streaming run: a finalised window file stays, the sinks' temporary files go
+    (out / window_file).write_text('{"a": 1}\n')
+    for temporary in ("beam-temp-alerts-1a2b/3c4d.alerts.jsonl", ".temp5e6f/x", ".tmp-7a8b-alerts-w.jsonl",
+                      "dt=2026-01-01/hour=00/.tmp-9c0d-alerts.jsonl"):
+        (out / temporary).parent.mkdir(parents=True, exist_ok=True)
+        (out / temporary).write_text("partial")
+    again.abort()
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert left == [window_file] and not (out / "beam-temp-alerts-1a2b").exists()
 
 
 def _objects(service, bucket):
