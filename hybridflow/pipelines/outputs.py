@@ -266,6 +266,9 @@ class RunOutputs:
 
         outputs = RunOutputs(overwrite=False)
         uri = outputs.stage("alerts", "WriteAlerts", "out/alerts.jsonl", bounded=True)  # while building
+        sink = WriteTo(uri)
+        pcoll | "WriteAlerts" >> sink
+        outputs.locate("WriteAlerts", sink.location)
         outputs.prepare()                     # before the job starts: checks, markers
         ... run the job ...
         outputs.publish(report, metrics)      # DONE: files into place, _SUCCESS
@@ -282,8 +285,8 @@ class RunOutputs:
 
     def stage(self, name: str, label: str, uri: str, bounded: bool) -> str:
         """The URI the sink ``label`` of output ``name`` must write to: for a
-        bounded file sink, the same path under the staging directory."""
-        from hybridflow.io import WriteTo
+        bounded file sink, the same path under the staging directory. Once the
+        sink is applied, tell :meth:`locate` where it writes."""
         from hybridflow.io.uri import parse_uri
 
         self.labels.setdefault(name, []).append(label)
@@ -296,8 +299,7 @@ class RunOutputs:
         if entry is None:
             staging = _join(directory, STAGING_PREFIX + self.run_id)
             entry = self._directories[directory] = _Directory(directory, staging)
-        glob = WriteTo(uri).location
-        entry.outputs.append(_Output(name, _relative(glob, directory), label, bounded))
+        entry.outputs.append(_Output(name, "", label, bounded))
         if not bounded:
             entry.unbounded = True
             return uri
@@ -305,9 +307,16 @@ class RunOutputs:
         staged = entry.staging + location[len(directory):]
         return endpoint.raw[:start] + staged + endpoint.raw[start + len(location):]
 
-    def published(self, location: str) -> str:
-        """A staged location (e.g. a sink's glob) as it reads once published."""
-        return location.replace(f"/{STAGING_PREFIX}{self.run_id}", "")
+    def locate(self, label: str, location: str) -> str:
+        """Records the files the applied sink ``label`` writes (``location``,
+        its glob, staged or not: a sink knows its file names once applied);
+        returns the location as it reads once published."""
+        published = location.replace(f"/{STAGING_PREFIX}{self.run_id}", "")
+        for entry in self._directories.values():
+            for output in entry.outputs:
+                if output.label == label:
+                    output.glob = _relative(published, entry.path)
+        return published
 
     # -- before the job
 

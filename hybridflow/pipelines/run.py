@@ -164,7 +164,7 @@ def construct(
             result = pcoll | step >> sink
             if sink.fails_per_record:
                 failed.append(result)
-            written.append(outputs.published(sink.location) if outputs is not None else sink.location)
+            written.append(outputs.locate(step, sink.location) if outputs is not None else sink.location)
         locations[name] = ", ".join(written)
     if failed and DEAD_LETTERS not in sinks:
         raise SchemaError(

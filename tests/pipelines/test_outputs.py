@@ -99,8 +99,11 @@ def test_unbounded_outputs_are_published_as_written_and_success_at_the_end(tmp_p
     run = RunOutputs()
     uri = f"{out}/alerts.jsonl"
     assert run.stage("alerts", "WriteAlerts", uri, bounded=False) == uri  # written in place
+    run.locate("WriteAlerts", f"{out}/alerts-*.jsonl")  # as the applied sink says
     staged = run.stage("profiles", "WriteProfiles", f"{out}/profiles.parquet", bounded=True)
     assert staged == f"{out}/{STAGING_PREFIX}{run.run_id}/profiles.parquet"
+    assert run.locate("WriteProfiles", f"{out}/{STAGING_PREFIX}{run.run_id}/profiles-*.parquet") == (
+        f"{out}/profiles-*.parquet")
     run.prepare()
     assert (out / RUNNING).exists()
     window_file = "alerts-20260101T000000-20260101T000100-00000-of-00001.jsonl"
@@ -114,10 +117,12 @@ def test_unbounded_outputs_are_published_as_written_and_success_at_the_end(tmp_p
 
     refused = RunOutputs()
     refused.stage("alerts", "WriteAlerts", uri, bounded=False)
+    refused.locate("WriteAlerts", f"{out}/alerts-*.jsonl")
     with pytest.raises(InvalidLocationError, match="holds an earlier run"):
         refused.prepare()
     again = RunOutputs(overwrite=True)
     again.stage("alerts", "WriteAlerts", uri, bounded=False)
+    again.locate("WriteAlerts", f"{out}/alerts-*.jsonl")
     again.prepare()  # the earlier run is gone before the job starts: its files are not this run's
     assert sorted(os.listdir(out)) == [RUNNING]  # profiles included: _SUCCESS listed them
     # an interrupted streaming run: a finalised window file stays, the sinks' temporary files go

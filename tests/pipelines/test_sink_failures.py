@@ -22,6 +22,11 @@ def lines(paths):
     return [json.loads(line) for path in paths for line in open(path, encoding="utf-8") if line.strip()]
 
 
+def output_line(summary: str, name: str) -> str:
+    """The run summary's line of output ``name``: ``    alerts        LOCATION (N records)``."""
+    return next(line for line in summary.splitlines() if line.startswith(f"    {name} "))
+
+
 def run_fraud_alerts_to(hybridflow_cmd, out, sink):
     """`hybridflow run fraud` with the alerts written to ``sink`` only."""
     return subprocess.run(
@@ -47,7 +52,7 @@ def test_undelivered_alerts_are_dead_letters_and_counts_match_the_files(hybridfl
     assert all(d["stage"] == "WriteToWebhook" and "HTTP 500" in d["message"] for d in undelivered)
     assert len(dead) == success["counts"]["dead_letters"]  # the summary's count is the file's
     assert f"dead letters     {len(dead)} " in result.stdout
-    assert f"alerts        webhook+{down.url} (0 records)" in result.stdout  # none was written
+    assert output_line(result.stdout, "alerts").endswith(" (0 records)")  # none was written
     assert success["outputs"]["dead_letters"]["records"] == len(dead)
 
 
@@ -59,7 +64,7 @@ def test_delivered_alerts_are_counted_as_written(hybridflow_cmd, tmp_path):
     assert result.returncode == 0, result.stderr
     success = read_success(str(out))
     assert accepted == success["counts"]["alerts"] > 0
-    assert f"alerts        webhook+{up.url} ({accepted} records)" in result.stdout
+    assert output_line(result.stdout, "alerts").endswith(f" ({accepted} records)")
     assert not [d for d in lines(published_files(str(out), "dead_letters")) if d["error_type"].startswith("webhook")]
 
 
