@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test test-deep fresh-machine bench bench-streaming venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-services
+.PHONY: demo test test-deep release-check test-beam-range lock fresh-machine bench bench-streaming venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-spark tools-services tools-orchestration
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
@@ -18,25 +18,31 @@ help:
 	@echo "make fresh-machine - make test's CI run on a clone of HEAD with an empty HOME (tools/fresh-machine.sh)"
 	@echo "make bench  - hybridflow vs idiomatic Beam vs DuckDB, batch (BENCH_N=1000000; never part of make test)"
 	@echo "make bench-streaming - alert latency and sustained rates (BENCH_RUNNER=prism|flink, BENCH_RATES='1000 2000 4000', BENCH_DURATION=90)"
+	@echo "make release-check - build sdist + wheel, twine check, run the CLI from the wheel in a clean venv"
+	@echo "make test-beam-range - the transform tests with the newest Beam release of the supported range"
+	@echo "make lock   - regenerate the flex templates' hashed requirements lock (pip-compile --generate-hashes)"
 	@echo "make clean  - remove outputs (keeps $(VENV))"
-	@echo "make tools  - provision the local runners (Prism binary, Flink job server jar) into ~/.apache_beam/cache (cached)"
+	@echo "make tools  - provision the local runners (Prism binary, Flink and Spark job server jars) into ~/.apache_beam/cache (cached)"
 	@echo "make tools-services - provision the local test services and the Kafka expansion service (cached)"
+	@echo "make tools-orchestration - provision Airflow (own venv) and the Flink Kubernetes Operator CRDs (cached)"
 
-$(VENV)/.stamp-base: setup.py hybridflow/_pins.py
+# constraints.txt pins the Beam the local runners are built for; the package itself accepts a range.
+$(VENV)/.stamp-base: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.stamp-test: $(VENV)/.stamp-base setup.py Makefile
-	$(PIP) install --quiet -e '.[test,bench,gcp,aws,monitoring,kafka,postgres]'
+$(VENV)/.stamp-test: $(VENV)/.stamp-base pyproject.toml constraints.txt Makefile
+	$(PIP) install --quiet -c constraints.txt -e '.[test,bench,gcp,aws,monitoring,kafka,postgres,iceberg,hdfs,k8s,release]'
 	touch $@
 
 # Debian packages the monitoring tests run (Prometheus scrapes a live
-# pipeline; headless Chromium renders the batch report): installed with
+# pipeline; a Pushgateway takes a batch job's final metrics; headless
+# Chromium renders the batch report): installed with
 # apt-get when their command is missing. Without them those tests skip
 # (or fail under HYBRIDFLOW_REQUIRE_SERVICES=1).
-SYSTEM_PACKAGES := prometheus chromium
+SYSTEM_PACKAGES := prometheus prometheus-pushgateway chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -65,11 +71,11 @@ demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
 # hybridflow/_pins.py (tools/pins.sh reads it), so the Python SDK, Prism and
 # the Flink job server always agree.
 #
-# `tools` is everything tests and demos need: the runners and the local
-# services with the Kafka expansion service.
-tools: tools-runners tools-services
+# `tools` is everything tests and demos need: the runners, the local
+# services with the Kafka expansion service, and the orchestration tools.
+tools: tools-runners tools-services tools-orchestration
 
-tools-runners: tools-prism tools-flink
+tools-runners: tools-prism tools-flink tools-spark
 
 tools-prism:
 	PYTHON=$(PYTHON) tools/prism/provision.sh
@@ -77,15 +83,45 @@ tools-prism:
 tools-flink:
 	tools/flink/provision.sh
 
-# Local services for the connector tests (Kafka broker and Beam's Java Kafka IO from Maven, the
+tools-spark:
+	tools/spark/provision.sh
+
+# Airflow in its own venv (runs the DAGs `hybridflow airflow-dag` writes) and the Flink Kubernetes
+# Operator's CRDs (validate `hybridflow k8s` manifests), under ~/.cache/hybridflow.
+tools-orchestration:
+	PYTHON=$(PYTHON) tools/k8s/provision.sh
+	PYTHON=$(PYTHON) tools/airflow/provision.sh
+
+# Local services for the connector tests (Kafka broker, Beam's Java Kafka IO and Hadoop's MiniDFSCluster from Maven, the
 # Pub/Sub fake and Bigtable emulator from Go, moto / gcp-storage-emulator / bqemulator in their own
 # venvs, Debian's PostgreSQL), under ~/.cache/hybridflow; idempotent, seconds when cached.
 tools-services:
 	PYTHON=$(PYTHON) tools/services/provision.sh all
 	tools/kafka/provision.sh
+	tools/hdfs/provision.sh
 
+# The suite, then the release as users get it and the newest Beam of the supported range, each
+# time-boxed (a hung step fails instead of eating CI's time).
 test: $(VENV)/.stamp-test system-packages tools
 	$(PY) -m pytest
+	timeout 20m $(MAKE) release-check
+	timeout 25m $(MAKE) test-beam-range
+
+# The sdist and wheel built, checked and run from a clean venv (tools/release-check.sh).
+release-check: $(VENV)/.stamp-test
+	PYTHON=$(PYTHON) BUILD_PYTHON=$(abspath $(PY)) tools/release-check.sh
+
+# The transform tests with the highest Beam of pyproject.toml's range (the lowest is .venv's pin).
+test-beam-range:
+	PYTHON=$(PYTHON) tools/beam-range.sh
+
+# The flex templates' requirements lock: hybridflow's runtime requirements and its gcp extra at
+# exact versions with their hashes, Beam at the constraints.txt pin, resolved by pip-compile for the
+# template image's platform (Linux x86_64, CPython 3.11: this machine's).
+lock: $(VENV)/.stamp-test
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --extra gcp \
+	    --no-emit-find-links --no-emit-index-url --no-emit-trusted-host \
+	    --constraint constraints.txt --output-file hybridflow/flex/requirements.lock pyproject.toml
 
 # The property tests with the hypothesis profile `deep`: random seeds, ten times the examples.
 test-deep: $(VENV)/.stamp-test

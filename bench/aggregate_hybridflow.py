@@ -19,10 +19,12 @@ def main(argv=None):
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--per_element", action="store_true", help="hybridflow's per-element path (for comparison)")
+    parser.add_argument("--timestamp_unit", default="s", help="unit of epoch-number event times: s, ms or us")
     args, beam_args = parser.parse_known_args(argv)
+    parse = ParseRecords(Transaction, timestamp_unit=args.timestamp_unit)
     options = PipelineOptions(["--runner=FnApiRunner", *beam_args])
     with beam.Pipeline(options=options) as p:
-        parsed = p | "Read" >> ReadFrom(args.input, columnar=not args.per_element) | "Parse" >> ParseRecords(Transaction)
+        parsed = p | "Read" >> ReadFrom(args.input, columnar=not args.per_element) | "Parse" >> parse
         windows = parsed.records | "PerCard" >> WindowedAggregate(
             key="card_id", window="fixed:60s", aggregations={"n": "count", "total": "sum(amount)"}
         )

@@ -63,14 +63,32 @@ def commands(bench: str, impl: str, source: str, out: str) -> list[str]:
     return [PY, "-m", module, "--input", source, "--output", out]
 
 
+def process_role(proc) -> str:
+    """A stable name for a process of a benchmark's tree (per-process memory series)."""
+    try:
+        cmdline = proc.cmdline()
+    except Exception:  # noqa: BLE001 - gone, or no access: name it by pid
+        return f"pid-{proc.pid}"
+    text = " ".join(cmdline)
+    for needle, role in (("prism", "prism"), ("FlinkJobServerDriver", "flink-job-server"),
+                         ("kafka.Kafka", "kafka-broker"), ("ExpansionService", "kafka-expansion"),
+                         ("ExternalWorkerService", "java-worker-pool"), ("bench.kafka_producer", "kafka-producer"),
+                         ("sdk_worker_main", "python-worker"), ("bench.streaming", "launcher")):
+        if needle in text:
+            return role
+    return (cmdline[0].rsplit("/", 1)[-1] if cmdline else "process") + f"-{proc.pid}"
+
+
 def measure(cmd: list[str], log_path: pathlib.Path, rss_every: float = 0) -> dict:
     """Runs ``cmd``; wall seconds, peak RSS (MiB) of its process tree, exit code
     (and with ``rss_every``, the tree's RSS every that many seconds: ``rss_mib``
-    as [seconds, MiB] pairs)."""
+    as [seconds, MiB] pairs, and each process's: ``rss_mib_by_process``, keyed
+    by :func:`process_role`)."""
     import psutil
 
     env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=str(ROOT))
     load_before = os.getloadavg()[0]
+    started_epoch = time.time()
     started = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
@@ -79,29 +97,47 @@ def measure(cmd: list[str], log_path: pathlib.Path, rss_every: float = 0) -> dic
         timeline = []
         next_sample = started
         procs: list = [parent]
+        roles: dict = {}
+        by_process: dict = {}
         next_scan = started
         while proc.poll() is None:
             rss = 0
             now = time.perf_counter()
+            sizes = {}
             try:
                 # the process list is rescanned twice a second: scanning /proc
                 # every sample cost the measured process up to a tenth of a core
                 if now >= next_scan:
                     procs = [parent] + parent.children(recursive=True)
                     next_scan = now + 0.5
-                rss = sum(p.memory_info().rss for p in procs if p.is_running())
+                for p in procs:
+                    try:
+                        sizes[p.pid] = p.memory_info().rss
+                    except psutil.Error:
+                        continue
+                rss = sum(sizes.values())
                 peak = max(peak, rss)
             except psutil.Error:
                 pass
             if rss_every and now >= next_sample:
-                timeline.append([round(now - started, 1), round(rss / 2**20, 1)])
+                t = round(now - started, 1)
+                timeline.append([t, round(rss / 2**20, 1)])
+                for p in procs:
+                    if p.pid in sizes:
+                        if p.pid not in roles:
+                            role = process_role(p)
+                            roles[p.pid] = role if role not in roles.values() else f"{role}-{p.pid}"
+                        role = roles[p.pid]
+                        by_process.setdefault(role, []).append([t, round(sizes[p.pid] / 2**20, 1)])
                 next_sample = now + rss_every
             time.sleep(0.05)
     wall = time.perf_counter() - started
     result = {"wall_s": round(wall, 3), "peak_rss_mib": round(peak / 2**20, 1), "exit_code": proc.returncode,
+              "started_epoch": started_epoch,
               "load_avg_1m_before": load_before, "load_avg_1m_after": os.getloadavg()[0]}
     if rss_every:
         result["rss_mib"] = timeline
+        result["rss_mib_by_process"] = by_process
     return result
 
 

@@ -1,8 +1,10 @@
-"""Version pins shared by setup.py, the Makefile and the provisioning tools.
+"""Version pins shared by the Makefile, the provisioning tools and the tests.
 
-``BEAM_VERSION`` is the single place where the Apache Beam version is pinned:
-the Python SDK, the Prism binary and the Java jars (Flink job server,
-expansion services) built by ``tools/`` must all be of this version.
+``BEAM_VERSION`` is the Apache Beam version the local runners are built for:
+the Prism binary's name, the Java jars (Flink job server, expansion services)
+built by ``tools/`` and the Python SDK of the test venv (``constraints.txt``,
+checked against this by a test) are all of this version. The library itself
+accepts a range of Beam releases (``pyproject.toml``).
 """
 
 # 2.70.0, not the newest 2.77.0: it is the newest Beam version for which every
@@ -17,11 +19,15 @@ BEAM_VERSION = "2.70.0"
 # runner module served at BEAM_VERSION (none for 1.18, 1.20 or 2.x).
 FLINK_VERSION = "1.19"
 
-# The one Beam module of the Flink job server not at BEAM_VERSION:
+# Beam's Spark runner major version: the `spark` profile's Spark 3 job server
+# (beam-runners-spark-3 at BEAM_VERSION with Spark 3.5, built by `make tools`).
+SPARK_VERSION = "3"
+
+# The one Beam module of the Flink and Spark job servers not at BEAM_VERSION:
 # beam-runners-java-job-service is served only at 2.62.0 and 2.65.0, so the
-# 2.70.0 job server takes its job-service classes from 2.65.0 (everything
-# else in the jar, runner included, is BEAM_VERSION).
-FLINK_JOB_SERVICE_VERSION = "2.65.0"
+# 2.70.0 job servers take their job-service classes from 2.65.0 (everything
+# else in the jars, runners included, is BEAM_VERSION).
+JOB_SERVICE_VERSION = "2.65.0"
 
 # The Prism runner binary. Prism is a separate Go program that speaks Beam's
 # portable job API; `make tools` builds it at this version and puts it under
@@ -32,3 +38,17 @@ FLINK_JOB_SERVICE_VERSION = "2.65.0"
 # transaction rules saw no card profiles); Prism 2.77 waits, as Beam's model
 # requires. The whole test suite runs on this combination.
 PRISM_VERSION = "2.77.0"
+
+# The Flink Kubernetes Operator whose CRDs `hybridflow k8s` manifests are
+# validated against: the CRD YAML ships in its Maven artifact
+# org.apache.flink:flink-kubernetes-operator-api (served at 1.7.0 and 1.10.0;
+# 1.8, 1.9, 1.11-1.13 refused). 1.10 knows Flink 1.19 (flinkVersion v1_19).
+FLINK_OPERATOR_VERSION = "1.10.0"
+
+# Apache Airflow with its Beam and Google providers, installed in their own
+# venv by `make tools` (Airflow's pins conflict with Beam's in one venv; every
+# package pinned by tools/airflow/constraints.txt) to run the DAGs
+# `hybridflow airflow-dag` writes.
+AIRFLOW_VERSION = "3.3.2"
+AIRFLOW_BEAM_PROVIDER_VERSION = "6.3.1"
+AIRFLOW_GOOGLE_PROVIDER_VERSION = "22.8.0"

@@ -12,6 +12,9 @@
                                           (see hybridflow.flex.cli)
     hybridflow report PIPELINE --input DIR --out report.html
                                           HTML report of a batch run's outputs
+    hybridflow airflow-dag|k8s|cron-line PIPELINE ...  scheduling: an Airflow DAG,
+                                          Kubernetes manifests, a crontab line
+                                          (see hybridflow.orchestration.cli)
 
 Every failure prints one line on stderr naming the problem and the fix;
 the full detail (tracebacks, Beam's logs) is in the command's log file
@@ -35,6 +38,7 @@ import threading
 from typing import Optional, Sequence
 
 from hybridflow.errors import HybridflowError, UsageError, report
+from hybridflow.redaction import redact_logs
 
 __all__ = ["main"]
 
@@ -83,6 +87,9 @@ def _build_parser() -> _Parser:
     from hybridflow.flex.cli import add_template_parser
 
     add_template_parser(sub)
+    from hybridflow.orchestration.cli import add_parsers
+
+    add_parsers(sub)
     report = sub.add_parser("report", help="Render an HTML report (with plots) of a batch run's outputs.")
     report.add_argument("pipeline")
     report.add_argument("--input", required=True, help="The run's --output directory (JSONL or Parquet outputs).")
@@ -312,6 +319,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 log = CommandLog(args.command, level).start()
             else:
                 logging.basicConfig(level=level or "WARNING", format="%(levelname)s %(name)s: %(message)s")
+            redact_logs()  # log lines, Beam's and the libraries' too, never show a URI's password or token
             _import_beam_quietly()
             code = _dispatch(args, rest, sys.stdout)
         if log is not None:
@@ -350,7 +358,9 @@ def _say(line: str, code: int) -> int:
 
 
 def _dispatch(args, rest: Sequence[str], out) -> int:
-    if args.command != "run" and rest:
+    from hybridflow.orchestration.cli import COMMANDS as ORCHESTRATION
+
+    if args.command not in ("run", *ORCHESTRATION) and rest:
         raise UsageError(f"unrecognized arguments: {' '.join(rest)} (see `{PROG} --help`)")
     if args.command == "list":
         return _cmd_list(out)
@@ -370,4 +380,8 @@ def _dispatch(args, rest: Sequence[str], out) -> int:
         path = write_report(args.pipeline, args.input, args.out, metrics_json=args.metrics)
         print(f"wrote {path}", file=out)
         return 0
+    if args.command in ORCHESTRATION:
+        from hybridflow.orchestration.cli import run_command
+
+        return run_command(args, rest, out)
     return _cmd_run(args, rest, out)

@@ -120,7 +120,8 @@ def report(exc: HybridflowError, prog: str = "hybridflow", log: str | None = Non
     """Prints the one-line error of a command-line run to stderr and returns
     its exit code: 2 for a :class:`UsageError` (the message names the flag or
     field and the fix), the error's ``exit_code`` otherwise (1 by default;
-    re-raised with its traceback when ``HYBRIDFLOW_TRACEBACK`` is set).
+    re-raised with its traceback when ``HYBRIDFLOW_TRACEBACK`` is set). URIs
+    in the line are redacted (:func:`hybridflow.redaction.redact`).
 
     ``log`` is the command's log file: when the error has more detail than
     its line (a cause, the job's logs), the line ends with ``(details: LOG)``.
@@ -128,15 +129,16 @@ def report(exc: HybridflowError, prog: str = "hybridflow", log: str | None = Non
     import os
 
     from hybridflow.logs import terminal
+    from hybridflow.redaction import redact  # a message never shows a URI's password or token
 
     caused = exc.__cause__ is not None or (exc.__context__ is not None and not exc.__suppress_context__)
     more = log and (caused or isinstance(exc, JobFailedError))
     detail = f" (details: {log})" if more else ""
     if isinstance(exc, UsageError):
-        print(f"{prog}: error: {exc}{detail}", file=terminal())
+        print(f"{prog}: error: {redact(str(exc))}{detail}", file=terminal())
         return exc.exit_code
     if os.environ.get("HYBRIDFLOW_TRACEBACK"):
         raise exc
     kind = "" if isinstance(exc, JobFailedError) else f"{type(exc).__name__}: "
-    print(f"{prog}: error: {kind}{exc}{detail}", file=terminal())
+    print(f"{prog}: error: {kind}{redact(str(exc))}{detail}", file=terminal())
     return getattr(exc, "exit_code", 1)

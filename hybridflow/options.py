@@ -26,6 +26,7 @@ from apache_beam.options.pipeline_options import (
 
 from hybridflow.durations import parse_duration
 from hybridflow.errors import InvalidOptionError
+from hybridflow.redaction import redact
 
 __all__ = [
     "HybridflowOptions",
@@ -36,6 +37,7 @@ __all__ = [
     "duration_arg",
     "bool_arg",
     "ratio_arg",
+    "check_finite",
     "parser_actions",
 ]
 
@@ -89,9 +91,9 @@ class HybridflowOptions(PipelineOptions):
         parser.add_argument("--output", default=None, help="Output directory or URI prefix for the pipeline's sinks.")
         parser.add_argument(
             "--output_format",
-            choices=("jsonl", "parquet", "csv", "avro"),
+            choices=("jsonl", "parquet", "csv", "avro", "orc", "ecs"),
             default=None,
-            help="File format of the pipeline's outputs.",
+            help="File format of the pipeline's outputs (ecs: JSON lines in the Elastic Common Schema shape).",
         )
         parser.add_argument(
             "--duration",
@@ -111,6 +113,13 @@ class HybridflowOptions(PipelineOptions):
             type=duration_arg,
             default=None,
             help="At most one alert per rule and key in this period of event time (0 = all).",
+        )
+        parser.add_argument(
+            "--timestamp_unit",
+            choices=("s", "ms", "us"),
+            default="s",
+            help="Unit of event times given as epoch numbers in the input: s (seconds, the default), "
+            "ms or us; ISO-8601 text is read as it is.",
         )
         parser.add_argument(
             "--columnar",
@@ -150,8 +159,9 @@ class MonitoringOptions(PipelineOptions):
             "--metrics_address",
             "--metrics-address",
             dest="metrics_address",
-            default="0.0.0.0",
-            help="Address the metrics server listens on (default 0.0.0.0; 127.0.0.1 for this host only).",
+            default="127.0.0.1",
+            help="Address the metrics server listens on (default 127.0.0.1: this host only; the server has "
+            "no authentication, see docs/security.md before using 0.0.0.0).",
         )
         parser.add_argument(
             "--metrics_interval",
@@ -177,6 +187,14 @@ class MonitoringOptions(PipelineOptions):
             help="Write the final metrics and a job summary (state, start, end, duration, counts) to this JSON file.",
         )
         parser.add_argument(
+            "--metrics_pushgateway",
+            "--metrics-pushgateway",
+            dest="metrics_pushgateway",
+            default=None,
+            help="Push the job's final metrics to this Prometheus Pushgateway (http://host:9091) when it ends "
+            "(job=hybridflow, grouped by pipeline): for batch jobs that end between two scrapes.",
+        )
+        parser.add_argument(
             "--deadline",
             type=duration_arg,
             default=None,
@@ -198,11 +216,15 @@ class MonitoringOptions(PipelineOptions):
             raise InvalidOptionError(f"--metrics_interval={self.metrics_interval:g}: must be > 0 (e.g. 5s)")
         if self.deadline is not None and not self.deadline > 0:
             raise InvalidOptionError(f"--deadline={self.deadline:g}: must be > 0 (e.g. 30m)")
+        if self.metrics_pushgateway is not None and not self.metrics_pushgateway.startswith(("http://", "https://")):
+            raise InvalidOptionError(
+                f"--metrics_pushgateway={self.metrics_pushgateway}: give the Pushgateway's http:// or https:// URL"
+            )
         if self.alerts_webhook is not None and not self.alerts_webhook.startswith(
             ("http://", "https://", "webhook+http://", "webhook+https://")
         ):
             raise InvalidOptionError(
-                f"--alerts_webhook={self.alerts_webhook}: give an http:// or https:// URL"
+                f"--alerts_webhook={redact(self.alerts_webhook)}: give an http:// or https:// URL"
             )
 
 
@@ -277,6 +299,18 @@ def repeatable_flags() -> frozenset[str]:
 
 def _known_flags(parser: argparse.ArgumentParser) -> list[str]:
     return [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+
+
+def check_finite(options: PipelineOptions) -> None:
+    """Raises InvalidOptionError for a ``type=float`` flag whose value is not
+    a finite number: ``inf`` fails where the value is written or compared,
+    ``nan`` compares false and silently turns a rule off. (A pipeline's
+    ``validate`` checks its own ranges first, with their message.)"""
+    values = options.get_all_options(drop_default=True)
+    for action in _strict_parser()._actions:
+        value = values.get(action.dest)
+        if action.type is float and isinstance(value, float) and not math.isfinite(value):
+            raise InvalidOptionError(f"{action.option_strings[0]}={value}: use a finite number (not inf or nan)")
 
 
 def check_flags(flags: Sequence[str]) -> None:

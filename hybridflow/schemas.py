@@ -43,6 +43,9 @@ __all__ = [
     "register",
     "fields_of",
     "to_timestamp",
+    "epoch_micros",
+    "format_timestamp",
+    "TIMESTAMP_UNITS",
     "to_plain",
 ]
 
@@ -76,7 +79,11 @@ class OneOf:
 
     def check(self, value: Any) -> Optional[str]:
         if value not in self.values:
-            return f"{value!r} is not one of {sorted(self.values)}"
+            try:
+                allowed = sorted(self.values)
+            except TypeError:  # values of several types
+                allowed = sorted(self.values, key=repr)
+            return f"{value!r} is not one of {allowed}"
         return None
 
 
@@ -160,39 +167,130 @@ def register(record_type: type) -> type:
 # Conversions
 
 
-def to_timestamp(value: Any) -> Timestamp:
-    """Converts ISO-8601 text, epoch seconds, datetime or Timestamp to a Timestamp.
+#: Epoch units of numeric timestamps: microseconds per unit.
+TIMESTAMP_UNITS: Mapping[str, int] = {"s": 1_000_000, "ms": 1_000, "us": 1}
 
-    Raises ValueError for anything else (including NaN and infinities).
+_UTC = datetime.timezone.utc
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=_UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+#: The event times hybridflow accepts: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z
+#: (what RFC 3339 text, Python's datetime and BigQuery can all hold), in epoch microseconds.
+MIN_EVENT_MICROS = (datetime.datetime(1, 1, 1, tzinfo=_UTC) - _EPOCH) // _MICROSECOND
+MAX_EVENT_MICROS = (datetime.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=_UTC) - _EPOCH) // _MICROSECOND
+
+
+def epoch_micros(value: Any, unit: str = "s") -> int:
+    """Epoch microseconds of a number of ``unit`` s (``s``, ``ms`` or ``us``).
+
+    Integers convert exactly; a float is multiplied by the unit's microseconds
+    in double precision and rounded half to even (so ``1767225600.123456`` s
+    is ``1767225600123456`` us, as written). Raises ValueError for NaN and
+    infinities; the result is not range-checked (see :func:`to_timestamp`).
     """
+    factor = TIMESTAMP_UNITS[unit]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value * factor
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a finite timestamp")
+        scaled = value * factor
+        # a double that overflows once scaled is far outside the years 1-9999 either way
+        return round(scaled) if math.isfinite(scaled) else int(math.copysign(1 << 64, scaled))
+    raise ValueError(f"{value!r} is not a number")
+
+
+def _in_range(micros: int, value: Any) -> Timestamp:
+    if MIN_EVENT_MICROS <= micros <= MAX_EVENT_MICROS:
+        return Timestamp(micros=micros)
+    raise ValueError(f"{value!r} is outside the years 1-9999 (UTC)")
+
+
+def _epoch(number: Any, value: Any, unit: str) -> Timestamp:
+    """The Timestamp of an epoch ``number`` in ``unit`` (read from ``value``);
+    out of range, the error names a smaller unit it would fit."""
+    try:
+        return _in_range(epoch_micros(number, unit), value)
+    except ValueError as exc:
+        smaller = [u for u, factor in TIMESTAMP_UNITS.items() if factor < TIMESTAMP_UNITS[unit]]
+        fits = [u for u in smaller if MIN_EVENT_MICROS <= epoch_micros(number, u) <= MAX_EVENT_MICROS]
+        if not math.isfinite(number) or not fits:
+            raise
+        raise ValueError(f"{exc}; if it is in epoch {fits[0]}, parse with timestamp_unit={fits[0]!r}") from None
+
+
+def _datetime_micros(moment: datetime.datetime) -> int:
+    """Exact epoch microseconds of a datetime (naive: UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def to_timestamp(value: Any, unit: str = "s") -> Timestamp:
+    """Converts ISO-8601 text, an epoch number (or its text) in ``unit``, a
+    datetime or a Timestamp to a Timestamp, exactly to the microsecond.
+
+    ``unit`` (``s``, ``ms`` or ``us``) applies to numbers and numeric text
+    only; ISO-8601 text without an offset and naive datetimes are UTC. Raises
+    ValueError for anything else, for NaN and infinities, and for times
+    outside 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999Z.
+    """
+    if unit not in TIMESTAMP_UNITS:
+        raise ValueError(f"timestamp unit {unit!r}: use one of {', '.join(TIMESTAMP_UNITS)}")
     if isinstance(value, Timestamp):
-        return value
+        return _in_range(value.micros, value)
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a timestamp")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise ValueError(f"{value!r} is not a finite timestamp")
-        return Timestamp.of(value)
+        return _epoch(value, value, unit)
     if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.timezone.utc)
-        return Timestamp.from_utc_datetime(value.astimezone(datetime.timezone.utc))
+        return _in_range(_datetime_micros(value), value)
     if isinstance(value, str):
         text = value.strip()
-        try:
-            return Timestamp.of(float(text))
-        except ValueError:
-            pass
+        for number in (int, float):
+            try:
+                parsed = number(text)
+            except ValueError:
+                continue
+            if not math.isfinite(parsed):
+                raise ValueError(f"{value!r} is not a finite timestamp")
+            return _epoch(parsed, value, unit)
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
-        dt = datetime.datetime.fromisoformat(text)
-        return to_timestamp(dt)
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is neither ISO-8601 text nor an epoch number: {exc}") from None
+        return _in_range(_datetime_micros(moment), value)
     raise ValueError(f"{value!r} is not a timestamp")
+
+
+def format_timestamp(value: Timestamp) -> str:
+    """RFC 3339 text of a Timestamp (``2026-01-01T00:00:05Z``, microseconds
+    when there are any). A time outside the years 1-9999, such as the end of
+    a window that starts in the last minute of 9999, has no RFC 3339 form: it
+    is written in ISO 8601's expanded form (``+10000-01-01T00:00:00Z``) rather
+    than failing the write."""
+    if MIN_EVENT_MICROS <= value.micros <= MAX_EVENT_MICROS:
+        return value.to_rfc3339()
+    # the Gregorian calendar repeats every 400 years: shift into range, format, fix the year
+    cycle = 146097 * 86400 * 1_000_000
+    cycles = (value.micros - MIN_EVENT_MICROS) // cycle
+    text = Timestamp(micros=value.micros - cycles * cycle).to_rfc3339()
+    year = int(text[:4]) + 400 * cycles
+    sign = "-" if year < 0 else ("+" if year > 9999 else "")
+    return f"{sign}{abs(year):04d}{text[4:]}"
+
+
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Timestamp):
-        return value.to_rfc3339()
+        return format_timestamp(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON has no infinities (an exact sum beyond the float range rounds to one):
+        # text, as the protobuf JSON mapping and BigQuery's JSON export write them
+        return _NON_FINITE.get(value, "NaN")
     if isinstance(value, datetime.datetime):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
@@ -203,7 +301,9 @@ def _plain(value: Any) -> Any:
 
 
 def to_plain(record: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a record (NamedTuple, beam.Row or dict)."""
+    """A JSON-ready dict of a record (NamedTuple, beam.Row or dict); Timestamps
+    as RFC 3339 text (:func:`format_timestamp`), infinities and NaN as the
+    text ``Infinity``, ``-Infinity``, ``NaN``."""
     if isinstance(record, Mapping):
         items = record.items()
     elif hasattr(record, "_asdict"):

@@ -30,6 +30,51 @@ def examples(n: int) -> int:
     return n * 10 if PROPERTY_PROFILE == "deep" else n
 
 
+# --------------------------------------------------------------------------
+# One Prism, one Flink and one Spark job server for the whole session. Pipelines reach them
+# with ``--job_endpoint`` (``server.flags(...)``), so a session starts one JVM
+# and one Prism, and stops them at the end. A runner that is not provisioned or
+# does not start skips its tests, or fails them when
+# ``HYBRIDFLOW_REQUIRE_SERVICES=1`` (CI).
+
+
+def _start(server):
+    from hybridflow.testing.runners import RunnerUnavailable
+    from hybridflow.testing.services.pytest_plugin import unavailable
+
+    try:
+        return server.start()
+    except RunnerUnavailable as exc:
+        unavailable(f"{server.name} cannot start: {exc}")
+
+
+@pytest.fixture(scope="session")
+def prism_server():
+    from hybridflow.testing.runners import PrismJobServer
+
+    server = _start(PrismJobServer())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def flink_server():
+    from hybridflow.testing.runners import FlinkJobServer
+
+    server = _start(FlinkJobServer())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_server():
+    from hybridflow.testing.runners import SparkJobServer
+
+    server = _start(SparkJobServer())
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def hybridflow_cmd():
     """The CLI as a subprocess command (the installed console script's module)."""

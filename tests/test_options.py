@@ -8,7 +8,7 @@ from apache_beam.options.pipeline_options import FlinkRunnerOptions, StandardOpt
 
 
 def test_profiles_ship_with_the_package():
-    assert list_profiles() == ["dataflow", "direct", "flink", "prism"]
+    assert list_profiles() == ["dataflow", "dataproc", "direct", "flink", "prism", "spark"]
     flink = load_profile("flink")
     assert "--runner=FlinkRunner" in flink.flags()
     assert "--job_server_jvm_properties=--add-opens=java.base/java.lang=ALL-UNNAMED" in flink.flags()
@@ -59,3 +59,34 @@ def test_bad_profile_file(tmp_path):
     bad.write_text("options: [1, 2]\n")
     with pytest.raises(InvalidOptionError, match="mapping"):
         load_profile(str(bad))
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--zscore_threshold=-inf", "--zscore_threshold=-inf: must be a finite number > 0"),
+    ("--zscore_threshold=nan", "--zscore_threshold=nan: must be a finite number > 0"),
+    ("--zscore_threshold=1e400", "--zscore_threshold=inf: must be a finite number > 0"),
+    ("--zscore_threshold=0", "--zscore_threshold=0.0: must be a finite number > 0"),
+    ("--usual_country_share=nan", "--usual_country_share=nan: must be in (0, 1]"),
+])
+def test_fraud_float_flags_must_be_finite_and_in_range(flag, message):
+    with pytest.raises(InvalidOptionError) as caught:
+        get_pipeline("fraud").options([flag])
+    assert str(caught.value).startswith(message)
+
+
+def test_every_float_flag_must_be_finite():
+    """check_finite covers every type=float flag, whether or not a validate() checks it."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from hybridflow.options import check_finite
+
+    check_finite(PipelineOptions(["--zscore_threshold=2.5", "--usual_country_share=0.2"]))
+    for value in ("inf", "-inf", "nan", "1e999"):
+        with pytest.raises(InvalidOptionError, match="--usual_country_share=.*: use a finite number"):
+            check_finite(PipelineOptions([f"--usual_country_share={value}"]))
+
+
+def test_timestamp_unit_reaches_the_parse_step():
+    options = get_pipeline("fraud").options(["--timestamp_unit=ms"])
+    assert options.view_as(HybridflowOptions).timestamp_unit == "ms"
+    assert get_pipeline("fraud").options([]).view_as(HybridflowOptions).timestamp_unit == "s"

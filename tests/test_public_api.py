@@ -8,9 +8,10 @@ EXPECTED = {
     "ReadFrom", "WriteTo", "SyntheticTransactions",
     "ParseRecords", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Aggregation",
     "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
-    "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup",
+    "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup", "DynamoDBLookup",
     "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",
     "LaunchOnAlert", "Launcher", "LaunchRecord", "SubprocessLauncher", "FlexTemplateLauncher",
+    "AirflowLauncher",
     "Transaction", "CardProfile", "Alert", "DeadLetter", "LateRecord", "Range", "OneOf", "Pattern",
     "PostAlerts", "HybridflowOptions", "MonitoringOptions", "PipelineSpec", "register_pipeline", "get_pipeline", "list_pipelines",
     "HybridflowError", "UsageError", "UnknownPipelineError", "UnknownProfileError",
@@ -42,6 +43,7 @@ def test_monitoring_exports_are_curated():
     assert set(hybridflow.monitoring.__all__) == {
         "JobStatus", "MetricsExporter", "metric_families", "JobMonitor", "deliver_alerts", "job_report",
         "PostAlerts", "WriteToWebhook", "WebhookClient", "WebhookError", "Delivery", "dashboard_path",
+        "cloud_monitoring_paths",
     }
     for name in hybridflow.monitoring.__all__:
         assert getattr(hybridflow.monitoring, name) is not None, name
@@ -59,12 +61,13 @@ IO_EXPECTED = {
     "ReadFrom", "WriteTo", "ReadFromFiles", "WriteToFiles", "ReadFromPubSub", "WriteToPubSub", "ReadFromKafka",
     "WriteToKafka", "ReadFromBigQuery", "WriteToBigQuery", "WriteToBigtable", "ReadFromPostgres",
     "ReadSyntheticTransactions", "SyntheticTransactions", "generate_transactions", "EndpointUri", "parse_uri",
-    "ConnectorOptions", "supports_columnar",
+    "ConnectorOptions", "supports_columnar", "ReadFromKinesis", "WriteToKinesis", "WriteToDynamoDB",
+    "ReadFromIceberg", "WriteToIceberg",
 }
 SERVICES_EXPECTED = {
     "ServiceProcess", "LoopbackBinary", "ServiceUnavailable", "free_port", "tools_home", "KafkaBroker", "KafkaExpansionService",
     "PubSubEmulator", "BigtableEmulator", "S3Server", "GcsEmulator", "anonymous_gcp", "BigQueryEmulator",
-    "PostgresServer",
+    "PostgresServer", "HdfsCluster",
 }
 
 

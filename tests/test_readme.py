@@ -31,7 +31,7 @@ def test_readme_yaml_pipeline_runs(tmp_path, caplog):
 
     from hybridflow.beam_yaml import PROVIDERS_FILE
 
-    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S) if "ParseRecords" in b]
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S) if "pipeline:" in b]
     spec = re.sub(r"(- include: ).*", lambda m: m.group(1) + PROVIDERS_FILE, block)
     path = tmp_path / "pipeline.yaml"
     path.write_text(spec)

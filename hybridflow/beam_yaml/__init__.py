@@ -56,6 +56,7 @@ from hybridflow.schemas import fields_of
 __all__ = [
     "PROVIDERS_FILE",
     "providers",
+    "portable_providers",
     "ParseRecords",
     "Enrich",
     "WindowedAggregate",
@@ -74,6 +75,22 @@ def providers():
     from apache_beam.yaml.yaml_provider import load_providers
 
     return load_providers(PROVIDERS_FILE)
+
+
+def portable_providers(version: Optional[str] = None) -> list[dict]:
+    """The providers in their portable form: the same transforms, served by
+    ``hybridflow==VERSION`` from the package index (Beam YAML's ``python``
+    provider with ``packages``) instead of a path into this machine's
+    site-packages. Beam runs them in an expansion service with its own venv, so
+    the pipeline file works wherever Beam YAML runs it (``python -m
+    hybridflow.beam_yaml --portable`` prints it)."""
+    import yaml
+
+    from hybridflow import __version__
+
+    (inline,) = yaml.safe_load(pathlib.Path(PROVIDERS_FILE).read_text())
+    config = {**inline.get("config", {}), "packages": [f"hybridflow=={version or __version__}"]}
+    return [{"type": "python", "config": config, "transforms": dict(inline["transforms"])}]
 
 
 def record_type(name: Any) -> Any:
@@ -152,6 +169,7 @@ class ParseRecords(beam.PTransform):
       format: auto, json, csv, avro or dict.
       timestamp_field: the event-time field, or null to keep input timestamps.
       columns: CSV column order.
+      timestamp_unit: unit of epoch numbers in Timestamp fields: s (default), ms or us.
       error_handling: ``{output: NAME}``: the output for dead letters (required).
     """
 
@@ -162,13 +180,15 @@ class ParseRecords(beam.PTransform):
         format: str = "auto",
         timestamp_field: Optional[str] = "event_time",
         columns: Optional[list[str]] = None,
+        timestamp_unit: str = "s",
         error_handling: Optional[Mapping[str, Any]] = None,
     ):
         super().__init__()
         self._payload_field = payload_field
         self._output = _error_output("ParseRecords", error_handling)
         self._parse = core.ParseRecords(
-            record_type(schema), timestamp_field=timestamp_field, format=format, columns=columns
+            record_type(schema), timestamp_field=timestamp_field, format=format, columns=columns,
+            timestamp_unit=timestamp_unit,
         )
         if self._output is None:
             raise _no_error_output("ParseRecords")

@@ -277,7 +277,7 @@ class _AggregatePartition(beam.DoFn):
             sums = rounded_sums(limbs, ngroups)
             with np.errstate(invalid="ignore", divide="ignore"):
                 out = np.where(n > 0, sums / np.maximum(n, 1), np.nan)
-            slow = (~exactly_representable(limbs) & (n > 1)) | unsafe
+            slow = (~exactly_representable(limbs, ngroups) & (n > 1)) | unsafe
             result = out.astype(object)
             for i in np.flatnonzero(slow):
                 if unsafe[i]:

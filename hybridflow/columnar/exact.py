@@ -102,13 +102,12 @@ def exact_integers(limbs, g) -> int:
     return sum(_exact(float(limb[g])) for limb in limbs)
 
 
-def exactly_representable(limbs):
+def exactly_representable(limbs, ngroups):
     """Per group: whether the exact sum of the limbs is a float (no rounding)."""
     import numpy as np
 
-    if len(limbs) <= 1:
-        n = len(limbs[0]) if limbs else 0
-        return np.ones(n, dtype=bool)
+    if len(limbs) <= 1:  # no limbs: every group is empty or unsafe
+        return np.ones(len(limbs[0]) if limbs else ngroups, dtype=bool)
     a, b = limbs[0], limbs[1]
     s = a + b
     bb = s - a

@@ -2,14 +2,24 @@
 
 Rows are decoded and validated column-wise (``pyarrow.json`` for JSON lines,
 ``pyarrow.compute`` / numpy for coercions and constraints). Every row the
-vectorized checks cannot vouch for -- malformed JSON, a value of another
-JSON type, a null, a constraint failure, text outside printable ASCII, a
-timestamp not in the strict ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` form -- goes
-through the per-element parser of :class:`~hybridflow.transforms.ParseRecords`
+vectorized checks cannot vouch for -- malformed JSON, JSON nested deeper
+than ``MAX_JSON_DEPTH``, a value of another JSON type, a null, a constraint
+failure, text outside printable ASCII, a timestamp in another form than
+``YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}][Z|z|+HH:MM|+HHMM|+HH]`` or an epoch number
+(JSON numbers, Parquet integer, float and timestamp columns) -- goes through
+the per-element parser of :class:`~hybridflow.transforms.ParseRecords`
 itself, which gives the record or the dead letter (reason, message, payload)
 exactly as the per-element path does. The vectorized checks only accept rows
 on which they agree with the per-element parser; the tests compare both on
 random, partly malformed input.
+
+Timestamps are computed in integer microseconds with the per-element
+parser's rules (:func:`hybridflow.schemas.to_timestamp`): ISO text by
+calendar arithmetic, integers exactly, floats as ``rint(value * unit)`` in
+double precision. The JSON type of a timestamp column (text or number) is
+read off the first lines of each block; lines of the other form go to the
+per-element parser (text in a number column: found with the conflicts up
+front; a number in a text column: looked for when pyarrow rejects a chunk).
 """
 
 from __future__ import annotations
@@ -21,16 +31,17 @@ from typing import Optional
 import apache_beam as beam
 
 
+from apache_beam.utils.timestamp import Timestamp
+
 from hybridflow.columnar import arrow_tables, one_array, records_to_table
 from hybridflow.columnar.read import LINE, blank_lines, line_offsets
 from hybridflow.io.files import text_or_bytes
 from hybridflow.metrics import counter
-from hybridflow.schemas import OneOf, Pattern, Range, fields_of
+from hybridflow.schemas import MAX_EVENT_MICROS, MIN_EVENT_MICROS, TIMESTAMP_UNITS, OneOf, Pattern, Range, fields_of
+from hybridflow.transforms.parse import MAX_JSON_DEPTH
 
 __all__ = ["ParseTables"]
 
-_YEAR = r"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})"
-_ISO = _YEAR + r"-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?Z$"
 _BISECT_LEAF = 64
 # bytes that make a value leave the vectorized checks (inclusive ranges, compared
 # with numpy over the values' bytes): non-ASCII, plus ASCII control characters for regexes, plus
@@ -38,8 +49,9 @@ _BISECT_LEAF = 64
 _NON_ASCII = ((128, 255),)  # inclusive byte ranges
 _CONTROL = ((0, 31), (127, 255))
 _SPACE = ((9, 13), (28, 32), (128, 255))
-_ISO_PREFIX = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}"
-_EPOCH_TEXT = "1970-01-01T00:00:00Z"
+_ISO_WIDTH = 32  # the longest vouched ISO form: 19 + ".ffffff" + "+HH:MM"
+_EXACT_DOUBLE = float(1 << 53)  # a float64 of a JSON integer below this is the integer itself
+_SNIFF = 16  # lines looked at for the JSON type of a timestamp column
 _SAMPLE = 4096  # rows sampled to decide whether a column repeats enough to check distinct values only
 _CHUNK_BYTES = 2 << 20  # JSON text parsed per background read_json call
 
@@ -80,14 +92,43 @@ def _lines_containing(data: bytes, offsets, literal: bytes):
     return np.unique(np.searchsorted(offsets, np.array(found, dtype=np.int64), side="right") - 1)
 
 
+def _numbers_in(sample: list, name: str) -> bool:
+    """Whether the first value of field ``name`` found in the ``sample`` lines is a JSON number."""
+    key = f'"{name}":'.encode()
+    for line in sample:
+        at = line.find(key)
+        if at >= 0:
+            first = line[at + len(key):].lstrip()[:1]
+            if first == b'"':
+                return False
+            if first and first in b"-0123456789":
+                return True
+    return False
+
+
+def _too_deep(data, offsets):
+    """numpy bool per line (by ``offsets`` into ``data``): it holds more than
+    ``MAX_JSON_DEPTH`` opening brackets, so it may nest deeper than the
+    per-element parser accepts (only lines that long can)."""
+    import numpy as np
+
+    n = len(offsets) - 1
+    if not (np.diff(offsets) > MAX_JSON_DEPTH).any():
+        return np.zeros(n, dtype=bool)
+    span = data[offsets[0]: offsets[-1]]
+    at = np.flatnonzero((span == ord("[")) | (span == ord("{"))) + offsets[0]
+    return np.bincount(np.searchsorted(offsets, at, side="right") - 1, minlength=n)[:n] > MAX_JSON_DEPTH
+
+
 class _Vectorizer:
     """Validates typed columns; returns the record table of the rows it accepts."""
 
-    def __init__(self, schema, constraints):
+    def __init__(self, schema, constraints, timestamp_unit: str = "s"):
         from hybridflow.io.files import arrow_schema
 
         self._fields = fields_of(schema)
         self._constraints = constraints
+        self._unit = TIMESTAMP_UNITS[timestamp_unit]
         self._arrow_schema = arrow_schema(schema)
         self._repeats: dict = {f.name: {} for f in self._fields}  # see _pattern's cache
         for f in self._fields:
@@ -175,15 +216,23 @@ class _Vectorizer:
         # Timestamp
         if constraint is not None:
             raise _Unsupported(f.name)
-        target = pa.timestamp("us", tz="UTC")
-        if pa.types.is_timestamp(t) and t.unit in ("s", "ms", "us"):
-            if t.tz is not None and t.tz not in ("UTC", "+00:00", "Z"):
+        if pa.types.is_timestamp(t):  # Parquet: the column's own unit
+            if t.unit not in TIMESTAMP_UNITS or (t.tz is not None and t.tz not in ("UTC", "+00:00", "Z")):
                 raise _Unsupported(f.name)
-            micros = column.cast(pa.int64()) if t.unit == "us" else column.cast(pa.timestamp("us", tz=t.tz)).cast(pa.int64())
-            return np.ones(len(column), dtype=bool), micros.cast(target)
-        if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            valid, micros = _integer_micros(column.cast(pa.int64()), TIMESTAMP_UNITS[t.unit])
+        elif pa.types.is_integer(t):
+            try:
+                integers = column.cast(pa.int64())
+            except pa.ArrowInvalid:  # uint64 beyond int64
+                raise _Unsupported(f.name) from None
+            valid, micros = _integer_micros(integers, self._unit)
+        elif pa.types.is_floating(t):
+            valid, micros = _float_micros(column.cast(pa.float64()), self._unit)
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            valid, micros = _iso_micros(column)
+        else:
             raise _Unsupported(f.name)
-        return _timestamp_micros(column.cast(pa.string()))
+        return valid, pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
 
 
 def _containing(column, flagged):
@@ -273,81 +322,131 @@ def _pattern(column, regex: str, cache: Optional[dict] = None):
     return pa.array(ok & matched)
 
 
-def _timestamp_micros(column):
-    """ISO-8601 text -> (valid mask, timestamp[us, UTC]): Arrow's ISO parser where it
-    reads the whole column (it agrees with Python's fromisoformat wherever both
-    accept a text, year 0 aside), else the strict form only."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    shaped = _iso_shaped(column)
-    try:
-        stamps = pc.cast(pc.if_else(pa.array(shaped), column, pa.scalar(_EPOCH_TEXT)), pa.timestamp("us", tz="UTC"))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return _iso_micros(column)
-    valid = shaped & ~pc.starts_with(column, "0000").fill_null(True).to_numpy(zero_copy_only=False)
-    return valid, stamps
+def _in_range(micros):
+    return (micros >= MIN_EVENT_MICROS) & (micros <= MAX_EVENT_MICROS)
 
 
-def _iso_shaped(column):
-    """numpy bool per value: the text starts like ``_ISO_PREFIX``
-    (``YYYY-MM-DD[T ]HH``), checked on the bytes at fixed positions (ASCII
-    bytes stand only for themselves in UTF-8); False for nulls."""
+def _integer_micros(column, factor: int):
+    """Epoch numbers of an int64 array in units of ``factor`` microseconds ->
+    (valid mask, micros): ``value * factor``, exactly, within the years 1-9999."""
     import numpy as np
 
-    offsets = line_offsets(column)
-    raw = column.buffers()[2]
-    data = np.frombuffer(raw, dtype=np.uint8) if raw is not None and raw.size else np.zeros(1, dtype=np.uint8)
-    starts = offsets[:-1].astype(np.int64)
-    ok = (offsets[1:] - offsets[:-1]) >= 13
-    base = np.where(ok, starts, 0)
-    last = len(data) - 1
+    values = column.fill_null(0).to_numpy(zero_copy_only=False)
+    valid = (values >= -(-MIN_EVENT_MICROS // factor)) & (values <= MAX_EVENT_MICROS // factor)
+    return valid, np.where(valid, values, 0) * factor
 
-    def at(j):
-        return data[np.minimum(base + j, last)]
 
-    for j in (0, 1, 2, 3, 5, 6, 8, 9, 11, 12):
-        b = at(j)
-        ok &= (b >= 48) & (b <= 57)
-    ok &= (at(4) == 45) & (at(7) == 45)
-    sep = at(10)
-    ok &= (sep == 84) | (sep == 32)
-    if column.null_count:
-        ok &= column.is_valid().to_numpy(zero_copy_only=False)
-    return ok
+def _float_micros(column, factor: int):
+    """Epoch numbers of a float64 array -> (valid mask, micros):
+    ``rint(value * factor)`` in double precision, as the per-element parser
+    rounds a float. Values whose product reaches 2**53 are left to it: the
+    array may hold JSON integers, which it multiplies exactly."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = column.fill_null(0.0).to_numpy(zero_copy_only=False) * factor
+        valid = np.abs(scaled) < _EXACT_DOUBLE  # False for NaN and infinities
+    micros = np.rint(np.where(valid, scaled, 0.0)).astype(np.int64)
+    valid &= _in_range(micros)
+    return valid, micros
 
 
 def _iso_micros(column):
-    """Strict ISO-8601 UTC text -> (valid mask, timestamp[us, UTC]); other text invalid."""
+    """ISO-8601 text -> (valid mask, epoch micros) for the forms
+    ``YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}][Z|z|+HH:MM|+HHMM|+HH]`` (``-`` offsets
+    too; none: UTC) of real dates and times within the years 1-9999 after the
+    offset, where Python's ``datetime.fromisoformat`` gives the same time;
+    other values (and nulls) are invalid. Calendar arithmetic over the first
+    ``_ISO_WIDTH`` bytes of each value, gathered as one byte matrix (a row per
+    byte position); no per-value Python."""
     import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
-    valid = pc.match_substring_regex(column, "^" + _ISO).fill_null(False).to_numpy(zero_copy_only=False)
-    text = pc.if_else(pa.array(valid), column, pa.scalar("1970-01-01T00:00:00Z"))
-    head = pc.utf8_slice_codeunits(text, 0, 19)
-    seconds = pc.strptime(head, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
-    # strptime rolls over impossible dates (Feb 30) and leap seconds; Python rejects them
-    again = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%S")
-    valid &= pc.equal(again, head).fill_null(False).to_numpy(zero_copy_only=False)
-    fraction = pc.utf8_slice_codeunits(text, 20, 26)
-    digits = pc.replace_substring_regex(fraction, "Z$", "")
-    padded = pc.utf8_rpad(digits, 6, "0")
-    frac = pc.if_else(pc.equal(digits, ""), pa.scalar("0"), padded).cast(pa.int64()).to_numpy()
-    secs = seconds.cast(pa.int64()).fill_null(0).to_numpy()
-    micros = secs * 1_000_000 + frac
-    micros = np.where(valid, micros, 0)
-    return valid, pa.array(micros, type=pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    n = len(column)
+    offsets = line_offsets(column).astype(np.int64)
+    starts, lengths = offsets[:-1] - offsets[0], offsets[1:] - offsets[:-1]
+    raw = column.buffers()[2]
+    padded = np.zeros(offsets[-1] - offsets[0] + _ISO_WIDTH, dtype=np.uint8)
+    if raw is not None:
+        padded[: len(padded) - _ISO_WIDTH] = np.frombuffer(raw, dtype=np.uint8)[offsets[0]: offsets[-1]]
+    positions = np.arange(_ISO_WIDTH)
+    b = padded[positions[:, None] + starts]  # b[j] = byte j of every value
+    tail = b[19:]  # shorter values are invalid anyway; past the end of the longer ones, the next value's bytes
+    tail[positions[19:, None] >= lengths] = 0
+    d = b - np.uint8(48)  # digit values; > 9 (wrapped) where the byte is no digit
+    digit = d <= 9
+    rows = np.arange(n)
+
+    def number(*at):
+        """The decimal number in the bytes at ``at`` (a position per value) and whether they all are digits."""
+        value = np.zeros(n, dtype=np.int64)
+        good = np.ones(n, dtype=bool)
+        for position in at:
+            good &= digit[position, rows]
+            value = value * 10 + d[position, rows]
+        return value, good
+
+    def fixed(first, width):
+        value = np.zeros(n, dtype=np.int64)
+        for position in range(first, first + width):
+            value = value * 10 + d[position]
+        return value
+
+    ok = (lengths >= 19) & (lengths <= _ISO_WIDTH)
+    if column.null_count:
+        ok &= column.is_valid().to_numpy(zero_copy_only=False)
+    ok &= digit[[0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]].all(axis=0)
+    ok &= (b[4] == 45) & (b[7] == 45) & ((b[10] == 84) | (b[10] == 32)) & (b[13] == 58) & (b[16] == 58)
+    year, month, day, hour, minute, second = (fixed(*field) for field in ((0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2)))
+    # fraction: "." and 1-6 digits
+    dot = b[19] == 46
+    digits = np.zeros(n, dtype=np.int64)  # after the dot, counted up to 7
+    alive = dot.copy()
+    for position in range(20, 27):
+        alive &= digit[position]
+        digits += alive
+    ok &= ~dot | ((digits >= 1) & (digits <= 6))
+    fraction = (10 ** np.arange(5, -1, -1)) @ np.where(np.arange(6)[:, None] < digits, d[20:26], 0)
+    # zone: nothing, Z/z, or a sign and HH, HHMM or HH:MM
+    zone = 19 + np.where(dot, digits + 1, 0)
+    rest = lengths - zone
+    at = [np.minimum(zone + k, _ISO_WIDTH - 1) for k in range(6)]
+    mark = b[at[0], rows]
+    sign = np.where(mark == 43, 1, np.where(mark == 45, -1, 0))
+    zoned = sign != 0
+    zone_minutes = np.zeros(n, dtype=np.int64)
+    offset = np.zeros(n, dtype=np.int64)
+    if zoned.any():
+        zone_hours, good_hours = number(at[1], at[2])
+        short_minutes, good_short = number(at[3], at[4])
+        long_minutes, good_long = number(at[4], at[5])
+        zone_minutes = np.where(rest == 5, short_minutes, np.where(rest == 6, long_minutes, 0))
+        zoned &= good_hours & (zone_hours <= 23) & (zone_minutes <= 59) & (
+            (rest == 3) | ((rest == 5) & good_short) | ((rest == 6) & (b[at[3], rows] == 58) & good_long))
+        offset = sign * (zone_hours * 3600 + zone_minutes * 60)
+    ok &= (rest == 0) | ((rest == 1) & ((mark == 90) | (mark == 122))) | zoned
+    # a real date and time (proleptic Gregorian), then days since 1970-01-01
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(month, 0, 12)] + (leap & (month == 2))
+    ok &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
+    ok &= (hour <= 23) & (minute <= 59) & (second <= 59)
+    y = year - (month <= 2)
+    era_year = y % 400
+    march_based = (month + 9) % 12
+    days = (y // 400) * 146097 + era_year * 365 + era_year // 4 - era_year // 100 + (153 * march_based + 2) // 5 + day - 719469
+    micros = (days * 86400 + hour * 3600 + minute * 60 + second - offset) * 1_000_000 + fraction
+    ok &= _in_range(micros)
+    return ok, np.where(ok, micros, 0)
 
 
 class _ParseTablesFn(beam.DoFn):
     """Arrow tables of raw lines or columns -> tables of records + dead letters."""
 
-    def __init__(self, per_element_fn, schema, constraints, timestamp_field):
+    def __init__(self, per_element_fn, schema, constraints, timestamp_field, timestamp_unit):
         self._fallback = per_element_fn
         self._schema = schema
         self._constraints = constraints
         self._timestamp_field = timestamp_field
+        self._timestamp_unit = timestamp_unit
 
     def setup(self):
         import pyarrow as pa
@@ -360,10 +459,11 @@ class _ParseTablesFn(beam.DoFn):
         if constraints is None:
             constraints = getattr(self._schema, "constraints", None) or {}
         try:
-            self._vector: Optional[_Vectorizer] = _Vectorizer(self._schema, constraints)
+            self._vector: Optional[_Vectorizer] = _Vectorizer(self._schema, constraints, self._timestamp_unit)
         except _Unsupported:
             self._vector = None
-        self._json_schema = pa.schema([(f.name, _json_type(f)) for f in self._fields])
+        self._json_types = [(f.name, _json_type(f)) for f in self._fields]
+        self._stamps = {f.name for f in self._fields if f.type is Timestamp and not f.is_list}
         self._conflicts = _conflict_literals(self._fields)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="hybridflow-json")
 
@@ -379,7 +479,7 @@ class _ParseTablesFn(beam.DoFn):
 
     # -- JSON lines ----------------------------------------------------------
 
-    def _read_json(self, buffer):
+    def _read_json(self, buffer, schema):
         import pyarrow as pa
         import pyarrow.json as pj
 
@@ -388,23 +488,23 @@ class _ParseTablesFn(beam.DoFn):
             # one thread (this runs on the background thread; the main thread keeps the
             # other core) and one block, so one chunk per column
             read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, buffer.size + 1)),
-            parse_options=pj.ParseOptions(explicit_schema=self._json_schema, unexpected_field_behavior="ignore"),
+            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
         )
 
-    def _try_read_json(self, lines):
-        """The typed table of ``lines`` (a binary array of newline-terminated
-        values) if pyarrow reads all of them in one go, else None."""
+    def _try_read_json(self, lines, schema):
+        """The typed table (``schema``) of ``lines`` (a binary array of
+        newline-terminated values) if pyarrow reads all of them in one go, else None."""
         import pyarrow as pa
 
         offsets = line_offsets(lines)
         start, stop = int(offsets[0]), int(offsets[-1])
         try:
-            table = self._read_json(lines.buffers()[2].slice(start, stop - start))
+            table = self._read_json(lines.buffers()[2].slice(start, stop - start), schema)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None
         return table if table.num_rows == len(lines) else None
 
-    def _json_tables(self, lines, tables: list, fallback: list, table):
+    def _json_tables(self, lines, schema, tables: list, fallback: list, table):
         """Typed tables of ``lines`` into ``tables``, given ``table``, what
         :meth:`_try_read_json` gave for all of them: a block pyarrow cannot
         read in one go is bisected, lines it cannot read at all go to ``fallback``."""
@@ -418,19 +518,34 @@ class _ParseTablesFn(beam.DoFn):
             return
         half = len(lines) // 2
         for part in (lines.slice(0, half), lines.slice(half)):
-            self._json_tables(part, tables, fallback, self._try_read_json(part))
+            self._json_tables(part, schema, tables, fallback, self._try_read_json(part, schema))
 
-    def _conflict_literals(self, lines, bulk):
-        """The literals of the separator style the block's first object uses
-        (``"a": "x"`` or ``"a":"x"``); a block mixing styles is bisected."""
+    def _block_layout(self, lines, bulk):
+        """(pyarrow schema, literals marking a line that would make pyarrow
+        reject the block, literals marking a number in a text timestamp column)
+        for a block, from its first regular lines: their separator style
+        (``"a": "x"`` or ``"a":"x"``; a block mixing styles is bisected) and
+        the JSON type of each timestamp field, text or number (float64)."""
         import numpy as np
+        import pyarrow as pa
 
-        first = np.flatnonzero(bulk)
-        if not len(first):
-            return []
-        sample = lines[int(first[0])].as_py()
-        compact = b'": ' not in sample
-        return [lit for lit in self._conflicts if (lit.endswith('":"') if compact else not lit.endswith('":"'))]
+        sample = [lines[int(i)].as_py() for i in np.flatnonzero(bulk)[:_SNIFF]]
+        if not sample:
+            return None, [], []
+        compact = b'": ' not in sample[0]
+        separator = '":' if compact else '": '
+        conflicts = [lit for lit in self._conflicts if (lit.endswith('":"') if compact else not lit.endswith('":"'))]
+        types, other_form = [], []
+        for name, json_type in self._json_types:
+            if name in self._stamps:
+                prefix = f'"{name}{separator}'
+                if _numbers_in(sample, name):  # text timestamps: one literal, looked for at once like the conflicts
+                    json_type = pa.float64()
+                    conflicts.append(prefix + '"')
+                else:  # numbers: eleven literals, looked for only in a chunk pyarrow rejects
+                    other_form.extend(prefix + c for c in "-0123456789")
+            types.append((name, json_type))
+        return pa.schema(types), [c.encode() for c in conflicts], [o.encode() for o in other_form]
 
     def _from_lines(self, table):
         """Typed tables and dead letters for a table of raw lines.
@@ -456,26 +571,28 @@ class _ParseTablesFn(beam.DoFn):
         bulk = (data[offsets[:-1]] == ord("{")) & (last == ord("}")) & (lengths >= 3)
         if self._vector is None:
             bulk[:] = False
-        literals = self._conflict_literals(lines, bulk)
+        bulk &= ~_too_deep(data, offsets)
+        schema, literals, other_form = self._block_layout(lines, bulk)
         if literals:
             raw = lines.buffers()[2].to_pybytes()
             for literal in literals:
-                bulk[_lines_containing(raw, offsets, literal.encode())] = False
+                bulk[_lines_containing(raw, offsets, literal)] = False
 
         bounds = _chunk_bounds(lines, _CHUNK_BYTES)
-        pending = [self._pool.submit(self._read_chunk, lines.slice(a, b - a), bulk[a:b]) for a, b in bounds]
+        pending = [
+            self._pool.submit(self._read_chunk, lines.slice(a, b - a), bulk[a:b], schema, other_form) for a, b in bounds
+        ]
         try:
             # the irregular lines, one by one, while the first chunks parse
             yield from self._emit([], [lines[int(i)] for i in np.flatnonzero(~bulk) if int(i) not in blank])
             for future in pending:
-                kept, typed = future.result()
+                kept, typed, fallback = future.result()
                 results = []
-                fallback: list = []
                 if typed is not None:
                     results = [self._vectorize(typed, kept)]
-                elif kept is not None:  # pyarrow could not read the chunk in one go: bisect it here
+                elif kept is not None and len(kept):  # pyarrow could not read the chunk in one go: bisect it here
                     parsed: list = []
-                    self._json_tables(kept, parsed, fallback, None)
+                    self._json_tables(kept, schema, parsed, fallback, None)
                     results = [self._vectorize(t, source) for t, source in parsed]
                 for _, rejected in results:
                     if rejected is not None:
@@ -485,16 +602,30 @@ class _ParseTablesFn(beam.DoFn):
             for future in pending:
                 future.cancel()
 
-    def _read_chunk(self, lines, bulk):
+    def _read_chunk(self, lines, bulk, schema, other_form):
         """(the ``bulk`` lines, their typed table or None if pyarrow cannot read
-        them in one go); (None, None) without bulk lines. Runs on the background
-        thread (pyarrow releases the GIL)."""
+        them in one go, lines set aside for the per-element parser); (None,
+        None, []) without bulk lines. When pyarrow rejects the lines, those
+        holding a timestamp of the other form (``other_form`` literals) are set
+        aside and the rest read again. Runs on the background thread (pyarrow
+        releases the GIL)."""
+        import numpy as np
         import pyarrow as pa
 
         if not bulk.any():
-            return None, None
+            return None, None, []
         kept = lines if bulk.all() else lines.filter(pa.array(bulk))
-        return kept, self._try_read_json(kept)
+        typed = self._try_read_json(kept, schema)
+        if typed is not None or not other_form:
+            return kept, typed, []
+        raw, offsets = kept.buffers()[2].to_pybytes(), line_offsets(kept)
+        other = np.zeros(len(kept), dtype=bool)
+        for literal in other_form:
+            other[_lines_containing(raw, offsets, literal)] = True
+        if not other.any():
+            return kept, None, []
+        kept, aside = kept.filter(pa.array(~other)), list(kept.filter(pa.array(other)))
+        return kept, (self._try_read_json(kept, schema) if len(kept) else None), aside
 
     def _vectorize(self, typed, source):
         """(record table or None, rejected source lines or None) for a typed table."""
@@ -587,9 +718,9 @@ def _chunk_bounds(lines, size: int) -> list:
 class ParseTables(beam.PTransform):
     """The columnar implementation behind ``ParseRecords`` on Arrow-table input."""
 
-    def __init__(self, per_element_fn, schema, constraints, timestamp_field, dead_letters_tag):
+    def __init__(self, per_element_fn, schema, constraints, timestamp_field, dead_letters_tag, timestamp_unit="s"):
         super().__init__()
-        self._fn = _ParseTablesFn(per_element_fn, schema, constraints, timestamp_field)
+        self._fn = _ParseTablesFn(per_element_fn, schema, constraints, timestamp_field, timestamp_unit)
         self._schema = schema
         self._ts = timestamp_field
         self._tag = dead_letters_tag

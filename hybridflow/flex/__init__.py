@@ -3,8 +3,9 @@
 ``hybridflow template build PIPELINE`` writes ``templates/PIPELINE/``:
 
 - ``metadata.json`` from the pipeline's own options (:func:`template_metadata`);
-- ``Dockerfile`` on Google's Python 3.11 flex-template launcher base;
-- ``requirements.txt`` with exact pins (Beam from ``hybridflow/_pins.py``);
+- ``Dockerfile``: Beam's Python 3.11 SDK image + Google's launcher, the
+  hashed lock and hybridflow's wheel: the launcher and the workers' image;
+- ``requirements.txt``: the hashed lock (Beam from ``hybridflow/_pins.py``);
 - ``main.py``, which only calls :func:`run_template`.
 
 ``hybridflow template launch PIPELINE --project P --region R --param k=v``
@@ -17,7 +18,7 @@ Example::
     launch = FlexLaunch("fraud", project="my-project", region="us-central1",
                         parameters={"output": "gs://my-bucket/fraud"})
     launch.check()            # offline: parameters and template files
-    print(launch.commands())  # sdist, gcloud builds submit, storage cp of the spec, flex-template run
+    print(launch.commands())  # wheel, gcloud builds submit, storage cp of the spec, flex-template run
 """
 
 from hybridflow._lazy import lazy_exports
@@ -29,6 +30,9 @@ _EXPORTS = {
     "render_template": "hybridflow.flex.files",
     "TemplateFiles": "hybridflow.flex.files",
     "LAUNCHER_BASE_IMAGE": "hybridflow.flex.files",
+    "SDK_BASE_IMAGE": "hybridflow.flex.files",
+    "image_tag": "hybridflow.flex.package",
+    "stage_hybridflow": "hybridflow.flex.package",
     "FlexLaunch": "hybridflow.flex.launch",
     "TemplateParameter": "hybridflow.flex.metadata",
     "template_parameters": "hybridflow.flex.metadata",
@@ -44,6 +48,9 @@ __all__ = [
     "render_template",
     "TemplateFiles",
     "LAUNCHER_BASE_IMAGE",
+    "SDK_BASE_IMAGE",
+    "image_tag",
+    "stage_hybridflow",
     "FlexLaunch",
     "TemplateParameter",
     "template_parameters",

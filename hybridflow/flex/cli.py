@@ -6,6 +6,14 @@
     hybridflow template launch PIPELINE --project P --region R [--param NAME=VALUE ...]
                                [--bucket gs://B] [--image IMAGE] [--job-name NAME]
                                [--templates DIR] [--skip-build] [--dry-run]
+                               [Dataflow job options: --service-account-email, --network,
+                                --subnetwork, --disable-public-ips, --worker-machine-type,
+                                --num-workers, --max-workers, --temp-location, --staging-location,
+                                --additional-experiments, --label KEY=VALUE]
+
+``--param`` takes the pipeline's template parameters and Beam's Dataflow job
+options (``--param max_num_workers=10``, ``--param sdk_container_image=IMAGE``),
+as ``gcloud dataflow flex-template run --parameters`` does.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ def add_template_parser(sub) -> None:
     build.add_argument(
         "--image",
         default=None,
-        help="Base image of the Dockerfile (default: Google's Python 3.11 flex-template launcher base).",
+        help="Base image of the Dockerfile (default: Beam's Python 3.11 SDK image of the pinned Beam).",
     )
     build.add_argument("--check", action="store_true", help="Write nothing; exit 1 if the files differ.")
     launch = actions.add_parser("launch", help="Build the image and template spec with gcloud, then run a job.")
@@ -41,6 +49,52 @@ def add_template_parser(sub) -> None:
     launch.add_argument("--templates", default=None, help="Template directory (default templates/PIPELINE).")
     launch.add_argument("--skip-build", action="store_true", help="Only run a job from the already built spec.")
     launch.add_argument("--dry-run", action="store_true", help="Check offline and print the commands; run nothing.")
+    job = launch.add_argument_group("Dataflow job options (the flags of `gcloud dataflow flex-template run`)")
+    job.add_argument("--service-account-email", default=None, help="Worker service account.")
+    job.add_argument("--network", default=None, help="VPC network of the workers.")
+    job.add_argument("--subnetwork", default=None, help="Subnetwork of the workers (regions/R/subnetworks/S or a URL).")
+    job.add_argument("--disable-public-ips", action="store_true", help="Workers get no public IP address.")
+    job.add_argument("--worker-machine-type", default=None, help="Worker machine type, e.g. n2-standard-4.")
+    job.add_argument("--num-workers", type=_positive_int, default=None, help="Initial number of workers.")
+    job.add_argument("--max-workers", type=_positive_int, default=None, help="Most workers autoscaling may use.")
+    job.add_argument("--temp-location", default=None, help="gs:// temp location (default BUCKET/tmp).")
+    job.add_argument("--staging-location", default=None, help="gs:// staging location (default BUCKET/staging).")
+    job.add_argument("--additional-experiments", action="append", default=[], metavar="EXPERIMENT[,...]",
+                     help="Dataflow experiments (repeat or comma-separate).")
+    job.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="A job label (repeat).")
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
+def job_options(args) -> dict:
+    """The Dataflow job options of ``template launch``'s flags (FlexLaunch.job_options)."""
+    from hybridflow.flex.metadata import parameter_flags
+
+    experiments = [e for text in args.additional_experiments for e in text.split(",") if e]
+    options = {
+        "service_account_email": args.service_account_email,
+        "network": args.network,
+        "subnetwork": args.subnetwork,
+        "disable_public_ips": args.disable_public_ips or None,
+        "worker_machine_type": args.worker_machine_type,
+        "num_workers": args.num_workers,
+        "max_workers": args.max_workers,
+        "temp_location": args.temp_location,
+        "staging_location": args.staging_location,
+        "additional_experiments": experiments or None,
+        "additional_user_labels": parameter_flags(args.label, what="--label") or None,
+    }
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def run_template_command(args, out) -> int:
@@ -50,11 +104,11 @@ def run_template_command(args, out) -> int:
 
 
 def _build(args, out) -> int:
-    from hybridflow.flex.files import LAUNCHER_BASE_IMAGE, render_template
+    from hybridflow.flex.files import SDK_BASE_IMAGE, render_template
     from hybridflow.pipelines import get_pipeline
 
     spec = get_pipeline(args.pipeline)
-    files = render_template(spec, args.image or LAUNCHER_BASE_IMAGE)
+    files = render_template(spec, args.image or SDK_BASE_IMAGE)
     directory = args.out or f"templates/{spec.name}"
     if args.check:
         drift = files.drift(directory)
@@ -79,6 +133,7 @@ def _launch(args, out) -> int:
         image=args.image,
         job_name=args.job_name,
         template_dir=args.templates,
+        job_options=job_options(args),
     )
     launch.check()
     commands = launch.commands(build=not args.skip_build)

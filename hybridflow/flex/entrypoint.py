@@ -17,8 +17,6 @@ from typing import Sequence
 
 __all__ = ["run_template", "is_dataflow"]
 
-_LOG = logging.getLogger("hybridflow.flex")
-
 
 def is_dataflow(options) -> bool:
     from apache_beam.options.pipeline_options import StandardOptions
@@ -26,29 +24,6 @@ def is_dataflow(options) -> bool:
     runner = options.view_as(StandardOptions).runner or ""
     runner = runner if isinstance(runner, str) else type(runner).__name__
     return "dataflow" in runner.lower()
-
-
-def _anonymous_google_credentials() -> None:
-    """Makes ``--no_auth`` hold for every Google client Beam creates.
-
-    Beam 2.77 honours ``--no_auth`` for its Dataflow client and staging
-    uploads, but its check of the staging bucket's soft-delete policy still
-    looks up default credentials: four retries with back-off (about 22 s) and
-    a probe of the GCE metadata server. Beam caches that lookup; seeding the
-    cache with "no credentials" is what Beam itself does when the lookup
-    fails, minus the wait.
-    """
-    try:
-        from apache_beam.internal.gcp import auth
-    except ImportError:  # no gcp extra: Beam has no Google clients to authorise
-        return
-    cache = getattr(auth, "_Credentials", None)
-    if cache is None or not hasattr(cache, "_credentials_init"):
-        _LOG.warning("--no_auth: this Beam version has no credential cache to seed; Beam may look up credentials")
-        return
-    with cache._credentials_lock:
-        cache._credentials = None
-        cache._credentials_init = True
 
 
 def _job_description(job, result, options) -> str:
@@ -69,11 +44,14 @@ def run_template(pipeline: str, argv: Sequence[str]) -> int:
     """Builds and runs a registered pipeline from launcher flags; returns the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from hybridflow.errors import HybridflowError, report
+    from hybridflow.redaction import redact_logs
+
+    redact_logs()  # the launcher's log lines never show a URI's password or token
 
     try:
         import apache_beam as beam
-        from apache_beam.options.pipeline_options import GoogleCloudOptions
 
+        from hybridflow.flex.package import stage_hybridflow
         from hybridflow.options import HybridflowOptions
         from hybridflow.pipelines import get_pipeline
         from hybridflow.pipelines.run import construct, run_pipeline
@@ -87,8 +65,7 @@ def run_template(pipeline: str, argv: Sequence[str]) -> int:
             print(summary.render())
             return 0 if summary.state.endswith("DONE") else 1
         profile.check_required(options)
-        if options.view_as(GoogleCloudOptions).no_auth:
-            _anonymous_google_credentials()
+        stage_hybridflow(options)  # nothing to do when the workers run the template image
         p = beam.Pipeline(options=options)
         construct(p, spec, options)
         result = p.run()  # on Dataflow: never wait_until_finish (the launcher must return)

@@ -12,7 +12,23 @@ options class, in declaration order. Each becomes one metadata parameter:
   value before it starts a launcher;
 - ``isOptional`` false only for flags that have no usable default on Dataflow
   (:data:`REQUIRED_ON_DATAFLOW`: the default output is a local directory,
-  which on Dataflow would be a worker's disk).
+  which on Dataflow would be a worker's disk);
+- ``paramType`` (the console's input widget) from the same: ``ENUM`` with
+  ``enumOptions`` for choices, ``BOOLEAN``, ``NUMBER``, ``GCS_READ_FILE`` /
+  ``GCS_WRITE_FOLDER`` for the shared input and output (:data:`URI_PARAM_TYPES`),
+  ``TEXT`` otherwise; ``defaultValue`` when the default is the same in every
+  mode;
+- ``parentName: mode`` and ``parentTriggerValues`` for flags whose help starts
+  with ``Streaming:`` or ``Batch:``: the console shows them only for that mode.
+
+The fields are those of Dataflow's ``TemplateMetadata`` / ``ParameterMetadata``
+(``tests/flex/metadata.schema.json``, a JSON Schema written from Google's
+reference of them, validates every generated metadata.json).
+
+Besides its own parameters, a template launch accepts Dataflow's pipeline
+options (``max_num_workers``, ``sdk_container_image``, ``service_account_email``
+...: :func:`dataflow_option_names`), as ``gcloud dataflow flex-template run
+--parameters`` does: the launcher hands them to ``main.py`` like the others.
 """
 
 from __future__ import annotations
@@ -25,8 +41,12 @@ from typing import Any, Mapping, Optional, Sequence
 from hybridflow.durations import format_duration
 from hybridflow.errors import InvalidOptionError, SchemaError
 from hybridflow.options import HybridflowOptions, bool_arg, duration_arg, parser_actions
+from hybridflow.redaction import redact, refuse_passwords
 
 __all__ = [
+    "TYPE_PARAM_TYPES",
+    "URI_PARAM_TYPES",
+    "dataflow_option_names",
     "TemplateParameter",
     "template_parameters",
     "template_metadata",
@@ -43,6 +63,12 @@ TYPE_REGEXES: Mapping[Any, str] = {
     duration_arg: rf"^{_NUMBER}(?:ms|s|m|h|d)?$",
     bool_arg: r"^(?:true|false|True|False|yes|no|on|off|1|0)$",
 }
+#: argparse ``type`` -> Dataflow ``paramType`` (choices are ``ENUM``; anything else ``TEXT``).
+TYPE_PARAM_TYPES: Mapping[Any, str] = {int: "NUMBER", float: "NUMBER", bool_arg: "BOOLEAN"}
+#: Shared URI flags -> the console's Cloud Storage picker.
+URI_PARAM_TYPES: Mapping[str, str] = {"input": "GCS_READ_FILE", "output": "GCS_WRITE_FOLDER"}
+#: Help-text prefixes of mode-only flags -> the ``mode`` values that show them.
+_MODE_ONLY = {"Streaming:": ("streaming",), "Batch:": ("batch",)}
 #: Shared flags whose pipeline default is a local path: required in a
 #: template, and they must be a URI with a scheme (gs://, s3:// ...).
 REQUIRED_ON_DATAFLOW = ("output",)
@@ -58,6 +84,10 @@ class TemplateParameter:
     help_text: str
     optional: bool
     regexes: tuple[str, ...]
+    param_type: str = "TEXT"
+    default_value: Optional[str] = None
+    enum_options: tuple[str, ...] = ()
+    parent_trigger_values: tuple[str, ...] = ()  # values of ``mode`` that show this parameter
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -65,9 +95,17 @@ class TemplateParameter:
             "label": self.label,
             "helpText": self.help_text,
             "isOptional": self.optional,
+            "paramType": self.param_type,
         }
         if self.regexes:
             data["regexes"] = list(self.regexes)
+        if self.default_value is not None:
+            data["defaultValue"] = self.default_value
+        if self.enum_options:
+            data["enumOptions"] = [{"value": v, "label": v} for v in self.enum_options]
+        if self.parent_trigger_values:
+            data["parentName"] = "mode"
+            data["parentTriggerValues"] = list(self.parent_trigger_values)
         return data
 
     def matches(self, value: str) -> bool:
@@ -119,6 +157,24 @@ def _regexes(spec, action: argparse.Action) -> tuple[str, ...]:
     return (regex,)
 
 
+def _param_type(action: argparse.Action) -> str:
+    if action.choices:
+        return "ENUM"
+    if action.dest in URI_PARAM_TYPES:
+        return URI_PARAM_TYPES[action.dest]
+    return TYPE_PARAM_TYPES.get(action.type, "TEXT")
+
+
+def _default_value(spec, action: argparse.Action, common: bool) -> Optional[str]:
+    """The console's pre-filled value: the default when it is one value in every mode."""
+    text = _default_text(spec, action, common)
+    if text is None or "; " in text or action.dest in REQUIRED_ON_DATAFLOW:
+        return None
+    if action.type is bool_arg:
+        return text.lower()
+    return text
+
+
 def template_parameters(spec) -> list[TemplateParameter]:
     """The template parameters of a registered pipeline (shared flags first)."""
     actions = [(a, True) for a in parser_actions(HybridflowOptions) if a.dest in spec.common]
@@ -140,6 +196,15 @@ def template_parameters(spec) -> list[TemplateParameter]:
                 help_text=help_text,
                 optional=not required,
                 regexes=_regexes(spec, action),
+                param_type=_param_type(action),
+                default_value=_default_value(spec, action, common),
+                enum_options=tuple(str(c) for c in action.choices or ()),
+                parent_trigger_values=next(
+                    (modes for prefix, modes in _MODE_ONLY.items()
+                     if help_text.startswith(prefix) and action.dest != "mode" and "mode" in spec.common
+                     and set(modes) < set(spec.modes)),
+                    (),
+                ),
             )
         )
     return params
@@ -167,18 +232,44 @@ def template_metadata(spec) -> dict[str, Any]:
     return data
 
 
+#: Options a launch sets itself (``--project``, ``--region``, ``--job-name``) or that make no
+#: sense for a template job.
+_NOT_PASSED_THROUGH = ("project", "region", "job_name", "runner", "template_location", "dataflow_endpoint")
+
+
+def dataflow_option_names() -> frozenset[str]:
+    """Beam's Dataflow job options a template launch passes through to the job
+    (``max_num_workers``, ``sdk_container_image``, ``service_account_email``,
+    ``subnetwork``, ``machine_type``, ``experiments``, ``labels``,
+    ``staging_location`` ...): the valued flags of Beam's GoogleCloudOptions,
+    WorkerOptions and DebugOptions (on/off flags such as ``--no_use_public_ips``
+    cannot be written ``--name=value``: ``template launch`` has flags for them)."""
+    from apache_beam.options.pipeline_options import DebugOptions, GoogleCloudOptions, WorkerOptions
+
+    names = {a.dest for cls in (GoogleCloudOptions, WorkerOptions, DebugOptions) for a in parser_actions(cls)
+             if a.nargs != 0}
+    return frozenset(names - set(_NOT_PASSED_THROUGH))
+
+
 def check_parameters(spec, values: Mapping[str, str], require: bool = True) -> list[str]:
     """Validates template parameter values as Dataflow and the pipeline would.
 
-    Every name must be a template parameter, every value must match its
-    regexes and be accepted by the pipeline's own parser (its options and its
-    ``validate``); with ``require`` every required parameter must be given.
-    Returns the values as ``--name=value`` flags; raises
-    :class:`~hybridflow.errors.InvalidOptionError` naming the parameter.
+    Every name must be a template parameter or one of Beam's Dataflow job
+    options (:func:`dataflow_option_names`); every value must match its
+    regexes and be accepted by the pipeline's own parser (its options, Beam's,
+    and its ``validate``) and hold no password (a job's parameters are not
+    secret: credentials go by reference, :mod:`hybridflow.io.secrets`); with
+    ``require`` every required parameter must be given. Returns the values as
+    ``--name=value`` flags; raises :class:`~hybridflow.errors.InvalidOptionError`
+    naming the parameter.
     """
     params = {p.name: p for p in template_parameters(spec)}
+    refuse_passwords([f"{name}={value}" for name, value in values.items()], "template parameter")
+    passed_through = dataflow_option_names()
     for name, value in values.items():
         param = params.get(name)
+        if param is None and name in passed_through:
+            continue  # checked by Beam's parser below
         if param is None:
             import difflib
 
@@ -187,7 +278,7 @@ def check_parameters(spec, values: Mapping[str, str], require: bool = True) -> l
             raise InvalidOptionError(f"unknown template parameter {name!r} of pipeline {spec.name}: {hint}")
         if not param.matches(value):
             raise InvalidOptionError(
-                f"template parameter {name}={value!r} does not match {' and '.join(param.regexes)}"
+                f"template parameter {name}={redact(value)!r} does not match {' and '.join(param.regexes)}"
             )
     if require:
         missing = [p.name for p in params.values() if not p.optional and p.name not in values]
@@ -202,14 +293,14 @@ def check_parameters(spec, values: Mapping[str, str], require: bool = True) -> l
     return flags
 
 
-def parameter_flags(values: Sequence[str]) -> dict[str, str]:
+def parameter_flags(values: Sequence[str], what: str = "--param") -> dict[str, str]:
     """``["k=v", ...]`` (the CLI's ``--param``) -> ``{"k": "v"}``."""
     out: dict[str, str] = {}
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name:
-            raise InvalidOptionError(f"--param {item!r}: write --param NAME=VALUE")
+            raise InvalidOptionError(f"{what} {item!r}: write {what} NAME=VALUE")
         if name in out:
-            raise InvalidOptionError(f"--param {name} given twice")
+            raise InvalidOptionError(f"{what} {name} given twice")
         out[name] = value
     return out

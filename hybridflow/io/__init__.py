@@ -5,11 +5,14 @@
 ==================================================  =========  ====================  =====
 URI                                                 bounded?   read                  write
 ==================================================  =========  ====================  =====
-local path / ``gs://`` / ``s3://`` glob              yes        yes                   yes
+local path / ``gs://`` / ``s3://`` / ``hdfs://`` glob  yes      yes                   yes
 ``pubsub://projects/P/topics/T`` / ``.../subscriptions/S``  no  yes                  yes
 ``kafka://host:port/topic``                          no [#]_    yes                   yes
+``kinesis://stream?region=R``                        no [#]_    yes                   yes
 ``bigquery://project.dataset.table``                 yes        yes                   yes
 ``bigtable://project/instance/table``                --         lookup (``Enrich``)   yes
+``dynamodb://table?region=R``                        --         lookup (``Enrich``)   yes
+``iceberg://catalog/namespace.table``                yes        yes (a snapshot)      yes
 ``postgresql://user@host:port/db?table=T``           yes        yes (partitioned)     --
 ``synthetic://transactions?...``                     either     yes                   --
 ``https://...``, ``webhook+http(s)://...``           either     --                    yes (alerts: POST
@@ -18,6 +21,10 @@ local path / ``gs://`` / ``s3://`` glob              yes        yes             
 ==================================================  =========  ====================  =====
 
 .. [#] bounded with ``max_records=`` / ``max_seconds=``.
+.. [#] likewise.
+
+File formats: JSON lines, CSV, Avro, Parquet, ORC, and ECS (a sink format).
+See ``docs/connectors.md`` for every URI's parameters and guarantees.
 
 Each connector is a public ``ReadFromX`` / ``WriteToX`` PTransform in its own
 module, thin over Beam's own IO; ``ReadFrom`` / ``WriteTo`` only dispatch.
@@ -36,13 +43,17 @@ import apache_beam as beam
 from hybridflow.errors import InvalidUriError
 from hybridflow.io.bigquery import ReadFromBigQuery, WriteToBigQuery
 from hybridflow.io.bigtable import WriteToBigtable
+from hybridflow.io.dynamodb import WriteToDynamoDB
 from hybridflow.io.files import ReadFromFiles, WriteToFiles
+from hybridflow.io.iceberg import ReadFromIceberg, WriteToIceberg
 from hybridflow.io.kafka import ReadFromKafka, WriteToKafka
+from hybridflow.io.kinesis import ReadFromKinesis, WriteToKinesis
 from hybridflow.io.options import ConnectorOptions
 from hybridflow.io.postgres import ReadFromPostgres
 from hybridflow.io.pubsub import ReadFromPubSub, WriteToPubSub
 from hybridflow.io.synthetic import ReadSyntheticTransactions, SyntheticTransactions, generate_transactions
 from hybridflow.io.uri import EndpointUri, file_format, parse_uri
+from hybridflow.redaction import redact
 
 __all__ = [
     "ReadFrom",
@@ -53,6 +64,11 @@ __all__ = [
     "WriteToPubSub",
     "ReadFromKafka",
     "WriteToKafka",
+    "ReadFromKinesis",
+    "WriteToKinesis",
+    "WriteToDynamoDB",
+    "ReadFromIceberg",
+    "WriteToIceberg",
     "ReadFromBigQuery",
     "WriteToBigQuery",
     "WriteToBigtable",
@@ -74,11 +90,15 @@ _CONNECTORS = {
     "bigtable": "hybridflow.io.bigtable",
     "postgresql": "hybridflow.io.postgres",
     "postgres": "hybridflow.io.postgres",
+    "kinesis": "hybridflow.io.kinesis",
+    "dynamodb": "hybridflow.io.dynamodb",
+    "iceberg": "hybridflow.io.iceberg",
 }
-_READ_SCHEMES = ("local path", "gs://", "s3://", "pubsub://", "kafka://", "bigquery://", "postgresql://", "synthetic://")
+_READ_SCHEMES = ("local path", "gs://", "s3://", "hdfs://", "pubsub://", "kafka://", "kinesis://", "bigquery://", "postgresql://",
+                 "iceberg://", "synthetic://")
 _WRITE_SCHEMES = (
-    "local path", "gs://", "s3://", "pubsub://", "kafka://", "bigquery://", "bigtable://",
-    "http(s)://", "webhook+http(s)://",
+    "local path", "gs://", "s3://", "hdfs://", "pubsub://", "kafka://", "kinesis://", "bigquery://", "bigtable://",
+    "dynamodb://", "iceberg://", "http(s)://", "webhook+http(s)://",
 )
 _FILE_READ_PARAMS = ("format", "validate", "allow_empty")
 _FILE_WRITE_PARAMS = ("format", "shards", "every", "partition_by", "validate")
@@ -106,7 +126,7 @@ def _file_prefix(endpoint: EndpointUri, fmt: str) -> tuple[str, str]:
 def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = False) -> beam.PTransform:
     if columnar and not supports_columnar(endpoint.raw):
         raise InvalidUriError(
-            f"{endpoint.raw!r}: columnar reads need JSON-lines or Parquet files "
+            f"{endpoint.redacted!r}: columnar reads need JSON-lines, Parquet or ORC files "
             f"({', '.join(ReadFromFiles.COLUMNAR_FORMATS)})"
         )
     if endpoint.is_file:
@@ -124,7 +144,7 @@ def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = Fal
     if endpoint.scheme == "synthetic":
         if endpoint.netloc != "transactions":
             raise InvalidUriError(
-                f"{endpoint.raw!r}: unknown generator {endpoint.netloc!r}; "
+                f"{endpoint.redacted!r}: unknown generator {endpoint.netloc!r}; "
                 "use synthetic://transactions?..."
             )
         config = SyntheticTransactions.from_params(endpoint.params)
@@ -134,7 +154,7 @@ def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = Fal
             config = dataclasses.replace(config, bounded=bounded)
         return ReadSyntheticTransactions(config)
     raise InvalidUriError(
-        f"{endpoint.raw!r}: no source for scheme {endpoint.scheme!r}; "
+        f"{endpoint.redacted!r}: no source for scheme {endpoint.scheme!r}; "
         f"readable: {', '.join(_READ_SCHEMES)}"
     )
 
@@ -149,7 +169,7 @@ def _writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
             format=fmt,
             suffix=suffix,
             num_shards=endpoint.int_param("shards", 0),
-            triggering_frequency=endpoint.int_param("every", 60),
+            every=endpoint.int_param("every", 60),
             record_type=record_type,
             partition_by=endpoint.param("partition_by"),
             validate=endpoint.bool_param("validate", True),
@@ -162,13 +182,13 @@ def _writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
     if make is not None:
         return make(endpoint, record_type)
     raise InvalidUriError(
-        f"{endpoint.raw!r}: no sink for scheme {endpoint.scheme!r}; "
+        f"{endpoint.redacted!r}: no sink for scheme {endpoint.scheme!r}; "
         f"writable: {', '.join(_WRITE_SCHEMES)}"
     )
 
 
 def supports_columnar(uri: str) -> bool:
-    """Whether ``ReadFrom(uri, columnar=True)`` can read ``uri`` (JSON-lines or Parquet files)."""
+    """Whether ``ReadFrom(uri, columnar=True)`` can read ``uri`` (JSON-lines, Parquet or ORC files)."""
     endpoint = parse_uri(uri)
     if not endpoint.is_file:
         return False
@@ -201,6 +221,7 @@ class ReadFrom(beam.PTransform):
 
     @property
     def uri(self) -> str:
+        """The URI as given (it may hold a password: print :attr:`EndpointUri.redacted`)."""
         return self._endpoint.raw
 
     def expand(self, pbegin):
@@ -239,12 +260,14 @@ class WriteTo(beam.PTransform):
 
     @property
     def uri(self) -> str:
+        """The URI as given (it may hold a password: print :attr:`EndpointUri.redacted`)."""
         return self._endpoint.raw
 
     @property
     def location(self) -> str:
-        """Where the written data can be found (a glob for file sinks)."""
-        return getattr(self._sink, "glob", self._endpoint.location)
+        """Where the written data can be found (a glob for file sinks), as it
+        may be printed: without a password or token (see :mod:`hybridflow.redaction`)."""
+        return redact(getattr(self._sink, "glob", self._endpoint.location))
 
     @property
     def fails_per_record(self) -> bool:

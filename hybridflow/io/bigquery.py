@@ -265,7 +265,7 @@ def writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
     endpoint.check_params(("partition_by", "method", "write", "validate"), "bigquery:// sinks")
     write = endpoint.param("write", "append")
     if write not in ("append", "truncate"):
-        raise InvalidUriError(f"{endpoint.raw!r}: write={write!r}; use append or truncate")
+        raise InvalidUriError(f"{endpoint.redacted!r}: write={write!r}; use append or truncate")
     return WriteToBigQuery(
         endpoint.location.split("://", 1)[1],
         partition_by=endpoint.param("partition_by"),

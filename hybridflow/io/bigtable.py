@@ -227,13 +227,13 @@ class WriteToBigtable(beam.PTransform):
 def _parts(endpoint: EndpointUri) -> tuple[str, str, str]:
     parts = [endpoint.netloc, *endpoint.path.split("/")] if endpoint.path else [endpoint.netloc]
     if len(parts) != 3 or not all(parts):
-        raise InvalidUriError(f"{endpoint.raw!r}: expected bigtable://PROJECT/INSTANCE/TABLE?key=FIELD")
+        raise InvalidUriError(f"{endpoint.redacted!r}: expected bigtable://PROJECT/INSTANCE/TABLE?key=FIELD")
     return parts[0], parts[1], parts[2]
 
 
 def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
     raise InvalidUriError(
-        f"{endpoint.raw!r}: Bigtable is a lookup target, not a source; enrich records from it with "
+        f"{endpoint.redacted!r}: Bigtable is a lookup target, not a source; enrich records from it with "
         "Beam's Enrichment and BigTableEnrichmentHandler (row_key=the entity key field)"
     )
 
@@ -246,11 +246,11 @@ def writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
     endpoint.check_params(("key", "time", "bucket", "family", "validate", *(f"family_{f}" for f in families)),
                           "bigtable:// sinks")
     if not endpoint.param("key"):
-        raise InvalidUriError(f"{endpoint.raw!r}: add ?key=FIELD (the entity key of the row key)")
+        raise InvalidUriError(f"{endpoint.redacted!r}: add ?key=FIELD (the entity key of the row key)")
     try:
         bucket = int(parse_duration(endpoint.param("bucket", "1h")))
     except ValueError as exc:
-        raise InvalidUriError(f"{endpoint.raw!r}: bucket={endpoint.param('bucket')!r}: {exc}") from None
+        raise InvalidUriError(f"{endpoint.redacted!r}: bucket={endpoint.param('bucket')!r}: {exc}") from None
     return WriteToBigtable(
         project, instance, table,
         key_field=endpoint.param("key"),

@@ -1,10 +1,13 @@
-"""Up-front checks of ``s3://`` and ``gs://`` locations: the bucket exists and the store answers.
+"""Up-front checks of ``s3://``, ``gs://`` and ``hdfs://`` locations: the bucket exists and the store answers.
 
 Beam's own file IO retries an unreachable store with exponential back-off for
 minutes and reports a missing S3 bucket deep inside a write
 (``NoSuchBucket ... [while running 'WriteBundles']``, no bucket named), so the
 file connectors check once, at construction, with a short timeout, and raise
 one :class:`~hybridflow.errors.ConnectorError` line naming the URI and the fix.
+For ``hdfs://`` the check is that the NameNode named by ``--hdfs_host`` /
+``--hdfs_port`` answers WebHDFS (Beam's ``HadoopFileSystem`` is a WebHDFS
+client) and, with ``--hdfs_full_urls``, that the URI names that NameNode.
 A check that cannot be made (no credentials to ask with, no permission to
 list) is skipped: the pipeline then fails or succeeds as Beam decides.
 """
@@ -30,6 +33,9 @@ def _bucket_of(uri: str) -> tuple[Optional[str], str]:
 
 def check_bucket(uri: str, options: Optional[PipelineOptions]) -> None:
     """Raises ConnectorError if ``uri``'s bucket is missing or its store unreachable."""
+    if uri.startswith("hdfs://"):
+        _check_hdfs(uri, options or PipelineOptions([]))
+        return
     scheme, bucket = _bucket_of(uri)
     if scheme == "s3":
         _check_s3(uri, bucket, options or PipelineOptions([]))
@@ -103,3 +109,37 @@ def _check_gcs(uri: str, bucket: str) -> None:
             f"{uri}: bucket {bucket!r} does not exist at {where}; create it (gcloud storage buckets create "
             f"gs://{bucket}) or fix the URI"
         )
+
+
+def _check_hdfs(uri: str, options: PipelineOptions) -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    from apache_beam.options.pipeline_options import HadoopFileSystemOptions
+
+    from hybridflow.errors import InvalidOptionError
+
+    hdfs = options.view_as(HadoopFileSystemOptions)
+    if not (hdfs.hdfs_host and hdfs.hdfs_port and hdfs.hdfs_user):
+        raise InvalidOptionError(
+            f"{uri}: hdfs:// needs --hdfs_host=NAMENODE --hdfs_port=WEBHDFS_PORT (the NameNode's HTTP port, "
+            "9870 by default) --hdfs_user=USER"
+        )
+    namenode = f"{hdfs.hdfs_host}:{hdfs.hdfs_port}"
+    if hdfs.hdfs_full_urls:
+        server = uri[len("hdfs://"):].split("/", 1)[0]
+        if server != namenode:
+            raise InvalidOptionError(
+                f"{uri}: names the NameNode {server!r} but --hdfs_host/--hdfs_port say {namenode!r}; Beam reaches "
+                "one HDFS per pipeline: make them agree"
+            )
+    url = f"http://{namenode}/webhdfs/v1/?op=GETFILESTATUS&user.name={hdfs.hdfs_user}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            json.load(response)["FileStatus"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        raise ConnectorError(
+            f"{uri}: cannot reach WebHDFS on the NameNode at {namenode} ({getattr(exc, 'reason', exc)}); check "
+            "--hdfs_host/--hdfs_port (the NameNode's HTTP port) and dfs.webhdfs.enabled"
+        ) from exc

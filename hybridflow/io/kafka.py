@@ -32,10 +32,21 @@ as the pinned Python SDK's ``WriteToKafka`` predates it).
 
 Reads and writes check the broker and topic up front with kafka-python
 (``pip install hybridflow[kafka]``).
+
+Secured brokers (Azure Event Hubs' Kafka endpoint, Confluent Cloud, MSK):
+``security_protocol=SASL_SSL&sasl_mechanism=PLAIN&sasl_username=...&sasl_password_env=VAR``
+(:class:`KafkaSecurity`). The password is never in the URI: ``VAR`` names an
+environment variable. The Java side gets the reference, not the value
+(``${env:VAR}`` through Kafka's ``EnvVarConfigProvider``), so the secret is
+read from the environment of the JVM that connects and is not stored in the
+pipeline; the up-front check reads it from the launching process's
+environment.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any, Optional, Sequence
 
 import apache_beam as beam
@@ -43,14 +54,14 @@ from apache_beam.transforms.external import ExternalTransform, NamedTupleBasedPa
 from apache_beam.typehints.row_type import RowTypeConstraint
 from apache_beam.utils.timestamp import Timestamp
 
-from hybridflow.errors import ConnectorError, InvalidUriError, require
+from hybridflow.errors import ConnectorError, InvalidOptionError, InvalidUriError, require
 from hybridflow.io._sink import resolve_record_type
 from hybridflow.io.options import ConnectorOptions
 from hybridflow.io.uri import EndpointUri
 from hybridflow.metrics import CountElements
 from hybridflow.schemas import fields_of, to_json
 
-__all__ = ["ReadFromKafka", "WriteToKafka", "EVENT_TIMES"]
+__all__ = ["ReadFromKafka", "WriteToKafka", "KafkaSecurity", "EVENT_TIMES"]
 
 EVENT_TIMES = {"kafka": "CreateTime", "log_append": "LogAppendTime", "processing": "ProcessingTime"}
 _WRITE_WITH_HEADERS_URN = "beam:transform:org.apache.beam:kafka_write_with_headers:v1"
@@ -62,8 +73,106 @@ def _uri(bootstrap: str, topics: Sequence[str]) -> str:
     return f"kafka://{bootstrap}/{','.join(topics)}"
 
 
-def _check_topics(uri: str, bootstrap: str, topics: Sequence[str]) -> None:
-    """One-line ConnectorError if the broker is unreachable or a topic is missing."""
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+_LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class KafkaSecurity:
+    """How to authenticate to a broker: TLS and SASL settings, secrets by environment variable.
+
+    Args:
+      security_protocol: ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT`` or ``SASL_SSL``.
+      sasl_mechanism: ``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``.
+      sasl_username: the user name (Event Hubs: ``$ConnectionString``).
+      sasl_username_env: or the environment variable holding it.
+      sasl_password_env: the environment variable holding the password
+        (Event Hubs: the namespace's connection string).
+      ssl_cafile: a PEM file of the CA certificates to trust (default: the system's).
+
+    Example (Azure Event Hubs)::
+
+        KafkaSecurity("SASL_SSL", "PLAIN", sasl_username="$ConnectionString",
+                      sasl_password_env="EVENTHUBS_CONNECTION_STRING")
+    """
+
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: Optional[str] = None
+    sasl_username: Optional[str] = None
+    sasl_username_env: Optional[str] = None
+    sasl_password_env: Optional[str] = None
+    ssl_cafile: Optional[str] = None
+
+    def __post_init__(self):
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise InvalidUriError(f"security_protocol={self.security_protocol!r}; use one of {', '.join(SECURITY_PROTOCOLS)}")
+        if self.sasl:
+            if self.sasl_mechanism not in _LOGIN_MODULES:
+                raise InvalidUriError(f"security_protocol={self.security_protocol} needs sasl_mechanism= one of "
+                                      f"{', '.join(_LOGIN_MODULES)} (Event Hubs: PLAIN), got {self.sasl_mechanism!r}")
+            if not (self.sasl_username or self.sasl_username_env) or not self.sasl_password_env:
+                raise InvalidUriError(f"security_protocol={self.security_protocol} needs sasl_username= (or "
+                                      "sasl_username_env=) and sasl_password_env=VAR (the variable holding the password)")
+        elif self.sasl_mechanism or self.sasl_password_env:
+            raise InvalidUriError(f"sasl_* settings need security_protocol=SASL_SSL or SASL_PLAINTEXT, "
+                                  f"not {self.security_protocol}")
+
+    @property
+    def sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    def java_config(self) -> dict[str, str]:
+        """Consumer/producer properties for Beam's Java Kafka IO; secrets as ``${env:VAR}`` references."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        config = {"security.protocol": self.security_protocol}
+        if self.ssl_cafile:
+            config.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": self.ssl_cafile})
+        if self.sasl:
+            user = self.sasl_username if self.sasl_username_env is None else f"${{env:{self.sasl_username_env}}}"
+            config.update({
+                "sasl.mechanism": self.sasl_mechanism,
+                "sasl.jaas.config": f'{_LOGIN_MODULES[self.sasl_mechanism]} required username="{user}" '
+                                    f'password="${{env:{self.sasl_password_env}}}";',
+                "config.providers": "env",
+                "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+            })
+        return config
+
+    def python_config(self) -> dict[str, Any]:
+        """kafka-python client arguments, with the secrets read from the environment now."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        config: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.ssl_cafile:
+            config["ssl_cafile"] = self.ssl_cafile
+        if self.sasl:
+            config.update({
+                "sasl_mechanism": self.sasl_mechanism,
+                "sasl_plain_username": self.sasl_username if self.sasl_username_env is None
+                else _environment(self.sasl_username_env),
+                "sasl_plain_password": _environment(self.sasl_password_env),
+            })
+        return config
+
+
+def _environment(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise InvalidOptionError(f"environment variable {name} is not set; export it with the Kafka credential "
+                                 "(the URI names the variable, never the secret)")
+    return value
+
+
+PLAINTEXT = KafkaSecurity()
+
+
+def _check_topics(uri: str, bootstrap: str, topics: Sequence[str], security: KafkaSecurity = PLAINTEXT) -> None:
+    """One-line ConnectorError if the broker is unreachable, refuses the credentials or a topic is missing."""
     require("kafka", f"{uri} (the broker check)", "kafka")
     if not any(_accepts(server) for server in bootstrap.split(",")):
         raise ConnectorError(f"{uri}: cannot reach a Kafka broker at {bootstrap}; check host:port and that the "
@@ -72,8 +181,13 @@ def _check_topics(uri: str, bootstrap: str, topics: Sequence[str]) -> None:
     from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=5000)
-    except (KafkaTimeoutError, KafkaConnectionError) as exc:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=5000,
+                                 **security.python_config())
+    except KafkaError as exc:
+        if security.security_protocol != "PLAINTEXT" or not isinstance(exc, (KafkaTimeoutError, KafkaConnectionError)):
+            # the port answered: a failed TLS or SASL handshake (the broker drops the connection)
+            raise ConnectorError(f"{uri}: the broker at {bootstrap} refused the connection ({type(exc).__name__}); "
+                                 "check security_protocol, sasl_mechanism and the credentials' variables") from exc
         raise ConnectorError(f"{uri}: cannot reach a Kafka broker at {bootstrap} ({type(exc).__name__}); "
                              "check host:port and that the broker runs") from exc
     try:
@@ -134,6 +248,7 @@ class ReadFromKafka(beam.PTransform):
       expansion_service: ``host:port`` of the Java expansion service
         (default: ``--kafka_expansion_service``, then Beam's own).
       validate: check the broker and topics at construction.
+      security: TLS / SASL settings (:class:`KafkaSecurity`); default plaintext.
 
     Example::
 
@@ -151,8 +266,10 @@ class ReadFromKafka(beam.PTransform):
         max_seconds: Optional[int] = None,
         expansion_service: Optional[str] = None,
         validate: bool = True,
+        security: KafkaSecurity = PLAINTEXT,
     ):
         super().__init__()
+        self._security = security
         self._topics = list(topics)
         self._uri = _uri(bootstrap_servers, self._topics)
         if not self._topics or not all(self._topics):
@@ -174,8 +291,9 @@ class ReadFromKafka(beam.PTransform):
         from apache_beam.io import kafka
 
         if self._validate:
-            _check_topics(self._uri, self._bootstrap, self._topics)
-        config = {"bootstrap.servers": self._bootstrap, "auto.offset.reset": self._start}
+            _check_topics(self._uri, self._bootstrap, self._topics, self._security)
+        config = {"bootstrap.servers": self._bootstrap, "auto.offset.reset": self._start,
+                  **self._security.java_config()}
         if self._group_id:
             config["group.id"] = self._group_id
         address = _expansion_service(pbegin.pipeline, self._expansion_service)
@@ -224,6 +342,7 @@ class WriteToKafka(beam.PTransform):
       record_type: the record type if the input's element type is not one.
       expansion_service: see :class:`ReadFromKafka`.
       validate: check the broker and topic at construction.
+      security: TLS / SASL settings (:class:`KafkaSecurity`); default plaintext.
     """
 
     def __init__(
@@ -235,8 +354,10 @@ class WriteToKafka(beam.PTransform):
         record_type: Any = None,
         expansion_service: Optional[str] = None,
         validate: bool = True,
+        security: KafkaSecurity = PLAINTEXT,
     ):
         super().__init__()
+        self._security = security
         self._uri = _uri(bootstrap_servers, [topic])
         if not topic:
             raise InvalidUriError(f"{self._uri}: name a topic: kafka://HOST:PORT/TOPIC")
@@ -265,7 +386,7 @@ class WriteToKafka(beam.PTransform):
                     f"{self._uri}: timestamp_field {timestamp_field!r} must be a required Timestamp field"
                 )
         if self._validate:
-            _check_topics(self._uri, self._bootstrap, [self._topic])
+            _check_topics(self._uri, self._bootstrap, [self._topic], self._security)
         address = _expansion_service(pcoll.pipeline, self._expansion_service)
         rows = (
             pcoll
@@ -282,7 +403,7 @@ class WriteToKafka(beam.PTransform):
             _WRITE_WITH_HEADERS_URN,
             NamedTupleBasedPayloadBuilder(
                 kafka.WriteToKafkaSchema(
-                    producer_config={"bootstrap.servers": self._bootstrap},
+                    producer_config={"bootstrap.servers": self._bootstrap, **self._security.java_config()},
                     topic=self._topic,
                     key_serializer=serializer,
                     value_serializer=serializer,
@@ -300,18 +421,35 @@ class WriteToKafka(beam.PTransform):
 def _parts(endpoint: EndpointUri) -> tuple[str, list[str]]:
     topics = [t for t in endpoint.path.split(",") if t]
     if not topics or "/" in endpoint.path:
-        raise InvalidUriError(f"{endpoint.raw!r}: expected kafka://HOST:PORT[,HOST:PORT]/TOPIC")
+        raise InvalidUriError(f"{endpoint.redacted!r}: expected kafka://HOST:PORT[,HOST:PORT]/TOPIC")
     return endpoint.netloc, topics
 
 
+_SECURITY_PARAMS = tuple(f.name for f in dataclasses.fields(KafkaSecurity))
+
+
+def _security(endpoint: EndpointUri) -> KafkaSecurity:
+    if "sasl_password" in endpoint.params:
+        raise InvalidUriError(
+            "kafka:// URI: never put a password in a URI; export it (e.g. EVENTHUBS_CONNECTION_STRING) and pass "
+            "sasl_password_env=THAT_VARIABLE"
+        )
+    values = {name: endpoint.param(name) for name in _SECURITY_PARAMS if endpoint.param(name)}
+    try:
+        return KafkaSecurity(**values)
+    except InvalidUriError as exc:
+        raise InvalidUriError(f"{endpoint.location!r}: {exc}") from None
+
+
 def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
-    endpoint.check_params(("group_id", "event_time", "start", "max_records", "max_seconds", "validate"),
-                          "kafka:// sources")
+    security = _security(endpoint)
+    endpoint.check_params(("group_id", "event_time", "start", "max_records", "max_seconds", "validate",
+                           *_SECURITY_PARAMS), "kafka:// sources")
     bootstrap, topics = _parts(endpoint)
     max_records, max_seconds = endpoint.int_param("max_records"), endpoint.int_param("max_seconds")
     if bounded and max_records is None and max_seconds is None:
         raise InvalidUriError(
-            f"{endpoint.raw!r}: Kafka is unbounded; add max_records=N or max_seconds=S for a bounded read"
+            f"{endpoint.redacted!r}: Kafka is unbounded; add max_records=N or max_seconds=S for a bounded read"
         )
     return ReadFromKafka(
         bootstrap, topics,
@@ -321,14 +459,16 @@ def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
         max_records=max_records,
         max_seconds=max_seconds,
         validate=endpoint.bool_param("validate", True),
+        security=security,
     )
 
 
 def writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
-    endpoint.check_params(("key_field", "timestamp_field", "validate"), "kafka:// sinks")
+    security = _security(endpoint)
+    endpoint.check_params(("key_field", "timestamp_field", "validate", *_SECURITY_PARAMS), "kafka:// sinks")
     bootstrap, topics = _parts(endpoint)
     if len(topics) != 1:
-        raise InvalidUriError(f"{endpoint.raw!r}: write to one topic")
+        raise InvalidUriError(f"{endpoint.redacted!r}: write to one topic")
     timestamp_field = endpoint.param("timestamp_field", "event_time")
     return WriteToKafka(
         bootstrap, topics[0],
@@ -336,4 +476,5 @@ def writer(endpoint: EndpointUri, record_type: Any) -> beam.PTransform:
         timestamp_field=None if timestamp_field in ("", "none") else timestamp_field,
         record_type=record_type,
         validate=endpoint.bool_param("validate", True),
+        security=security,
     )

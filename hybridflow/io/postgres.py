@@ -1,5 +1,12 @@
 """PostgreSQL partitioned reads, the Sqoop role: ``postgresql://user@host:port/db?table=T&partition_column=C&partitions=N``.
 
+The password is given by reference, ``password_env=NAME`` (an environment
+variable) or ``password_secret=projects/P/secrets/S`` (Secret Manager), and
+read where each connection is opened (:mod:`hybridflow.io.secrets`), so it
+is in no option, template parameter or job graph. A password written in the
+URI still works for a local run but is shown as ``***`` everywhere, and
+launchers and flex templates refuse it.
+
 The table is split by a numeric or timestamp column into ``partitions``
 contiguous ranges between its minimum and maximum (plus one range for rows
 where the column is NULL, so none are lost), and the ranges are read in
@@ -38,8 +45,10 @@ from typing import Any, Optional, Sequence
 import apache_beam as beam
 
 from hybridflow.errors import ConnectorError, InvalidUriError, require
+from hybridflow.io.secrets import SecretRef
 from hybridflow.io.uri import EndpointUri
 from hybridflow.metrics import CountElements
+from hybridflow.redaction import redact
 
 __all__ = ["ReadFromPostgres", "plan_ranges"]
 
@@ -56,11 +65,6 @@ def _identifier_parts(uri: str, name: str, what: str) -> tuple[str, ...]:
             f"{uri}: {what}={name!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_$]*, or schema.table)"
         )
     return parts
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"^(\w+://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def plan_ranges(low: Any, high: Any, partitions: int) -> list[tuple[Any, Any, bool]]:
@@ -103,19 +107,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _connect(url: str, password: SecretRef, timeout: int, where: str = "here"):
+    """A psycopg connection to ``url``, the password read from its reference."""
+    import psycopg
+
+    secret = password.resolve(where)
+    return psycopg.connect(url, autocommit=True, connect_timeout=timeout,
+                           **({"password": secret} if secret is not None else {}))
+
+
 class _PostgresFn(beam.DoFn):
     """Holds one connection per DoFn instance (made in ``setup``, closed in ``teardown``)."""
 
-    def __init__(self, url: str, table: Sequence[str], columns: Sequence[str], partition_column: Optional[str]):
+    def __init__(self, url: str, table: Sequence[str], columns: Sequence[str], partition_column: Optional[str],
+                 password: SecretRef):
         self._url = url
         self._table = tuple(table)
         self._columns = list(columns)
         self._partition_column = partition_column
+        self._password = password
 
     def setup(self):
-        import psycopg
-
-        self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+        self._conn = _connect(self._url, self._password, 10, where="on this worker")
 
     def teardown(self):
         conn = getattr(self, "_conn", None)
@@ -130,8 +143,8 @@ class _PostgresFn(beam.DoFn):
 
 
 class _PlanRanges(_PostgresFn):
-    def __init__(self, url, table, columns, partition_column, partitions):
-        super().__init__(url, table, columns, partition_column)
+    def __init__(self, url, table, columns, partition_column, password, partitions):
+        super().__init__(url, table, columns, partition_column, password)
         self._partitions = partitions
 
     def process(self, _):
@@ -174,18 +187,24 @@ class ReadFromPostgres(beam.PTransform):
     """Reads a PostgreSQL table as dicts, split into ranges read in parallel.
 
     Args:
-      url: ``postgresql://user[:password]@host:port/database`` (libpq URL).
+      url: ``postgresql://user@host:port/database`` (libpq URL; a
+        ``:password`` in it works but is better given by reference).
       table: ``table`` or ``schema.table``.
       partition_column: a numeric, date or timestamp column to split on;
         ``None`` reads with one query.
       partitions: number of ranges (plus one for NULLs).
       columns: columns to read (default all).
       validate: at construction, connect and check the table and column.
+      password_env: the environment variable that holds the password, read
+        where each connection is opened.
+      password_secret: the Secret Manager version that holds it
+        (``projects/P/secrets/S[/versions/V]``), read the same way.
 
     Example::
 
         rows = p | ReadFromPostgres("postgresql://etl@db:5432/shop", "public.orders",
-                                    partition_column="order_id", partitions=8)
+                                    partition_column="order_id", partitions=8,
+                                    password_env="PGPASSWORD")
     """
 
     def __init__(
@@ -196,10 +215,18 @@ class ReadFromPostgres(beam.PTransform):
         partitions: int = 4,
         columns: Optional[Sequence[str]] = None,
         validate: bool = True,
+        password_env: Optional[str] = None,
+        password_secret: Optional[str] = None,
     ):
         super().__init__()
-        self._uri = f"{_redact(url)}?table={table}"
+        self._uri = f"{redact(url)}?table={table}"
         self._url = url
+        try:
+            self._password = SecretRef(password_env, password_secret)
+        except InvalidUriError as exc:
+            raise InvalidUriError(f"{self._uri}: {exc}") from None
+        if self._password and redact(url) != url:
+            raise InvalidUriError(f"{self._uri}: a password in the URL and {self._password.describe()}: give one")
         self._table = _identifier_parts(self._uri, table, "table")
         self._columns = [_identifier_parts(self._uri, c, "columns")[-1] for c in (columns or [])]
         if partition_column is not None:
@@ -215,7 +242,9 @@ class ReadFromPostgres(beam.PTransform):
         from psycopg import sql
 
         try:
-            conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+            conn = _connect(self._url, self._password, 5)
+        except ConnectorError as exc:  # the password's reference cannot be read here
+            raise ConnectorError(f"{self._uri}: {exc}") from None
         except psycopg.OperationalError as exc:
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
             reason = lines[-1] if lines else type(exc).__name__
@@ -249,10 +278,13 @@ class ReadFromPostgres(beam.PTransform):
             pbegin
             | "Start" >> beam.Create([None])
             | "PlanRanges" >> beam.ParDo(
-                _PlanRanges(self._url, self._table, self._columns, self._partition_column, self._partitions)
+                _PlanRanges(self._url, self._table, self._columns, self._partition_column, self._password,
+                            self._partitions)
             )
             | "Spread" >> beam.Reshuffle()
-            | "ReadRange" >> beam.ParDo(_ReadRange(self._url, self._table, self._columns, self._partition_column))
+            | "ReadRange" >> beam.ParDo(
+                _ReadRange(self._url, self._table, self._columns, self._partition_column, self._password)
+            )
             | "CountRead" >> CountElements("records_read")
         )
 
@@ -262,9 +294,12 @@ class ReadFromPostgres(beam.PTransform):
 
 
 def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
-    endpoint.check_params(("table", "partition_column", "partitions", "columns", "validate"), "postgresql:// sources")
+    endpoint.check_params(
+        ("table", "partition_column", "partitions", "columns", "validate", "password_env", "password_secret"),
+        "postgresql:// sources",
+    )
     if not endpoint.param("table"):
-        raise InvalidUriError(f"{endpoint.raw!r}: add ?table=NAME (and partition_column=..., partitions=N)")
+        raise InvalidUriError(f"{endpoint.redacted!r}: add ?table=NAME (and partition_column=..., partitions=N)")
     url = endpoint.location if endpoint.scheme == "postgresql" else "postgresql" + endpoint.location[len("postgres"):]
     return ReadFromPostgres(
         url,
@@ -273,4 +308,6 @@ def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
         partitions=endpoint.int_param("partitions", 4),
         columns=endpoint.list_param("columns"),
         validate=endpoint.bool_param("validate", True),
+        password_env=endpoint.param("password_env") or None,
+        password_secret=endpoint.param("password_secret") or None,
     )

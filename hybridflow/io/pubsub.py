@@ -273,9 +273,9 @@ _WRITE_PARAMS = ("timestamp_attribute", "timestamp_field", "id_attribute", "id_f
 
 def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
     if bounded:
-        raise InvalidUriError(f"{endpoint.raw!r}: Pub/Sub is unbounded; read it in streaming mode")
+        raise InvalidUriError(f"{endpoint.redacted!r}: Pub/Sub is unbounded; read it in streaming mode")
     endpoint.check_params(_READ_PARAMS, "pubsub:// sources")
-    kind, path = _parse_path(endpoint.raw, f"{endpoint.netloc}/{endpoint.path}")
+    kind, path = _parse_path(endpoint.redacted, f"{endpoint.netloc}/{endpoint.path}")
     return ReadFromPubSub(
         topic=path if kind == "topics" else None,
         subscription=path if kind == "subscriptions" else None,

@@ -15,11 +15,13 @@ import urllib.parse
 from typing import Iterable, Mapping, Optional
 
 from hybridflow.errors import InvalidUriError
+from hybridflow.redaction import redact
 
-__all__ = ["EndpointUri", "parse_uri", "FILE_SCHEMES", "FILE_FORMATS", "file_format"]
+__all__ = ["EndpointUri", "parse_uri", "redact", "FILE_SCHEMES", "FILE_FORMATS", "file_format"]
 
-FILE_SCHEMES = frozenset({"file", "gs", "s3"})
-FILE_FORMATS = ("jsonl", "csv", "avro", "parquet")
+FILE_SCHEMES = frozenset({"file", "gs", "s3", "hdfs"})
+# ecs: JSON lines in the Elastic Common Schema shape (a sink format, see hybridflow.io.ecs)
+FILE_FORMATS = ("jsonl", "csv", "avro", "parquet", "orc", "ecs")
 _EXTENSIONS = {
     ".jsonl": "jsonl",
     ".json": "jsonl",
@@ -28,6 +30,8 @@ _EXTENSIONS = {
     ".avro": "avro",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".orc": "orc",
+    ".ecs": "ecs",
 }
 _QUERY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=[^&]*(&[A-Za-z_][A-Za-z0-9_]*=[^&]*)*$")
 
@@ -38,7 +42,8 @@ class EndpointUri:
 
     ``scheme`` is ``file`` for local paths; ``location`` is the URI without
     its query (for files: the path or glob handed to Beam's FileSystems);
-    ``params`` the decoded query parameters.
+    ``params`` the decoded query parameters. Messages show :attr:`redacted`,
+    never ``raw``: a URI may carry a password or a token.
     """
 
     raw: str
@@ -47,6 +52,11 @@ class EndpointUri:
     netloc: str
     path: str
     params: Mapping[str, str]
+
+    @property
+    def redacted(self) -> str:
+        """The URI as it may be printed or stored (:func:`hybridflow.redaction.redact`)."""
+        return redact(self.raw)
 
     @property
     def is_file(self) -> bool:
@@ -62,7 +72,7 @@ class EndpointUri:
         try:
             return int(raw)
         except ValueError:
-            raise InvalidUriError(f"{self.raw!r}: {name}={raw!r} must be an integer") from None
+            raise InvalidUriError(f"{self.redacted!r}: {name}={raw!r} must be an integer") from None
 
     def bool_param(self, name: str, default: bool) -> bool:
         raw = self.params.get(name)
@@ -73,7 +83,7 @@ class EndpointUri:
             return True
         if value in ("0", "false", "no", "off"):
             return False
-        raise InvalidUriError(f"{self.raw!r}: {name}={raw!r} must be true or false")
+        raise InvalidUriError(f"{self.redacted!r}: {name}={raw!r} must be true or false")
 
     def list_param(self, name: str) -> list[str]:
         raw = self.params.get(name) or ""
@@ -85,7 +95,7 @@ class EndpointUri:
         unknown = sorted(set(self.params) - set(allowed))
         if unknown:
             raise InvalidUriError(
-                f"{self.raw!r}: unknown parameter {unknown[0]!r} for {what}; "
+                f"{self.redacted!r}: unknown parameter {unknown[0]!r} for {what}; "
                 f"known: {', '.join(allowed) or 'none'}"
             )
 
@@ -93,7 +103,7 @@ class EndpointUri:
 def parse_uri(uri: str) -> EndpointUri:
     """Parses ``uri``; raises :class:`InvalidUriError` naming the problem."""
     if not isinstance(uri, str) or not uri.strip():
-        raise InvalidUriError(f"empty endpoint URI {uri!r}: give a path or scheme://...")
+        raise InvalidUriError(f"empty endpoint URI {redact(uri) if isinstance(uri, str) else uri!r}: give a path or scheme://...")
     uri = uri.strip()
     location, params = uri, {}
     if "?" in uri:
@@ -109,7 +119,7 @@ def parse_uri(uri: str) -> EndpointUri:
         return EndpointUri(uri, "file", rest, "", rest, params)
     netloc, _, path = rest.partition("/")
     if not netloc:
-        raise InvalidUriError(f"{uri!r}: nothing after {scheme}://; see the README for URI forms")
+        raise InvalidUriError(f"{redact(uri)!r}: nothing after {scheme}://; see the README for URI forms")
     return EndpointUri(uri, scheme, location, netloc, path, params)
 
 
@@ -127,11 +137,11 @@ def file_format(endpoint: EndpointUri) -> str:
                 break
     if fmt is None:
         raise InvalidUriError(
-            f"{endpoint.raw!r}: cannot tell the file format; end the path with one of "
+            f"{endpoint.redacted!r}: cannot tell the file format; end the path with one of "
             f"{', '.join(sorted(_EXTENSIONS))} or add ?format=<{'|'.join(FILE_FORMATS)}>"
         )
     if fmt not in FILE_FORMATS:
         raise InvalidUriError(
-            f"{endpoint.raw!r}: unknown format {fmt!r}; use one of {', '.join(FILE_FORMATS)}"
+            f"{endpoint.redacted!r}: unknown format {fmt!r}; use one of {', '.join(FILE_FORMATS)}"
         )
     return fmt

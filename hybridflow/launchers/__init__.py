@@ -6,7 +6,9 @@ One small interface, :class:`Launcher`, and one backend per module:
   ``hybridflow run PIPELINE ...`` as a local subprocess and waits for it;
 - :class:`~hybridflow.launchers.dataflow.FlexTemplateLauncher` runs the
   pipeline's flex template on Dataflow (``gcloud dataflow flex-template
-  run``), or only builds that command with ``dry_run=True``.
+  run``), or only builds that command with ``dry_run=True``;
+- :class:`~hybridflow.launchers.airflow.AirflowLauncher` triggers a DAG run
+  through Airflow's REST API (Airflow 3, Cloud Composer).
 
 :class:`~hybridflow.transforms.launch.LaunchOnAlert` calls a launcher when an
 alert fires and records every launch as a :class:`LaunchRecord`: who asked,
@@ -17,6 +19,16 @@ its arguments may use the placeholders of :meth:`LaunchRequest.placeholders`,
 e.g. ``--output=out/investigations/{launch_id}``. Arguments are checked
 against the pipeline's parser when the launcher is made, so a typo fails at
 pipeline construction, not at the first alert.
+
+Record data never steers a launch: the placeholders that come from an alert
+(``{key}``, ``{rule}``, ``{alert_id}``) are made safe path components that
+cannot look like flags (:func:`safe_component`), so a card id of
+``../../../../tmp/x`` or ``--profile=evil`` stays one harmless name inside
+the directory the argument names. A password written into an argument is
+refused (a command line is visible to every user of the host, and a
+Dataflow job's parameters to everyone with the project's viewer role): give
+it by reference (``?password_env=NAME`` or ``?password_secret=...``, see
+:mod:`hybridflow.io.secrets`). Recorded commands are redacted.
 """
 
 # No `from __future__ import annotations` here: Beam reads the NamedTuple
@@ -26,6 +38,7 @@ import abc
 import dataclasses
 import enum
 import hashlib
+import re
 import shlex
 import subprocess
 from typing import Mapping, NamedTuple, Optional, Sequence
@@ -34,6 +47,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow._lazy import lazy_exports
 from hybridflow.errors import SchemaError
+from hybridflow.redaction import redact
 from hybridflow.schemas import register
 
 __all__ = [
@@ -44,6 +58,8 @@ __all__ = [
     "LaunchStatus",
     "SubprocessLauncher",
     "FlexTemplateLauncher",
+    "safe_component",
+    "AirflowLauncher",
 ]
 
 
@@ -91,6 +107,33 @@ def _rfc3339(ts: Optional[Timestamp]) -> str:
     return "" if ts is None else ts.to_rfc3339()
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_MAX_COMPONENT = 64
+
+
+def safe_component(value: str) -> str:
+    """``value`` as one safe path component and argument: only letters, digits,
+    ``.``, ``_`` and ``-``, not starting with ``.`` or ``-`` (so never ``..``
+    and never a flag), at most 64 characters before the suffix. A value that
+    had to change gets ``-`` and 8 hex digits of its SHA-256, so two
+    different values never share a name.
+
+    >>> safe_component("card-000042")
+    'card-000042'
+    >>> safe_component("../../../../tmp/ESCAPED")
+    '_.._.._.._.._tmp_ESCAPED-9a9a91ad'
+    >>> safe_component("--profile=evil")
+    '_--profile_evil-58f53e4b'
+    """
+    value = str(value)
+    cleaned = _UNSAFE.sub("_", value)[:_MAX_COMPONENT]
+    if cleaned[:1] in ("", ".", "-"):
+        cleaned = "_" + cleaned
+    if cleaned == value:
+        return value
+    return f"{cleaned}-{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
 @dataclasses.dataclass(frozen=True)
 class LaunchRequest:
     """Why a launch is wanted: the rule, the alert and its window."""
@@ -130,12 +173,13 @@ class LaunchRequest:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def placeholders(self) -> dict[str, str]:
-        """Values for ``{name}`` in launcher arguments."""
+        """Values for ``{name}`` in launcher arguments. Those from the alert's
+        data (``rule``, ``key``, ``alert_id``) pass :func:`safe_component`."""
         return {
             "launch_id": self.launch_id,
-            "rule": self.rule,
-            "key": self.key,
-            "alert_id": self.alert_id,
+            "rule": safe_component(self.rule),
+            "key": safe_component(self.key),
+            "alert_id": safe_component(self.alert_id),
             "event_time": _rfc3339(self.event_time),
             "window_start": _rfc3339(self.window_start),
             "window_end": _rfc3339(self.window_end),
@@ -189,12 +233,24 @@ class Launcher(abc.ABC):
     def succeeded_status(self) -> LaunchStatus:
         return LaunchStatus.SUCCEEDED
 
+    @staticmethod
+    def launched(result: LaunchResult) -> bool:
+        """Whether ``result`` started the job (or would have, for a dry run)."""
+        return result.status is not LaunchStatus.FAILED
+
     def environment(self) -> Optional[Mapping[str, str]]:
         """Environment of the command (None: this process's)."""
         return None
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
-        """Runs :meth:`command`; never raises: failures become a FAILED result."""
+        """Runs :meth:`command`; never raises: failures become a FAILED result.
+        The result's command, job and detail are redacted."""
+        result = self._launch(request)
+        return dataclasses.replace(
+            result, command=redact(result.command), job=redact(result.job), detail=redact(result.detail)
+        )
+
+    def _launch(self, request: LaunchRequest) -> LaunchResult:
         try:
             command = self.command(request)
         except Exception as exc:  # noqa: BLE001 - recorded, not raised: a bad launch must not stop the stream
@@ -208,7 +264,7 @@ class Launcher(abc.ABC):
             )
         except subprocess.TimeoutExpired:
             return LaunchResult(LaunchStatus.FAILED, line, detail=f"timed out after {self.timeout:g}s")
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: an argument no command line can hold (a NUL)
             return LaunchResult(LaunchStatus.FAILED, line, detail=f"could not start {command[0]}: {exc}")
         if done.returncode != 0:
             return LaunchResult(
@@ -237,5 +293,9 @@ def _first_line(text: str) -> str:
 # The backends import the pipeline registry: load them on first use.
 __getattr__, __dir__ = lazy_exports(
     __name__,
-    {"SubprocessLauncher": "hybridflow.launchers.local", "FlexTemplateLauncher": "hybridflow.launchers.dataflow"},
+    {
+        "SubprocessLauncher": "hybridflow.launchers.local",
+        "FlexTemplateLauncher": "hybridflow.launchers.dataflow",
+        "AirflowLauncher": "hybridflow.launchers.airflow",
+    },
 )

@@ -8,6 +8,7 @@ from typing import Mapping, Optional, Sequence
 
 from hybridflow.errors import InvalidOptionError
 from hybridflow.launchers import Launcher, LaunchRequest, fill
+from hybridflow.redaction import refuse_passwords
 
 __all__ = ["SubprocessLauncher"]
 
@@ -35,7 +36,8 @@ class SubprocessLauncher(Launcher):
         (``--mode=batch``, ``--profile=prism``, pipeline and Beam flags); may
         use ``{launch_id}``, ``{rule}``, ``{key}``, ``{window_start}`` ... (see
         :meth:`~hybridflow.launchers.LaunchRequest.placeholders`). Checked
-        against the pipeline's parser now.
+        against the pipeline's parser now; a password in them is refused
+        (give it by reference, see :mod:`hybridflow.io.secrets`).
       timeout: seconds before the run is killed and recorded as failed.
       dry_run: build and record the command without running it.
       env: extra environment variables for the run.
@@ -69,6 +71,7 @@ class SubprocessLauncher(Launcher):
         from hybridflow.runners_config import load_profile
 
         spec = get_pipeline(self.pipeline)
+        refuse_passwords(self.args, f"SubprocessLauncher({self.pipeline!r}) args")
         profile, flags = _take(self.check_args(self.args), "profile")
         profile_flags = load_profile(profile).flags() if profile else []
         try:

@@ -9,7 +9,9 @@
 - :mod:`~hybridflow.monitoring.report`: the HTML report of a batch run's
   outputs (``hybridflow report``);
 - ``dashboards/``: a Grafana dashboard over the exporter's metrics
-  (:func:`dashboard_path`).
+  (:func:`dashboard_path`); for jobs on Dataflow, a Cloud Monitoring dashboard
+  over the job's Beam counters and alert policies for the deadline and the
+  dead-letter rate (:func:`cloud_monitoring_paths`).
 """
 
 import pathlib
@@ -31,9 +33,23 @@ __all__ = [
     "WebhookError",
     "Delivery",
     "dashboard_path",
+    "cloud_monitoring_paths",
 ]
 
 
 def dashboard_path() -> pathlib.Path:
     """The Grafana dashboard JSON shipped with the package."""
     return pathlib.Path(__file__).parent / "dashboards" / "hybridflow.json"
+
+
+def cloud_monitoring_paths() -> dict[str, pathlib.Path]:
+    """The Cloud Monitoring files shipped with the package, for Dataflow jobs:
+    ``dashboard`` (``gcloud monitoring dashboards create --config-from-file``),
+    ``alert_deadline`` and ``alert_dead_letter_rate``
+    (``gcloud alpha monitoring policies create --policy-from-file``)."""
+    directory = pathlib.Path(__file__).parent / "dashboards"
+    return {
+        "dashboard": directory / "cloud-monitoring-dataflow.json",
+        "alert_deadline": directory / "cloud-monitoring-alert-deadline.json",
+        "alert_dead_letter_rate": directory / "cloud-monitoring-alert-dead-letter-rate.json",
+    }

@@ -20,7 +20,10 @@ Dataflow                    through the Dataflow API (not tried here)
 ==========================  ====================================================
 
 Metric names (every series has a ``pipeline`` label, and a ``step`` label
-with the transform's label, e.g. ``Score/EnrichWithProfile/Join``):
+with the transform's label, e.g. ``Score/EnrichWithProfile/Join``). Every
+counter family is served from the start: until the job reports a series of
+it (for dead letters: of each webhook reason), as a series at 0 with an empty
+``step``, so no dashboard panel shows "No data":
 
 ================================================  ==========================================
 ``hybridflow_records_total{outcome}``              records ``read`` by a source, ``written``
@@ -44,7 +47,7 @@ with the transform's label, e.g. ``Score/EnrichWithProfile/Join``):
 ``hybridflow_pipeline_start_time_seconds``,        job start / end (Unix time)
 ``hybridflow_pipeline_end_time_seconds``
 ``hybridflow_pipeline_deadline_seconds``,          ``--deadline`` and whether the job
-``hybridflow_pipeline_deadline_exceeded``          overran it (0/1)
+``hybridflow_pipeline_deadline_exceeded``          overran it (0/1; 0 without a deadline)
 ``hybridflow_metrics_refresh_time_seconds``,       last successful read of the job's
 ``hybridflow_metrics_refresh_errors_total``        metrics; failed reads
 ================================================  ==========================================
@@ -62,7 +65,7 @@ from typing import Iterator, Mapping, Optional
 from hybridflow.errors import InvalidOptionError, require
 from hybridflow.metrics import MetricsSnapshot, query_metrics
 
-__all__ = ["JobStatus", "MetricsExporter", "metric_families", "STATES"]
+__all__ = ["JobStatus", "MetricsExporter", "metric_families", "counter_names", "push_metrics", "STATES"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -108,6 +111,33 @@ class JobStatus:
     deadline_exceeded: bool = False
     refreshed: Optional[float] = None
     refresh_errors: int = 0
+
+
+# Every declared counter family starts at 0 (so a dashboard panel over it shows 0, not "No data",
+# and rate() counts its first increment): family -> the label values of its zero series. A zero
+# series (with an empty step) is served while the job has reported no series with those label
+# values (e.g. dead letters of the webhook reasons once other reasons have some).
+_ZERO_SERIES: Mapping[str, tuple[Mapping[str, str], ...]] = {
+    "records": tuple({"outcome": o} for o in ("read", "written", "in", "out")),
+    "dead_letters": tuple({"reason": r} for r in ("webhook_rejected", "webhook_failed", "webhook_unreachable")),
+    "late_records": ({},),
+    "filtered_records": ({},),
+    "duplicate_records": ({},),
+    "alerts": ({},),
+    "alerts_suppressed": ({},),
+    "enrich_lookups": ({"result": "hit"}, {"result": "miss"}),
+    "enrich_cache_requests": ({"result": "hit"}, {"result": "miss"}),
+    "webhook_retries": ({},),
+}
+
+
+def counter_names() -> list[str]:
+    """Names of the Beam counters (namespace ``hybridflow``) the exporter knows
+    by name; ``dead_letters.REASON`` and ``alerts.RULE`` stand for their families (the
+    Cloud Monitoring dashboard's filters are checked against these)."""
+    return sorted({*_OUTCOMES, *_LABELLED, *_RENAMED, "late_records", "alerts_suppressed", "webhook_retries",
+                   *_BY_SUFFIX, *(f"{prefix}.{label.upper()}" for prefix, (_, label) in _BY_SUFFIX.items()),
+                   *(f"dead_letters.{v['reason']}" for v in _ZERO_SERIES["dead_letters"])})
 
 
 def _name(text: str) -> str:
@@ -163,6 +193,11 @@ def metric_families(snapshot: Optional[MetricsSnapshot], status: JobStatus) -> l
                        f"The {'smallest' if which == 'min' else 'largest'} {base}{unit} so far.").add_metric(
                     [pipeline, step], value / scale
                 )
+    for name, series in _ZERO_SERIES.items():
+        served = families[("counter", name)].samples if ("counter", name) in families else []
+        for values in series:
+            if not any(all(s.labels.get(k) == v for k, v in values.items()) for s in served):
+                count(name, ["step", *values], ("", *values.values()), 0)
     family("gauge", "pipeline_info", ["mode", "runner"], "The job: 1.").add_metric(
         [pipeline, status.mode, status.runner], 1
     )
@@ -177,10 +212,9 @@ def metric_families(snapshot: Optional[MetricsSnapshot], status: JobStatus) -> l
     ):
         if value is not None:
             family("gauge", name, [], text).add_metric([pipeline], value)
-    if status.deadline is not None:
-        family("gauge", "pipeline_deadline_exceeded", [], "1 if the job overran its --deadline.").add_metric(
-            [pipeline], 1 if status.deadline_exceeded else 0
-        )
+    family("gauge", "pipeline_deadline_exceeded", [], "1 if the job overran its --deadline (0 without one).").add_metric(
+        [pipeline], 1 if status.deadline_exceeded else 0
+    )
     family("counter", "metrics_refresh_errors", [], "Failed reads of the job's metrics.").add_metric(
         [pipeline], status.refresh_errors
     )
@@ -188,14 +222,38 @@ def metric_families(snapshot: Optional[MetricsSnapshot], status: JobStatus) -> l
 
 
 class _Collector:
-    def __init__(self, exporter: "MetricsExporter"):
-        self._exporter = exporter
+    """The families of a snapshot, read when Prometheus (or a push) collects."""
+
+    def __init__(self, source):
+        self._source = source  # () -> (snapshot, status)
 
     def describe(self):
         return []  # families depend on what the job reports
 
     def collect(self) -> Iterator:
-        yield from metric_families(self._exporter.snapshot, self._exporter.status)
+        yield from metric_families(*self._source())
+
+
+def _registry(source):
+    prometheus_client = require("prometheus_client", "Prometheus metrics", "monitoring")
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(source))
+    return registry
+
+
+def push_metrics(url: str, snapshot: Optional[MetricsSnapshot], status: JobStatus, timeout: float = 30.0) -> None:
+    """Pushes the job's metrics to a Prometheus Pushgateway at ``url``, replacing
+    what the same pipeline pushed before (grouping key ``job="hybridflow"``,
+    ``pipeline``). Raises :class:`~hybridflow.errors.ConnectorError` naming the
+    gateway when the push fails."""
+    from hybridflow.errors import ConnectorError
+
+    prometheus_client = require("prometheus_client", "--metrics_pushgateway", "monitoring")
+    try:
+        prometheus_client.push_to_gateway(url, job="hybridflow", grouping_key={"pipeline": status.pipeline},
+                                          registry=_registry(lambda: (snapshot, status)), timeout=timeout)
+    except OSError as exc:  # URLError, connection refused, HTTP errors from the gateway
+        raise ConnectorError(f"--metrics_pushgateway={url}: the push failed ({exc}); is the Pushgateway running?") from exc
 
 
 class MetricsExporter:
@@ -208,11 +266,13 @@ class MetricsExporter:
     Args:
       status: the :class:`JobStatus` shown next to the metrics (shared, the
         caller may update it).
-      port, address: where to listen.
+      port, address: where to listen; the default address, 127.0.0.1, is
+        this host only: the server has no authentication (see
+        ``docs/security.md`` for exposing it).
       interval: seconds between polls.
     """
 
-    def __init__(self, status: JobStatus, port: int, address: str = "0.0.0.0", interval: float = 5.0):
+    def __init__(self, status: JobStatus, port: int, address: str = "127.0.0.1", interval: float = 5.0):
         self.status = status
         self.snapshot: Optional[MetricsSnapshot] = None
         self._port = port
@@ -231,14 +291,29 @@ class MetricsExporter:
         return self._server.server_port if self._server is not None else self._port
 
     @property
+    def address(self) -> str:
+        """The address the server is bound to (as the socket reports it once started)."""
+        return self._server.server_address[0] if self._server is not None else self._address
+
+    @property
     def url(self) -> str:
-        host = "127.0.0.1" if self._address in ("0.0.0.0", "") else self._address
-        return f"http://{host}:{self.port}/metrics"
+        """``http://ADDRESS:PORT/metrics`` of the bound socket (``0.0.0.0`` / ``::`` mean every interface)."""
+        host = self.address
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
+
+    @property
+    def public(self) -> bool:
+        """Whether other hosts can reach the server (bound to a non-loopback address)."""
+        import ipaddress
+
+        try:
+            return not ipaddress.ip_address(self.address).is_loopback
+        except ValueError:  # a host name
+            return self.address != "localhost"
 
     def start(self) -> "MetricsExporter":
         prometheus_client = require("prometheus_client", "live metrics (--metrics_port)", "monitoring")
-        registry = prometheus_client.CollectorRegistry(auto_describe=False)
-        registry.register(_Collector(self))
+        registry = _registry(lambda: (self.snapshot, self.status))
         try:
             self._server, self._server_thread = prometheus_client.start_http_server(
                 self._port, addr=self._address, registry=registry

@@ -19,7 +19,10 @@ The flags are :class:`~hybridflow.options.MonitoringOptions`:
   scheduler decides whether to cancel it) and ``hybridflow run`` then exits
   with code 3;
 - ``--metrics_json``: the final metrics and a job summary, written when the
-  job ends, failed jobs included.
+  job ends, failed jobs included;
+- ``--metrics_pushgateway``: the final metrics pushed to a Prometheus
+  Pushgateway when the job ends (failed jobs included), for batch jobs that
+  end between two scrapes.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from hybridflow.durations import format_duration, iso_time
 from hybridflow.errors import ConnectorError
 from hybridflow.logs import terminal
 from hybridflow.metrics import MetricsSnapshot, step_names
-from hybridflow.monitoring.exporter import JobStatus, MetricsExporter
+from hybridflow.monitoring.exporter import JobStatus, MetricsExporter, push_metrics
 from hybridflow.options import HybridflowOptions, MonitoringOptions
+from hybridflow.redaction import redact
 from hybridflow.schemas import Alert, to_plain
 
 __all__ = ["JobMonitor", "deadline_alert", "deliver_alerts", "job_report", "job_summary", "run_counts", "DEADLINE_EXIT_CODE"]
@@ -199,6 +203,12 @@ class JobMonitor:
                 self.status, opts.metrics_port, opts.metrics_address, opts.metrics_interval
             ).start()
             print(f"hybridflow: serving metrics at {self._exporter.url}", file=self._err, flush=True)
+            if self._exporter.public:
+                print(
+                    f"hybridflow: warning: the metrics endpoint has no authentication and listens on "
+                    f"{self._exporter.address}, reachable from other hosts; see docs/security.md",
+                    file=self._err, flush=True,
+                )
         if opts.deadline is not None:
             self._timer = threading.Timer(opts.deadline, self._deadline_passed)
             self._timer.daemon = True
@@ -258,6 +268,16 @@ class JobMonitor:
             self._exporter.snapshot = summary.metrics  # the final numbers, as the summary shows them
         if self._options.metrics_json:
             _write_json(self._options.metrics_json, job_report(self.status, summary.metrics, summary.outputs))
+        self._push(summary.metrics)
+
+    def _push(self, snapshot: Optional[MetricsSnapshot]) -> None:
+        """``--metrics_pushgateway``: the final metrics; a failed push is one line on stderr."""
+        if not self._options.metrics_pushgateway:
+            return
+        try:
+            push_metrics(self._options.metrics_pushgateway, snapshot, self.status)
+        except ConnectorError as exc:
+            print(f"hybridflow: metrics not pushed: {exc}", file=self._err, flush=True)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._timer is not None:
@@ -269,12 +289,14 @@ class JobMonitor:
                 self.status.state = "FAILED"
                 if self._exporter is not None:
                     self._exporter.refresh()
+                snapshot = self._exporter.snapshot if self._exporter and self._exporter.snapshot else None
                 if self._options.metrics_json:
-                    snapshot = self._exporter.snapshot if self._exporter and self._exporter.snapshot else None
                     _write_json(
                         self._options.metrics_json,
-                        job_report(self.status, snapshot or MetricsSnapshot({}, {}), {}, error=f"{exc_type.__name__}: {exc}"),
+                        job_report(self.status, snapshot or MetricsSnapshot({}, {}), {},
+                                   error=redact(f"{exc_type.__name__}: {exc}")),
                     )
+                self._push(snapshot)
             if self._exporter is not None and self._options.metrics_linger:
                 time.sleep(self._options.metrics_linger)
         finally:

@@ -57,11 +57,12 @@ class PipelineSpec:
 
     def options(self, argv: Sequence[str] = (), profile_flags: Sequence[str] = ()) -> PipelineOptions:
         """Resolved PipelineOptions for this pipeline (what the CLI uses)."""
-        from hybridflow.options import resolve_options
+        from hybridflow.options import check_finite, resolve_options
 
         options = resolve_options(argv, profile_flags, self.defaults, self.modes, self.default_mode)
         if self.validate is not None:
             self.validate(options)
+        check_finite(options)
         return options
 
 

@@ -17,6 +17,7 @@ profiles from ``--profiles`` or built from a bounded ``--history``.
 from __future__ import annotations
 
 import collections
+import math
 from typing import Any, Optional
 
 import apache_beam as beam
@@ -25,6 +26,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from hybridflow.errors import InvalidOptionError
 from hybridflow.io import ReadFrom, supports_columnar
 from hybridflow.io.uri import parse_uri
+from hybridflow.redaction import redact
 from hybridflow.options import HybridflowOptions, duration_arg
 from hybridflow.pipelines import PipelineSpec, register_pipeline
 from hybridflow.schemas import CardProfile, Transaction
@@ -128,6 +130,10 @@ def validate(options: PipelineOptions) -> None:
     hf = options.view_as(HybridflowOptions)
     if fo.velocity_threshold < 1:
         raise InvalidOptionError(f"--velocity_threshold={fo.velocity_threshold}: must be >= 1")
+    if not 0 < fo.zscore_threshold < math.inf:  # nan fails too
+        raise InvalidOptionError(
+            f"--zscore_threshold={fo.zscore_threshold}: must be a finite number > 0 (standard deviations, e.g. 4)"
+        )
     if not 0 < fo.usual_country_share <= 1:
         raise InvalidOptionError(f"--usual_country_share={fo.usual_country_share}: must be in (0, 1]")
     if fo.min_history < 0:
@@ -137,6 +143,11 @@ def validate(options: PipelineOptions) -> None:
         raise InvalidOptionError(
             "--early_every needs processing-time timers, which Beam's Flink runner does not fire for this "
             "pipeline (no early pane, and the job never ends); use --early_count=N, or another runner"
+        )
+    if hf.mode == "streaming" and runner.rsplit(".", 1)[-1] == "SparkRunner":
+        raise InvalidOptionError(
+            "--mode=streaming: Beam's portable Spark runner does not support side inputs in streaming "
+            "(the card profiles this pipeline joins); use --profile=flink or --profile=prism"
         )
     try:
         window_spec(hf.window)
@@ -150,7 +161,7 @@ def validate(options: PipelineOptions) -> None:
             except InvalidOptionError:
                 raise
             except Exception as exc:  # noqa: BLE001 - turn any URI problem into a usage error
-                raise InvalidOptionError(f"--{flag}={value}: {exc}") from None
+                raise InvalidOptionError(f"--{flag}={redact(value)}: {exc}") from None
 
 
 # --------------------------------------------------------------------------
@@ -352,7 +363,7 @@ def build(p: beam.Pipeline, options: PipelineOptions) -> dict[str, Any]:
     parsed = (
         p
         | "ReadTransactions" >> ReadFrom(input_uri, bounded=batch, columnar=columnar)
-        | "ParseTransactions" >> ParseRecords(Transaction)
+        | "ParseTransactions" >> ParseRecords(Transaction, timestamp_unit=hf.timestamp_unit)
     )
     dead_letters = [parsed.dead_letters]
     outputs: dict[str, Any] = {}
@@ -375,7 +386,7 @@ def build(p: beam.Pipeline, options: PipelineOptions) -> dict[str, Any]:
                 | "ReadHistory" >> ReadFrom(
                     history_uri, bounded=True, columnar=hf.columnar != "never" and supports_columnar(history_uri)
                 )
-                | "ParseHistory" >> ParseRecords(Transaction)
+                | "ParseHistory" >> ParseRecords(Transaction, timestamp_unit=hf.timestamp_unit)
             )
             history = history_rows.records
             dead_letters.append(history_rows.dead_letters)
@@ -423,7 +434,7 @@ SPEC = register_pipeline(
         options_class=FraudOptions,
         common=(
             "mode", "input", "output", "output_format", "duration", "window", "allowed_lateness", "cooldown",
-            "columnar", "print_alerts",
+            "timestamp_unit", "columnar", "print_alerts",
         ),
         defaults=DEFAULTS,
         validate=validate,

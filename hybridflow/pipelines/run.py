@@ -19,9 +19,15 @@ import time
 from typing import Mapping, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import FlinkRunnerOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    FlinkRunnerOptions,
+    PipelineOptions,
+    SparkRunnerOptions,
+    StandardOptions,
+)
 
 from hybridflow.errors import HybridflowError, InvalidOptionError, JobFailedError, SchemaError, TooManyDeadLettersError
+from hybridflow.flex.package import stage_hybridflow
 from hybridflow.io import WriteTo
 from hybridflow.io.options import sink_overrides
 from hybridflow.metrics import MetricsSnapshot, query_counters
@@ -252,6 +258,7 @@ def run_pipeline(spec: PipelineSpec, options: PipelineOptions) -> RunSummary:
     # read before running: portable runners clear --runner in the options they run
     requested = options.view_as(StandardOptions).runner or "DirectRunner"
     requested = requested if isinstance(requested, str) else type(requested).__name__
+    stage_hybridflow(options)  # on Dataflow: the workers get hybridflow's wheel unless their image has it
     mode = options.view_as(HybridflowOptions).mode
     run_options = options.view_as(RunOptions)
     outputs = RunOutputs(overwrite=run_options.overwrite)
@@ -302,6 +309,9 @@ def _engine(result, options, requested: str) -> str:
         master = flink.flink_master or "[auto]"
         where = "local mini-cluster" if master in ("[local]", "[auto]") else master
         return f"FlinkRunner (Flink {flink.flink_version}, {where})"
+    if requested == "SparkRunner":
+        spark = options.view_as(SparkRunnerOptions)
+        return f"SparkRunner (Spark {spark.spark_version}, {spark.spark_master_url})"
     engine = {
         "RunnerResult": "FnApiRunner",
         "DirectPipelineResult": "BundleBasedDirectRunner",

@@ -1,13 +1,15 @@
-"""Local portable runners for tests: one Prism and one Flink job server, shared.
+"""Local portable runners for tests: one Prism, one Flink and one Spark job server, shared.
 
-``--runner=PrismRunner`` and ``--runner=FlinkRunner`` (the ``prism`` and
-``flink`` profiles) start a job server for the pipeline they run and stop it
-only when the Python process exits; for Flink that is a new JVM per pipeline.
-A test session runs many pipelines, so it starts one job server of each kind
-with :class:`PrismJobServer` / :class:`FlinkJobServer`, points every pipeline
-at it (:meth:`LocalJobServer.flags` adds ``--job_endpoint``) and stops it at the
-end. Both run the binaries ``make tools`` provisioned into Beam's cache
-(:func:`prism_binary`, :func:`flink_job_server_jar`); nothing is downloaded.
+``--runner=PrismRunner``, ``FlinkRunner`` and ``SparkRunner`` (the ``prism``,
+``flink`` and ``spark`` profiles) start a job server for the pipeline they run
+and stop it only when the Python process exits; for Flink and Spark that is a
+new JVM per pipeline. A test session runs many pipelines, so it starts one job
+server of each kind with :class:`PrismJobServer` / :class:`FlinkJobServer` /
+:class:`SparkJobServer`, points every pipeline at it
+(:meth:`LocalJobServer.flags` adds ``--job_endpoint``) and stops it at the
+end. They run the binaries ``make tools`` provisioned into Beam's cache
+(:func:`prism_binary`, :func:`flink_job_server_jar`,
+:func:`spark_job_server_jar`); nothing is downloaded.
 Workers are LOOPBACK: they run inside the process that runs the pipeline.
 
 Example::
@@ -34,7 +36,7 @@ import tempfile
 import time
 from typing import Optional, Sequence
 
-from hybridflow._pins import BEAM_VERSION, FLINK_VERSION
+from hybridflow._pins import BEAM_VERSION, FLINK_VERSION, SPARK_VERSION
 from hybridflow.testing.services._process import stop_process
 
 __all__ = [
@@ -42,8 +44,10 @@ __all__ = [
     "LocalJobServer",
     "PrismJobServer",
     "FlinkJobServer",
+    "SparkJobServer",
     "prism_binary",
     "flink_job_server_jar",
+    "spark_job_server_jar",
 ]
 
 
@@ -71,15 +75,24 @@ def prism_binary() -> pathlib.Path:
     return path
 
 
-def flink_job_server_jar(flink_version: str = FLINK_VERSION) -> pathlib.Path:
-    """The Flink job-server jar ``make tools`` built, where Beam's FlinkRunner looks for it."""
-    path = _beam_cache() / "jars" / f"beam-runners-flink-{flink_version}-job-server-{BEAM_VERSION}.jar"
+def _job_server_jar(runner: str, version: str) -> pathlib.Path:
+    path = _beam_cache() / "jars" / f"beam-runners-{runner.lower()}-{version}-job-server-{BEAM_VERSION}.jar"
     if not path.is_file():
         raise RunnerUnavailable(
-            f"the Flink {flink_version} job server for Beam {BEAM_VERSION} is not provisioned "
+            f"the {runner} {version} job server for Beam {BEAM_VERSION} is not provisioned "
             f"({path} missing): run `make tools`"
         )
     return path
+
+
+def flink_job_server_jar(flink_version: str = FLINK_VERSION) -> pathlib.Path:
+    """The Flink job-server jar ``make tools`` built, where Beam's FlinkRunner looks for it."""
+    return _job_server_jar("Flink", flink_version)
+
+
+def spark_job_server_jar() -> pathlib.Path:
+    """The Spark job-server jar ``make tools`` built, where Beam's SparkRunner looks for it."""
+    return _job_server_jar("Spark", SPARK_VERSION)
 
 
 def _free_port() -> int:
@@ -223,36 +236,38 @@ class PrismJobServer(LocalJobServer):
         ]
 
 
-class FlinkJobServer(LocalJobServer):
-    """Beam's Flink job server with a local mini-cluster (``--runner=FlinkRunner``).
-
-    It is started the way the ``flink`` profile's FlinkRunner would start it
-    (same jar, same JVM flags from the profile), once.
+class JavaJobServer(LocalJobServer):
+    """A Beam job server jar (Flink, Spark) started the way the profile's
+    runner would start it (same jar, same JVM flags from the profile), once.
 
     Args:
-      flink_master: ``[local]`` (a mini-cluster inside the job server JVM) or
-        ``host:port`` of a Flink cluster.
+      master: the cluster the job server runs jobs on (default: ``default_master``,
+        a local one inside the job server JVM).
       jvm_flags: JVM flags; default the profile's ``job_server_jvm_properties``.
     """
 
-    name = "Flink job server"
-    profile = "flink"
+    master_option = ""  # the pipeline option naming the cluster, e.g. flink_master
+    master_argument = ""  # the job server's flag for it, e.g. --flink-master
+    default_master = ""
 
-    def __init__(self, flink_master: str = "[local]", jvm_flags: Optional[Sequence[str]] = None):
+    def __init__(self, master: Optional[str] = None, jvm_flags: Optional[Sequence[str]] = None):
         super().__init__()
-        self._master = flink_master
+        self._master = master or self.default_master
         self._jvm_flags = list(jvm_flags) if jvm_flags is not None else None
+
+    def jar(self) -> pathlib.Path:
+        raise NotImplementedError
 
     def command(self) -> list[str]:
         java = shutil.which("java")
         if java is None:
-            raise RunnerUnavailable("the Flink job server needs Java 17 (`java` not on PATH)")
+            raise RunnerUnavailable(f"the {self.name} needs Java 17 (`java` not on PATH)")
         jvm_flags = self._jvm_flags
         if jvm_flags is None:
             jvm_flags = list(self.profile_options().get("job_server_jvm_properties") or [])
         return [
-            java, *jvm_flags, "-jar", str(flink_job_server_jar()),
-            f"--flink-master={self._master}",
+            java, *jvm_flags, "-jar", str(self.jar()),
+            f"{self.master_argument}={self._master}",
             f"--job-port={self.port}",
             "--artifact-port=0",
             "--expansion-port=0",
@@ -260,5 +275,31 @@ class FlinkJobServer(LocalJobServer):
         ]
 
     def runner_flags(self) -> list[str]:
-        flags = [f for f in super().runner_flags() if not f.startswith("--flink_master=")]
-        return [*flags, f"--flink_master={self._master}"]
+        flags = [f for f in super().runner_flags() if not f.startswith(f"--{self.master_option}=")]
+        return [*flags, f"--{self.master_option}={self._master}"]
+
+
+class FlinkJobServer(JavaJobServer):
+    """Beam's Flink job server (``--runner=FlinkRunner``); ``master`` is ``[local]``
+    (a mini-cluster inside the job server JVM, the default) or ``host:port`` of a
+    Flink cluster."""
+
+    name = "Flink job server"
+    profile = "flink"
+    master_option, master_argument, default_master = "flink_master", "--flink-master", "[local]"
+
+    def jar(self) -> pathlib.Path:
+        return flink_job_server_jar()
+
+
+class SparkJobServer(JavaJobServer):
+    """Beam's Spark 3 job server (``--runner=SparkRunner``, batch); ``master`` is
+    ``local[N]`` (Spark inside the job server JVM, ``local[2]`` by default) or
+    ``spark://host:port`` of a Spark cluster."""
+
+    name = "Spark job server"
+    profile = "spark"
+    master_option, master_argument, default_master = "spark_master_url", "--spark-master-url", "local[2]"
+
+    def jar(self) -> pathlib.Path:
+        return spark_job_server_jar()

@@ -11,7 +11,7 @@ from hybridflow.transforms.aggregations import Aggregation
 from hybridflow.transforms.alerts import NotInRule, Rule, ThresholdAlerts, ZScoreRule
 from hybridflow.transforms.dedupe import Dedupe
 from hybridflow.transforms.enrich import Enrich, MissingKeyPolicy
-from hybridflow.transforms.lookups import BigtableLookup, InMemoryLookup, LookupHandler
+from hybridflow.transforms.lookups import BigtableLookup, DynamoDBLookup, InMemoryLookup, LookupHandler
 from hybridflow.transforms.parse import ParseRecords
 from hybridflow.transforms.windows import (
     Accumulation,
@@ -29,6 +29,7 @@ __all__ = [
     "LookupHandler",
     "InMemoryLookup",
     "BigtableLookup",
+    "DynamoDBLookup",
     "WindowedAggregate",
     "Aggregation",
     "FixedWindow",

@@ -153,6 +153,31 @@ def parse_aggregations(aggregations: AggregationsLike) -> tuple[Aggregation, ...
     return result
 
 
+def _quotient(numerator: int, denominator: int) -> float:
+    """``numerator / denominator`` correctly rounded; +-inf where that is
+    beyond the largest float (an exact sum of floats can be), as IEEE rounds."""
+    try:
+        return numerator / denominator
+    except OverflowError:
+        return math.inf if (numerator > 0) == (denominator > 0) else -math.inf
+
+
+def _sqrt_quotient(numerator: int, denominator: int) -> float:
+    """``sqrt(numerator / denominator)`` for a non-negative ratio, even when
+    the ratio itself is beyond the float range (a variance of values near
+    1e308); +inf only when the root is too."""
+    if numerator <= 0:
+        return 0.0
+    try:
+        return math.sqrt(numerator / denominator)
+    except OverflowError:
+        half = (numerator.bit_length() - denominator.bit_length()) // 2 - 500  # scale the ratio by 4**-half into range
+        try:
+            return math.ldexp(math.sqrt(numerator / (denominator << (2 * half))), half)
+        except OverflowError:
+            return math.inf
+
+
 def _exact(x: Any) -> int:
     """``x`` as an integer multiple of 2**-1074 (exact for every finite float)."""
     n, d = x.as_integer_ratio()
@@ -253,12 +278,12 @@ class Accumulator:
             if fn == "count":
                 out[agg.name] = slot
             elif fn == "sum":
-                out[agg.name] = slot / _ONE
+                out[agg.name] = _quotient(slot, _ONE)
             elif fn in ("min", "max"):
                 out[agg.name] = None if slot is None else float(slot)
             elif fn == "mean":
                 n, total = slot
-                out[agg.name] = None if n == 0 else total / (n * _ONE)
+                out[agg.name] = None if n == 0 else _quotient(total, n * _ONE)
             elif fn == "stddev":
                 n, total, squares = slot
                 if n < 2:
@@ -266,8 +291,7 @@ class Accumulator:
                 else:
                     # sample variance, exact until the final rounding
                     numerator = n * squares - total * total
-                    variance = numerator / (n * (n - 1) * _ONE * _ONE)
-                    out[agg.name] = math.sqrt(max(variance, 0.0))
+                    out[agg.name] = _sqrt_quotient(numerator, n * (n - 1) * _ONE * _ONE)
             elif fn == "count_distinct":
                 out[agg.name] = len(slot)
             elif fn == "approx_distinct":

@@ -37,6 +37,7 @@ class Rule:
     def __post_init__(self):
         if self.op not in _OPS:
             raise SchemaError(f"rule {self.name!r}: op {self.op!r}; use one of {' '.join(_OPS)}")
+        _check_threshold(self.name, self.threshold)
 
     def fields(self) -> set[str]:
         return {self.field}
@@ -46,6 +47,11 @@ class Rule:
         if value is None or not _OPS[self.op](value, self.threshold):
             return None
         return float(value), f"{self.field}={value:g} {self.op} {self.threshold:g}"
+
+
+def _check_threshold(name: str, threshold: Any) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise SchemaError(f"rule {name!r}: threshold {threshold!r} must be a finite number")
 
 
 def _has_history(record, count_field: Optional[str], min_count: int) -> bool:
@@ -72,6 +78,9 @@ class ZScoreRule:
     count_field: Optional[str] = None
     min_count: int = 0
     min_stddev: float = 1.0
+
+    def __post_init__(self):
+        _check_threshold(self.name, self.threshold)
 
     def fields(self) -> set[str]:
         names = {self.value_field, self.mean_field, self.stddev_field}

@@ -9,7 +9,7 @@ output and ``dead_letters``: a PCollection of
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.utils.timestamp import Timestamp
@@ -17,13 +17,25 @@ from apache_beam.utils.timestamp import Timestamp
 from hybridflow.metrics import counter
 from hybridflow.schemas import DeadLetter, to_plain
 
-__all__ = ["DEAD_LETTERS", "DeadLetterCounter", "payload_text", "make_dead_letter"]
+__all__ = ["DEAD_LETTERS", "DeadLetterCounter", "Unreadable", "payload_text", "make_dead_letter"]
 
 DEAD_LETTERS = "dead_letters"
 
 
+class Unreadable(NamedTuple):
+    """A payload that a reader could not turn into a value (e.g. a CSV row
+    csv cannot read): :class:`~hybridflow.transforms.ParseRecords` makes it a
+    dead letter with this ``reason`` and ``message``; ``payload`` is the raw text."""
+
+    reason: str
+    message: str
+    payload: str
+
+
 def payload_text(element: Any) -> str:
     """The original input as text, for a dead letter's ``payload``."""
+    if isinstance(element, Unreadable):
+        return element.payload
     if isinstance(element, str):
         return element
     if isinstance(element, bytes):

@@ -16,17 +16,24 @@ same alerts launch the same jobs:
   as portable runners keep them), remembering the last launch and the
   windows already launched for in its state.
 
-The launches themselves run in the next step, one call to the launcher per
-decision. Like any side effect in Beam they are at-least-once if a bundle is
-retried; the launch id (and the Dataflow job name built from it) is
-deterministic, so a retried launch can be recognised.
+The launch runs inside the deciding step, so a window counts as launched, and
+the cooldown starts, only once the launcher succeeded: a launch that fails is
+retried (``retries``, with exponential backoff), and one that still fails
+becomes a ``launch_failed`` dead letter while the next alert of the same
+window may launch. A crafted alert therefore cannot use up a window or a
+cooldown; its data reaches the command only through
+:func:`~hybridflow.launchers.safe_component`. Like any side effect in Beam,
+launches are at-least-once if a bundle is retried; the launch id (and the
+Dataflow job name built from it) is deterministic, so a retried launch can
+be recognised.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 import typing
-from typing import Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
@@ -36,9 +43,10 @@ from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.durations import parse_duration
 from hybridflow.errors import SchemaError
-from hybridflow.launchers import Launcher, LaunchRecord, LaunchRequest, LaunchStatus
+from hybridflow.launchers import Launcher, LaunchRecord, LaunchRequest, LaunchResult, LaunchStatus
 from hybridflow.metrics import counter
-from hybridflow.schemas import Alert, fields_of
+from hybridflow.schemas import Alert, DeadLetter, fields_of
+from hybridflow.transforms.dead_letters import DEAD_LETTERS, DeadLetterCounter
 
 __all__ = ["LaunchOnAlert"]
 
@@ -67,49 +75,128 @@ class _Memory:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Outcome:
+    """How the launch of one alert ended: the record (when it launched), or
+    the failure after every attempt."""
+
+    record: Optional[LaunchRecord]
+    result: LaunchResult
+    attempts: int
+
+    @property
+    def launched(self) -> bool:
+        return self.record is not None
+
+
+@dataclasses.dataclass(frozen=True)
 class _Policy:
     cooldown: int  # µs
     lateness: int  # µs
 
-    def decide(self, memory: _Memory, alerts: Iterable[Alert]) -> list[tuple[Alert, str]]:
-        """Verdicts for ``alerts`` (walked in event-time order); updates ``memory``."""
-        verdicts = []
+    def decide(
+        self, memory: _Memory, alerts: Iterable[Alert], launch: Callable[[Alert], _Outcome]
+    ) -> Iterator[tuple[Alert, str, Optional[_Outcome]]]:
+        """Walks ``alerts`` in event-time order: ``(alert, verdict, outcome)``,
+        launching where the verdict is LAUNCH; a window and the cooldown are
+        taken (``memory`` updated) only by a launch that succeeded."""
         for alert in sorted(alerts, key=_order):
             window = _window_of(alert)
             if window in memory.windows:
-                verdicts.append((alert, SAME_WINDOW))
+                yield alert, SAME_WINDOW, None
             elif memory.last_launch is not None and alert.event_time.micros < memory.last_launch + self.cooldown:
-                verdicts.append((alert, COOLDOWN))
+                yield alert, COOLDOWN, None
             else:
-                memory.last_launch = alert.event_time.micros
-                memory.windows[window] = window[1]
-                verdicts.append((alert, LAUNCH))
-        return verdicts
+                outcome = launch(alert)
+                if outcome.launched:
+                    memory.last_launch = alert.event_time.micros
+                    memory.windows[window] = window[1]
+                yield alert, LAUNCH, outcome
 
 
-class _Counted:
+@dataclasses.dataclass(frozen=True)
+class _Launching:
+    """Launches one alert with retries and records it (Beam-free)."""
+
+    launcher: Launcher
+    requested_by: str
+    retries: int
+    backoff: float  # seconds before the first retry, doubling
+    sleep: Callable[[float], None] = time.sleep
+
+    def __call__(self, alert: Alert) -> _Outcome:
+        request = LaunchRequest.from_alert(alert)
+        for attempt in range(1, self.retries + 2):
+            launched_at = Timestamp.now()
+            result = self.launcher.launch(request)
+            if self.launcher.launched(result):
+                return _Outcome(self._record(request, launched_at, result), result, attempt)
+            if attempt <= self.retries:
+                self.sleep(self.backoff * 2 ** (attempt - 1))
+        return _Outcome(None, result, attempt)
+
+    def _record(self, request: LaunchRequest, launched_at: Timestamp, result: LaunchResult) -> LaunchRecord:
+        return LaunchRecord(
+            launch_id=request.launch_id,
+            pipeline=self.launcher.pipeline,
+            backend=self.launcher.backend,
+            requested_by=self.requested_by,
+            launched_at=launched_at,
+            status=result.status.value,
+            exit_code=result.exit_code,
+            job=result.job,
+            command=result.command,
+            detail=result.detail,
+            **request.fields(),
+        )
+
+    def failure(self, outcome: _Outcome) -> str:
+        """The dead-letter message of a launch that failed (redacted by the launcher)."""
+        r = outcome.result
+        exit_code = f", exit code {r.exit_code}" if r.exit_code is not None else ""
+        return (
+            f"launch of {self.launcher.pipeline} ({self.launcher.backend}) failed after {outcome.attempts} "
+            f"attempt(s){exit_code}: {r.detail or 'no detail'}; command: {r.command or '(not built)'}"
+        )
+
+
+class _Decide:
+    """Counters and outputs shared by the bounded and unbounded deciders."""
+
+    def __init__(self, policy: _Policy, launching: _Launching, stage: str):
+        self._policy = policy
+        self._launching = launching
+        self._stage = stage
+
     def setup(self):
-        self._launch = counter("launches_requested")
+        self._requested = counter("launches_requested")
+        self._launches = counter("launches")
+        self._retried = counter("launch_retries")
+        self._by_status = {s: counter(f"launches.{s.value}") for s in LaunchStatus}
         self._suppressed = counter("launches_suppressed")
         self._why = {SAME_WINDOW: counter("launches_suppressed.window"), COOLDOWN: counter("launches_suppressed.cooldown")}
+        self._dead = DeadLetterCounter()
 
-    def _requests(self, verdicts):
-        for alert, verdict in verdicts:
-            if verdict == LAUNCH:
-                self._launch.inc()
-                yield alert
-            else:
+    def _outputs(self, memory: _Memory, alerts: Iterable[Alert]):
+        """LaunchRecords, and TaggedOutput dead letters for launches that failed."""
+        for alert, verdict, outcome in self._policy.decide(memory, alerts, self._launching):
+            if outcome is None:
                 self._suppressed.inc()
                 self._why[verdict].inc()
+                continue
+            self._requested.inc()
+            self._retried.inc(outcome.attempts - 1)
+            self._by_status[outcome.result.status].inc()
+            if outcome.launched:
+                self._launches.inc()
+                yield outcome.record
+            else:
+                yield self._dead.dead_letter(self._stage, "launch_failed", self._launching.failure(outcome), alert)
 
 
-class _DecideBounded(_Counted, beam.DoFn):
-    def __init__(self, policy: _Policy):
-        self._policy = policy
-
+class _DecideBounded(_Decide, beam.DoFn):
     def process(self, element):
         _, alerts = element
-        yield from self._requests(self._policy.decide(_Memory(), alerts))
+        yield from self._outputs(_Memory(), alerts)
 
 
 def _due(alert: Alert, timestamp: Timestamp) -> int:
@@ -119,14 +206,11 @@ def _due(alert: Alert, timestamp: Timestamp) -> int:
     return micros - micros % 1000 + (1000 if micros % 1000 else 0)
 
 
-class _DecideUnbounded(_Counted, beam.DoFn):
+class _DecideUnbounded(_Decide, beam.DoFn):
     PENDING = BagStateSpec("pending", PickleCoder())
     MEMORY = ReadModifyWriteStateSpec("memory", PickleCoder())
     NEXT = ReadModifyWriteStateSpec("next", PickleCoder())
     DUE = TimerSpec("due", TimeDomain.WATERMARK)
-
-    def __init__(self, policy: _Policy):
-        self._policy = policy
 
     def process(
         self,
@@ -160,8 +244,11 @@ class _DecideUnbounded(_Counted, beam.DoFn):
         ready = [alert for at, alert in items if at <= now]
         later = [(at, alert) for at, alert in items if at > now]
         state = memory.read() or _Memory()
-        for alert in self._requests(self._policy.decide(state, ready)):
-            yield beam.window.TimestampedValue(alert, fire_time)
+        for output in self._outputs(state, ready):
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(output.tag, beam.window.TimestampedValue(output.value, fire_time))
+            else:
+                yield beam.window.TimestampedValue(output, fire_time)
         state.forget_before(now - self._policy.lateness)
         memory.write(state)
         for item in later:
@@ -172,38 +259,6 @@ class _DecideUnbounded(_Counted, beam.DoFn):
             next_due.write(at)
         else:
             next_due.clear()
-
-
-class _Launch(beam.DoFn):
-    """Calls the launcher for each decided alert and records the launch."""
-
-    def __init__(self, launcher: Launcher, requested_by: str):
-        self._launcher = launcher
-        self._requested_by = requested_by
-
-    def setup(self):
-        self._launches = counter("launches")
-        self._by_status = {s: counter(f"launches.{s.value}") for s in LaunchStatus}
-
-    def process(self, alert: Alert):
-        request = LaunchRequest.from_alert(alert)
-        launched_at = Timestamp.now()
-        result = self._launcher.launch(request)
-        self._launches.inc()
-        self._by_status[result.status].inc()
-        yield LaunchRecord(
-            launch_id=request.launch_id,
-            pipeline=self._launcher.pipeline,
-            backend=self._launcher.backend,
-            requested_by=self._requested_by,
-            launched_at=launched_at,
-            status=result.status.value,
-            exit_code=result.exit_code,
-            job=result.job,
-            command=result.command,
-            detail=result.detail,
-            **request.fields(),
-        )
 
 
 class _KeepRules(beam.DoFn):
@@ -221,14 +276,22 @@ class _KeepRules(beam.DoFn):
 
 
 class LaunchOnAlert(beam.PTransform):
-    """Alerts -> :class:`~hybridflow.launchers.LaunchRecord`, one per launched batch job.
+    """Alerts -> :class:`~hybridflow.launchers.LaunchRecord`, one per launched
+    batch job, and dead letters for launches that failed.
 
     For each rule, the first alert of a window launches the pipeline; more
     alerts of that window (other keys, later panes) do not, and nor does any
     alert less than ``cooldown`` of event time after the rule's last launch.
+    Only a launch that succeeded (or was submitted, or built in a dry run)
+    takes its window and starts the cooldown: a failed one is retried
+    ``retries`` times (waiting ``retry_backoff``, then twice as long ...),
+    then becomes a ``launch_failed`` dead letter (the alert as payload; the
+    message has the launcher's last detail and the redacted command), and the
+    next alert of that window may launch.
     Suppressed alerts are counted in ``hybridflow/launches_suppressed`` (and
     ``.window`` / ``.cooldown``); alerts of other rules in ``filtered``.
-    Launches are counted in ``launches`` and ``launches.<status>``.
+    Launches are counted in ``launches_requested``, ``launches``,
+    ``launches.<status>`` (final outcomes) and ``launch_retries``.
 
     Args:
       launcher: a :class:`~hybridflow.launchers.Launcher`
@@ -240,13 +303,20 @@ class LaunchOnAlert(beam.PTransform):
         watermark passed it (streaming), so late panes of the same window do
         not launch again.
       requested_by: who asks, as recorded (default: this step's label).
+      retries: attempts after the first for a launch that failed.
+      retry_backoff: seconds (or ``"10s"``) before the first retry, doubling.
+
+    Returns a result with ``.launches`` (:class:`~hybridflow.launchers.LaunchRecord`)
+    and ``.dead_letters`` (:class:`~hybridflow.schemas.DeadLetter`).
 
     Example::
 
-        launches = alerts | "Investigate" >> LaunchOnAlert(
+        result = alerts | "Investigate" >> LaunchOnAlert(
             SubprocessLauncher("fraud", ["--mode=batch", "--input=data/history/*.jsonl",
                                          "--output=out/investigations/{launch_id}"]),
             rules=["velocity"], cooldown="30m")
+        result.launches | WriteTo("out/launches.jsonl")
+        result.dead_letters | "FailedLaunches" >> WriteTo("out/launch_failures.jsonl")
     """
 
     def __init__(
@@ -256,6 +326,8 @@ class LaunchOnAlert(beam.PTransform):
         cooldown: Union[float, str] = 0,
         allowed_lateness: Union[float, str] = "1h",
         requested_by: Optional[str] = None,
+        retries: int = 2,
+        retry_backoff: Union[float, str] = "10s",
     ):
         super().__init__()
         if not isinstance(launcher, Launcher):
@@ -264,14 +336,18 @@ class LaunchOnAlert(beam.PTransform):
             )
         if isinstance(rules, str):
             rules = [rules]
+        if not isinstance(retries, int) or retries < 0:
+            raise SchemaError(f"LaunchOnAlert: retries={retries!r} must be an integer >= 0")
         self._launcher = launcher
         self._rules = None if rules is None else frozenset(rules)
         try:
             self._policy = _Policy(
                 cooldown=round(parse_duration(cooldown) * 1e6), lateness=round(parse_duration(allowed_lateness) * 1e6)
             )
+            self._backoff = parse_duration(retry_backoff)
         except ValueError as exc:
             raise SchemaError(f"LaunchOnAlert: {exc}") from None
+        self._retries = retries
         self._requested_by = requested_by
 
     def expand(self, alerts):
@@ -283,13 +359,13 @@ class LaunchOnAlert(beam.PTransform):
             | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
             | "KeyByRule" >> beam.ParDo(_KeepRules(self._rules)).with_output_types(typing.Tuple[str, Alert])
         )
+        launching = _Launching(self._launcher, self._requested_by or self.label, self._retries, self._backoff)
         if alerts.is_bounded:
-            decided = (
-                keyed
-                | "GroupByRule" >> beam.GroupByKey()
-                | "Decide" >> beam.ParDo(_DecideBounded(self._policy)).with_output_types(Alert)
-            )
+            keyed = keyed | "GroupByRule" >> beam.GroupByKey()
+            decide = _DecideBounded(self._policy, launching, self.label)
         else:
-            decided = keyed | "Decide" >> beam.ParDo(_DecideUnbounded(self._policy)).with_output_types(Alert)
-        requested_by = self._requested_by or self.label
-        return decided | "Launch" >> beam.ParDo(_Launch(self._launcher, requested_by)).with_output_types(LaunchRecord)
+            decide = _DecideUnbounded(self._policy, launching, self.label)
+        result = keyed | "Launch" >> beam.ParDo(decide).with_outputs(DEAD_LETTERS, main="launches")
+        result.launches.element_type = LaunchRecord
+        result[DEAD_LETTERS].element_type = DeadLetter
+        return result

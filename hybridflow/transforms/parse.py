@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import apache_beam as beam
@@ -13,12 +14,57 @@ from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.errors import RecordError, SchemaError
 from hybridflow.metrics import EventTimeLag, counter
-from hybridflow.schemas import DeadLetter, FieldInfo, fields_of, to_timestamp
-from hybridflow.transforms.dead_letters import DEAD_LETTERS, DeadLetterCounter
+from hybridflow.schemas import TIMESTAMP_UNITS, DeadLetter, FieldInfo, fields_of, to_timestamp
+from hybridflow.transforms.dead_letters import DEAD_LETTERS, DeadLetterCounter, Unreadable
 
-__all__ = ["ParseRecords", "record_parser", "FORMATS"]
+__all__ = ["ParseRecords", "record_parser", "FORMATS", "MAX_JSON_DEPTH", "INT64_RANGE"]
 
 FORMATS = ("auto", "json", "csv", "avro", "dict")
+#: JSON nested deeper than this is invalid input (``invalid_json``): Python's
+#: parser recurses per level and would otherwise fail with a RecursionError
+#: at a depth that depends on the caller's stack.
+MAX_JSON_DEPTH = 512
+#: The values an ``int`` field holds: a 64-bit signed integer, as Beam's
+#: RowCoder, Arrow and Parquet store it.
+INT64_RANGE = (-(1 << 63), (1 << 63) - 1)
+_BOM = "\ufeff"
+_JSON_SPECIAL = re.compile(r'[\[\]{}"\\]')
+
+
+def json_depth(text: str) -> int:
+    """How deeply the arrays and objects of JSON ``text`` nest (brackets in
+    strings ignored); one pass over its brackets, quotes and backslashes."""
+    depth = deepest = 0
+    in_string = False
+    escaped = -1
+    for match in _JSON_SPECIAL.finditer(text):
+        at, c = match.start(), match.group()
+        if at == escaped:
+            continue
+        if in_string:
+            if c == "\\":
+                escaped = at + 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads`` that raises ValueError, never RecursionError, for JSON
+    nested deeper than :data:`MAX_JSON_DEPTH`."""
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_depth(text) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except RecursionError:  # only with a stack already deep or a low recursion limit
+        raise ValueError("nested too deeply for this Python's recursion limit") from None
 
 
 def _coerce_str(value: Any) -> str:
@@ -37,23 +83,31 @@ def _coerce_str(value: Any) -> str:
 def _coerce_int(value: Any) -> int:
     if isinstance(value, bool):
         raise RecordError("invalid_type", f"expected an integer, got {value!r}")
+    result = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        result = value
+    elif isinstance(value, float) and value.is_integer():
+        result = int(value)
+    elif isinstance(value, str):
         try:
-            return int(value.strip())
+            result = int(value.strip())
         except ValueError:
             pass
-    raise RecordError("invalid_type", f"expected an integer, got {value!r}")
+    if result is None:
+        raise RecordError("invalid_type", f"expected an integer, got {value!r}")
+    if not INT64_RANGE[0] <= result <= INT64_RANGE[1]:
+        raise RecordError("invalid_value", f"{value!r} does not fit a 64-bit integer")
+    return result
 
 
 def _coerce_float(value: Any) -> float:
     if isinstance(value, bool):
         raise RecordError("invalid_type", f"expected a number, got {value!r}")
     if isinstance(value, (int, float)):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:  # an int beyond a double's range
+            raise RecordError("invalid_value", f"{value!r} is not a finite number") from None
     elif isinstance(value, str):
         try:
             result = float(value.strip())
@@ -80,15 +134,18 @@ def _coerce_bytes(value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
-        return value.encode("utf-8")
+        return _coerce_str(value).encode("utf-8")
     raise RecordError("invalid_type", f"expected bytes, got {type(value).__name__}")
 
 
-def _coerce_timestamp(value: Any) -> Timestamp:
-    try:
-        return to_timestamp(value)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise RecordError("invalid_timestamp", f"{value!r} is not a timestamp: {exc}") from None
+def _timestamp_coercion(unit: str) -> Callable[[Any], Timestamp]:
+    def coerce(value: Any) -> Timestamp:
+        try:
+            return to_timestamp(value, unit)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise RecordError("invalid_timestamp", str(exc)) from None
+
+    return coerce
 
 
 _COERCE: Mapping[Any, Callable[[Any], Any]] = {
@@ -97,12 +154,11 @@ _COERCE: Mapping[Any, Callable[[Any], Any]] = {
     float: _coerce_float,
     bool: _coerce_bool,
     bytes: _coerce_bytes,
-    Timestamp: _coerce_timestamp,
 }
 
 
-def _field_parser(field: FieldInfo, constraint) -> Callable[[Any], Any]:
-    coerce = _COERCE[field.type]
+def _field_parser(field: FieldInfo, constraint, timestamp_unit: str) -> Callable[[Any], Any]:
+    coerce = _timestamp_coercion(timestamp_unit) if field.type is Timestamp else _COERCE[field.type]
     check = constraint.check if constraint is not None else None
 
     def one(value):
@@ -118,7 +174,7 @@ def _field_parser(field: FieldInfo, constraint) -> Callable[[Any], Any]:
         def parse(value):
             if isinstance(value, str):
                 try:
-                    value = json.loads(value)
+                    value = _json_loads(value)
                 except ValueError:
                     raise RecordError("invalid_type", f"expected a list, got {value!r}") from None
             if not isinstance(value, (list, tuple)):
@@ -130,21 +186,24 @@ def _field_parser(field: FieldInfo, constraint) -> Callable[[Any], Any]:
 
 
 def record_parser(
-    schema: type, constraints: Optional[Mapping[str, Any]] = None
+    schema: type, constraints: Optional[Mapping[str, Any]] = None, timestamp_unit: str = "s"
 ) -> Callable[[Mapping[str, Any]], Any]:
     """A function dict -> ``schema`` instance that raises :class:`RecordError`.
 
     Required fields are the non-``Optional`` ones; ``None`` or an empty string
     in an optional field gives ``None``. ``constraints`` defaults to the
-    schema's ``constraints`` class attribute.
+    schema's ``constraints`` class attribute. Numbers in ``Timestamp`` fields
+    are epoch ``timestamp_unit`` s (``s``, ``ms`` or ``us``).
     """
+    if timestamp_unit not in TIMESTAMP_UNITS:
+        raise SchemaError(f"timestamp_unit={timestamp_unit!r}: use one of {', '.join(TIMESTAMP_UNITS)}")
     fields = fields_of(schema)
     if constraints is None:
         constraints = getattr(schema, "constraints", None) or {}
     unknown = set(constraints) - {f.name for f in fields}
     if unknown:
         raise SchemaError(f"constraints name fields {sorted(unknown)} that {schema.__name__} does not have")
-    parsers = [(f.name, f.optional, _field_parser(f, constraints.get(f.name))) for f in fields]
+    parsers = [(f.name, f.optional, _field_parser(f, constraints.get(f.name), timestamp_unit)) for f in fields]
 
     def parse(data: Mapping[str, Any]):
         values = {}
@@ -165,7 +224,7 @@ def record_parser(
 
 
 class _ParseFn(beam.DoFn):
-    def __init__(self, schema, timestamp_field, fmt, columns, constraints, stage, avro_schema):
+    def __init__(self, schema, timestamp_field, fmt, columns, constraints, stage, avro_schema, timestamp_unit):
         self._schema = schema
         self._timestamp_field = timestamp_field
         self._format = fmt
@@ -173,9 +232,10 @@ class _ParseFn(beam.DoFn):
         self._constraints = constraints
         self._stage = stage
         self._avro_schema = avro_schema
+        self._timestamp_unit = timestamp_unit
 
     def setup(self):
-        self._parse = record_parser(self._schema, self._constraints)
+        self._parse = record_parser(self._schema, self._constraints, self._timestamp_unit)
         self._dead = DeadLetterCounter()
         self._in = counter("records_in")
         self._out = counter("records_out")
@@ -190,6 +250,8 @@ class _ParseFn(beam.DoFn):
         fmt = self._format
         if isinstance(element, Mapping):
             return element
+        if isinstance(element, Unreadable):
+            raise RecordError(element.reason, element.message)
         if hasattr(element, "_asdict"):
             return element._asdict()
         if fmt == "avro":
@@ -208,6 +270,7 @@ class _ParseFn(beam.DoFn):
                 raise RecordError("decode_error", f"not UTF-8: {exc}") from None
         if not isinstance(element, str):
             raise RecordError("invalid_type", f"cannot parse a {type(element).__name__}")
+        element = element.removeprefix(_BOM)  # a UTF-8 byte-order mark, as Windows tools write it
         if fmt == "csv":
             try:
                 rows = list(csv.reader([element]))
@@ -220,7 +283,7 @@ class _ParseFn(beam.DoFn):
                 )
             return dict(zip(self._columns, row))
         try:
-            data = json.loads(element)
+            data = _json_loads(element)
         except ValueError as exc:
             raise RecordError("invalid_json", f"invalid JSON: {exc}") from None
         if not isinstance(data, dict):
@@ -255,6 +318,12 @@ class ParseRecords(beam.PTransform):
     ``constraints`` attribute) check ranges, enums and patterns. With a
     ``timestamp_field`` each record's element timestamp is its event time.
 
+    ``Timestamp`` fields take ISO-8601 text (with or without fraction and
+    offset; no offset means UTC) or epoch numbers (or numeric text) in
+    ``timestamp_unit``, within the years 1-9999. No input raises: whatever
+    cannot become a record is a dead letter with a reason (``invalid_json``,
+    ``invalid_timestamp``, ``decode_error`` ...; see docs/transforms.md).
+
     Args:
       schema: the record type, a ``typing.NamedTuple`` class.
       timestamp_field: the event-time field (a ``Timestamp`` field), or
@@ -265,6 +334,8 @@ class ParseRecords(beam.PTransform):
       constraints: field name -> ``Range`` / ``OneOf`` / ``Pattern``.
       avro_schema: writer schema of Avro-encoded input (``format='avro'``).
       stage: the stage name written into dead letters; default: the label.
+      timestamp_unit: the unit of epoch numbers in ``Timestamp`` fields:
+        ``s`` (default), ``ms`` or ``us``.
 
     Returns a tuple-like result ``(records, dead_letters)`` with attributes
     ``.records`` and ``.dead_letters``; every input element is in exactly one.
@@ -294,6 +365,7 @@ class ParseRecords(beam.PTransform):
         constraints: Optional[Mapping[str, Any]] = None,
         avro_schema: Optional[Mapping[str, Any]] = None,
         stage: Optional[str] = None,
+        timestamp_unit: str = "s",
     ):
         super().__init__()
         fields = {f.name: f for f in fields_of(schema)}
@@ -321,7 +393,8 @@ class ParseRecords(beam.PTransform):
         self._constraints = constraints
         self._avro_schema = avro_schema
         self._stage = stage
-        record_parser(schema, constraints)  # validates constraints now, not at run time
+        self._timestamp_unit = timestamp_unit
+        record_parser(schema, constraints, timestamp_unit)  # validates constraints and unit now, not at run time
 
     def expand(self, pcoll):
         from hybridflow.columnar import is_columnar
@@ -335,6 +408,7 @@ class ParseRecords(beam.PTransform):
             self._constraints,
             stage,
             self._avro_schema,
+            self._timestamp_unit,
         )
         if is_columnar(pcoll):
             # Arrow tables of raw lines or columns (ReadFrom(..., columnar=True)):
@@ -346,7 +420,9 @@ class ParseRecords(beam.PTransform):
                 )
             from hybridflow.columnar.parse import ParseTables
 
-            return pcoll | ParseTables(fn, self._schema, self._constraints, self._timestamp_field, DEAD_LETTERS)
+            return pcoll | ParseTables(
+                fn, self._schema, self._constraints, self._timestamp_field, DEAD_LETTERS, self._timestamp_unit
+            )
         result = pcoll | "Parse" >> beam.ParDo(fn).with_output_types(self._schema).with_outputs(
             DEAD_LETTERS, main="records"
         )

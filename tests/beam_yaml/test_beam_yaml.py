@@ -159,3 +159,46 @@ def test_python_m_prints_the_providers_path():
     out = subprocess.run([sys.executable, "-m", "hybridflow.beam_yaml"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == beam_yaml.PROVIDERS_FILE
     assert textwrap.dedent(open(beam_yaml.PROVIDERS_FILE).read()).count("hybridflow.beam_yaml.") == 5
+
+
+def _readme_portable_block():
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    return re.search(r"<!-- example: yaml-portable -->\n```yaml\n(.*?)```", readme, re.S).group(1)
+
+
+def test_the_portable_providers_are_the_shipped_transforms_served_by_the_package():
+    """The README's portable form is what `python -m hybridflow.beam_yaml --portable` prints for this
+    version, and Beam YAML reads it as a python provider that installs hybridflow==VERSION."""
+    import subprocess
+    import sys
+
+    import yaml
+    from apache_beam.yaml import yaml_provider
+
+    import hybridflow
+
+    block = yaml.safe_load(_readme_portable_block())
+    printed = subprocess.run([sys.executable, "-m", "hybridflow.beam_yaml", "--portable"],
+                             capture_output=True, text=True, timeout=120, check=True).stdout
+    assert yaml.safe_load(printed) == block == {"providers": beam_yaml.portable_providers()}
+    (spec,) = block["providers"]
+    assert spec["config"]["packages"] == [f"hybridflow=={hybridflow.__version__}"]
+    (inline,) = beam_yaml.providers()
+    assert set(spec["transforms"]) == set(inline.provided_transforms())
+    (provider,) = yaml_provider.parse_providers("pipeline.yaml", block["providers"])
+    assert isinstance(provider, yaml_provider.ExternalPythonProvider)
+    assert set(provider.provided_transforms()) == set(spec["transforms"])
+    assert provider._service._packages == [f"hybridflow=={hybridflow.__version__}"]  # what Beam will pip install
+
+
+def test_a_day_is_24_hours_in_hybridflow_and_12_in_beam_yamls_window_into():
+    """The README's note on durations stays true (if Beam fixes its 'd', the note must go)."""
+    from apache_beam.yaml.yaml_provider import YamlProviders
+
+    from hybridflow.durations import parse_duration
+
+    assert parse_duration("1d") == 86400
+    assert YamlProviders.WindowInto._parse_duration("1d", "size") == 12 * 3600

@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.utils.timestamp import Timestamp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hybridflow import OneOf, ParseRecords, Range, Transaction, WindowedAggregate, get_pipeline
 from hybridflow.columnar import ToRecords, ToTables, arrow_tables
@@ -26,6 +28,7 @@ from hybridflow.io.synthetic import SyntheticTransactions
 from hybridflow.pipelines.run import run_pipeline
 from hybridflow.schemas import register
 from hybridflow.testing import START, Collect, CreateEvents, batch_pipeline, collected
+from tests.conftest import examples
 
 
 def _good(rng, i):
@@ -128,7 +131,11 @@ def test_synthetic_history_with_small_read_ranges_parses_identically(tmp_path):
     assert len(collected(tmp_path / "el" / "records")) + len(collected(tmp_path / "el" / "dead")) == 4000
 
 
-def test_parquet_rows_parse_like_the_per_element_path(tmp_path):
+@pytest.mark.parametrize("fmt", ["parquet", "orc"])
+def test_columnar_file_rows_parse_like_the_per_element_path(tmp_path, fmt):
+    from pyarrow import orc
+
+    write = {"parquet": pq.write_table, "orc": orc.write_table}[fmt]
     rng = random.Random(5)
     rows = [_good(rng, i) for i in range(500)]
     for i, row in enumerate(rows):
@@ -139,11 +146,11 @@ def test_parquet_rows_parse_like_the_per_element_path(tmp_path):
         if i % 13 == 0:
             row["event_time"] = "not a time"
     table = pa.Table.from_pylist(rows)
-    pq.write_table(table, tmp_path / "typed.parquet")
+    write(table, tmp_path / f"typed.{fmt}")
     untyped = table.set_column(5, "amount", pa.array([str(r["amount"]) for r in rows]))  # numbers as text
-    pq.write_table(untyped, tmp_path / "text.parquet")
+    write(untyped, tmp_path / f"text.{fmt}")
     for name in ("typed", "text"):
-        out = _parse_both(str(tmp_path / f"{name}.parquet"), tmp_path / name)
+        out = _parse_both(str(tmp_path / f"{name}.{fmt}"), tmp_path / name)
         assert out["columnar"] == out["records"]
 
 
@@ -249,18 +256,95 @@ def test_pattern_on_distinct_values_equals_the_row_by_row_check():
     assert _pattern(unique, "\\S{1,128}").to_pylist()[:2] == [True, True]
 
 
-def test_iso_shape_check_on_bytes_equals_the_regex():
-    import numpy as np
+@register
+class Stamped(NamedTuple):
+    t: Timestamp
+
+
+def _iso_texts():
+    """ISO-8601-like text: every form the vectorized parser reads, and near misses."""
+    from hypothesis import strategies as st
+
+    part = st.integers
+    return st.builds(
+        lambda y, mo, d, sep, h, mi, s, frac, zone, pad, cut: (
+            pad + f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}{frac}{zone}"
+        )[: cut or None],
+        st.one_of(st.sampled_from([1, 2, 4, 100, 1969, 1970, 2024, 2026, 2100, 9999, 0]), part(1, 9999)),
+        st.one_of(st.sampled_from([1, 2, 12, 0, 13]), part(1, 12)),
+        st.one_of(st.sampled_from([1, 28, 29, 30, 31, 0, 32]), part(1, 31)),
+        st.sampled_from(["T", "T", " ", "t", "x"]),
+        st.one_of(st.sampled_from([0, 23, 24]), part(0, 23)),
+        st.one_of(st.sampled_from([0, 59, 60]), part(0, 59)),
+        st.one_of(st.sampled_from([0, 59, 60]), part(0, 59)),
+        st.one_of(st.just(""), st.just("."), st.text("0123456789", min_size=1, max_size=8).map(lambda f: "." + f)),
+        st.sampled_from(["", "Z", "z", "+00:00", "-00:00", "+01:00", "-05:30", "+0130", "+01", "+23:59", "+24:00",
+                         "+01:60", "+1:00", "+01:00:30", "Z ", " ", "ZZ", "+01:0"]),
+        st.sampled_from(["", "", "", " "]),
+        st.one_of(st.just(0), part(1, 34)),
+    )
+
+
+def _timestamp_column_cases():
+    from hypothesis import strategies as st
+
+    floats = st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.floats(min_value=-7e10, max_value=3e11),  # seconds within the years 1-9999, and beyond
+        st.integers(0, 2**33).map(lambda s: s + 0.5e-6),  # exactly half a microsecond, as near as a double gets
+        st.tuples(st.integers(0, 2**32), st.integers(0, 999_999)).map(lambda p: float(f"{p[0]}.{p[1]:06d}")),
+        st.sampled_from([1767225600.123456, 1767225600000.0, 1767225600000000.0, 2.0**53, -0.0, 253402300799.9999995]),
+    )
+    ints = st.one_of(
+        st.integers(-(2**63), 2**63 - 1),
+        st.integers(-62135596800, 253402300799),
+        st.sampled_from([1767225600, 1767225600000, 1767225600000000, 253402300799, 253402300800, -62135596800,
+                         -62135596801, 2**53, 2**53 + 1]),
+    )
+    return st.one_of(
+        st.tuples(st.just("text"), st.lists(st.one_of(_iso_texts(), st.none()), min_size=1, max_size=40)),
+        st.tuples(st.just("float"), st.lists(st.one_of(floats, st.none()), min_size=1, max_size=40)),
+        st.tuples(st.just("int"), st.lists(st.one_of(ints, st.none()), min_size=1, max_size=40)),
+    )
+
+
+@given(case=_timestamp_column_cases(), unit=st.sampled_from(["s", "ms", "us"]))
+@settings(max_examples=examples(400))
+def test_vectorized_timestamps_equal_the_per_element_parser(case, unit):
+    """Every value the vectorized checks accept (ISO text, int and float epoch
+    columns, each unit) has the per-element parser's microsecond."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    from hybridflow.columnar.parse import _ISO_PREFIX, _iso_shaped
+    from hybridflow.columnar.parse import _Vectorizer
+    from hybridflow.errors import RecordError
+    from hybridflow.transforms.parse import record_parser
 
-    texts = ["2026-01-01T00:00:00Z", "2026-01-01 00", "2026-01-01T0", "2026-01-01", "", None, " 2026-01-01T00",
-             "2026/01/01T00", "2026-01-01t00", "２026-01-01T00", "2026-01-01T0\u00e9", "1767225605", "0000-01-01T00:00:00Z",
-             "2026-01-01X00", "99999-01-01T00"]
-    column = pa.array(texts * 3, pa.string()).slice(len(texts))  # a sliced array: offsets not at 0
-    expected = pc.match_substring_regex(column, _ISO_PREFIX).fill_null(False).to_numpy(zero_copy_only=False)
-    assert np.array_equal(_iso_shaped(column), expected)
-    assert _iso_shaped(pa.array([None, None], pa.string())).tolist() == [False, False]
-    assert _iso_shaped(pa.array([], pa.string())).tolist() == []
+    kind, values = case
+    arrow_type = {"text": pa.string(), "float": pa.float64(), "int": pa.int64()}[kind]
+    ok, columns = _Vectorizer(Stamped, {}, unit).columns(pa.table({"t": pa.array(values, arrow_type)}))
+    parse = record_parser(Stamped, timestamp_unit=unit)
+    got = columns["t"].cast(pa.int64()).to_pylist()
+    for value, vouched, micros in zip(values, ok, got):
+        try:
+            expected = parse({"t": value}).t.micros
+        except RecordError:
+            expected = None
+        if vouched:
+            assert micros == expected, (value, unit)
+
+
+def test_common_timestamp_forms_are_vectorized():
+    """No cliff: the usual forms never leave the vectorized path."""
+    import pyarrow as pa
+
+    from hybridflow.columnar.parse import _Vectorizer
+
+    texts = ["2026-01-01T00:00:05Z", "2026-01-01T00:00:05.123Z", "2026-01-01T00:00:05.123456Z", "2026-01-01T00:00:05",
+             "2026-01-01 00:00:05.5", "2026-01-01T01:00:05+01:00", "2026-01-01T00:00:05.25-0530", "2024-02-29T23:59:59+01",
+             "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"]
+    for unit, column in [("s", pa.array(texts)), ("s", pa.array([1767225605, -5, 0], pa.int64())),
+                         ("s", pa.array([1767225605.5, 1767225605.0, 1767225605.123456])),
+                         ("ms", pa.array([1767225605123.0, 1767225605123.5])), ("us", pa.array([1767225605123456.0])),
+                         ("ms", pa.array([1767225605123], pa.int64()))]:
+        ok, _ = _Vectorizer(Stamped, {}, unit).columns(pa.table({"t": column}))
+        assert ok.all(), (unit, column)

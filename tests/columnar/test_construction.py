@@ -14,7 +14,8 @@ def test_columnar_reads_need_json_lines_or_parquet(tmp_path):
     assert supports_columnar(str(tmp_path / "a.jsonl")) and supports_columnar(str(tmp_path / "*.parquet"))
     assert not supports_columnar(str(tmp_path / "a.csv"))
     assert not supports_columnar("synthetic://transactions?count=10")
-    with pytest.raises(InvalidUriError, match="columnar reads need JSON-lines or Parquet"):
+    assert supports_columnar(str(tmp_path / "*.orc"))
+    with pytest.raises(InvalidUriError, match="columnar reads need JSON-lines, Parquet or ORC"):
         ReadFrom(str(tmp_path / "a.csv"), columnar=True)
 
 

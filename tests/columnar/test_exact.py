@@ -33,7 +33,7 @@ def test_limb_sums_are_the_exact_sums_correctly_rounded():
         assert sum(Fraction(float(limb[g])) for limb in limbs) == exact
         expected = float(exact) + 0.0  # Fraction -> float rounds correctly (half to even)
         assert sums[g] == expected and math.copysign(1, sums[g]) == math.copysign(1, expected)
-        assert exactly_representable(limbs)[g] == (Fraction(float(exact)) == exact)
+        assert exactly_representable(limbs, 300)[g] == (Fraction(float(exact)) == exact)
 
 
 def test_halfway_cases_round_to_even():
@@ -74,3 +74,10 @@ def test_out_of_range_values_are_flagged_for_the_python_path():
     limbs, unsafe = group_limbs(values, np.array([0, 0, 1, 2]), 3)
     assert unsafe.tolist() == [True, True, False]
     assert rounded_sums(limbs, 3)[2] == 2.0
+
+
+def test_groups_of_only_huge_or_tiny_values_take_the_exact_path():
+    # every value beyond 2**+-400: no limbs at all; the mean is the accumulator's, not 0
+    limbs, unsafe = group_limbs(np.array([1e308, 1e308, 1e-300]), np.array([0, 0, 0]), 1)
+    assert limbs == [] and unsafe.tolist() == [True]
+    assert exactly_representable(limbs, 1).tolist() == [True]

@@ -7,7 +7,10 @@ theirs.
 """
 
 import contextlib
+import http.server
+import json
 import os
+import threading
 import shutil
 import signal
 import socket
@@ -96,6 +99,66 @@ def gcs_emulator():
     emulator = GcsEmulator().start()
     yield emulator
     emulator.stop()
+
+
+class TokenServer:
+    """An OAuth token endpoint on loopback that hands out a fixed access token.
+
+    Offline runs of Beam's Dataflow submission path still look up Google
+    credentials (its check of the staging bucket's soft-delete policy ignores
+    ``--no_auth``; without credentials Beam retries the lookup for ~22 s).
+    :meth:`credentials_file` writes an Application Default Credentials file
+    for a service account (a key made here) whose ``token_uri`` is this
+    server: the documented ``GOOGLE_APPLICATION_CREDENTIALS`` mechanism,
+    answered locally. (An ``authorized_user`` file would not do: google-auth
+    always sends those to Google's own token endpoint.)
+    """
+
+    def __init__(self):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.dumps({"access_token": "offline-token", "expires_in": 3600,
+                                   "token_type": "Bearer"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_port}/token"
+
+    def credentials_file(self, directory) -> str:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+        path = os.path.join(directory, "adc.json")
+        with open(path, "w") as f:
+            json.dump({"type": "service_account", "project_id": PROJECT, "private_key_id": "offline",
+                       "private_key": pem, "client_email": f"offline@{PROJECT}.iam.gserviceaccount.com",
+                       "client_id": "1", "token_uri": self.url}, f)
+        return path
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(scope="session")
+def offline_credentials(tmp_path_factory):
+    """``GOOGLE_APPLICATION_CREDENTIALS`` for offline runs (see :class:`TokenServer`)."""
+    server = TokenServer()
+    yield server.credentials_file(tmp_path_factory.mktemp("adc"))
+    server.stop()
 
 
 def offline_env(**extra) -> dict:

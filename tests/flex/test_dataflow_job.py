@@ -3,10 +3,13 @@ template launcher builds it: ``main.py --NAME=VALUE ...`` plus Dataflow
 options, in a subprocess that cannot reach Google.
 
 The job is written to a local file (``--template_location``) instead of
-being submitted; staging (the pipeline proto, the hybridflow package) goes to
-gs:// paths served by a local GCS emulator; ``--no_auth`` and an environment
-whose only reachable hosts are on loopback make any call to Google fail at
-once. A template that would fail at launch fails here first.
+being submitted; staging (the pipeline proto) goes to gs:// paths served by a
+local GCS emulator; ``--no_auth`` and an environment whose only reachable
+hosts are on loopback make any call to Google fail at once. A template that
+would fail at launch fails here first.
+
+``hybridflow run --profile dataflow`` stages hybridflow's wheel for the
+workers: Beam's own stager, fed the options as the CLI resolves them, shows it.
 """
 
 import json
@@ -16,9 +19,9 @@ import sys
 import pytest
 from apache_beam.portability.api import beam_runner_api_pb2
 
-from hybridflow._pins import BEAM_VERSION
-from hybridflow.flex.files import PACKAGE_SDIST
-from hybridflow.flex.launch import FlexLaunch
+from hybridflow import get_pipeline
+from hybridflow.flex.package import WHEEL_NAME, stage_hybridflow
+from hybridflow.runners_config import load_profile
 from tests.conftest import REPO
 from tests.flex.conftest import BUCKET, PROJECT, offline_env
 
@@ -26,17 +29,6 @@ TOP_LEVEL = {
     "ReadTransactions", "ParseTransactions", "BuildProfiles", "Score", "AllDeadLetters",
     "WriteAlerts", "WriteAggregates", "WriteProfiles", "WriteDeadLetters", "WriteLate",
 }
-
-
-@pytest.fixture(scope="module")
-def sdist(tmp_path_factory):
-    """hybridflow's sdist, made by the same command `template launch` runs first."""
-    dist = tmp_path_factory.mktemp("dist")
-    command = FlexLaunch("fraud", project=PROJECT, region="us-central1", template_dir=str(dist.parent)).build_commands()[0]
-    command = [*command[:-1], f"--dist-dir={dist}"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return dist / PACKAGE_SDIST
 
 
 def launch_main(params, flags, env, timeout=240):
@@ -61,15 +53,20 @@ def dataflow_flags(mode, **extra):
     return [f"--{k}={v}" for k, v in flags.items()]
 
 
+IMAGE = "us-central1-docker.pkg.dev/test-project/hybridflow/fraud:0.1.0-0123456789ab"
+
+
 @pytest.mark.services
 @pytest.mark.parametrize("mode", ["batch", "streaming"])
-def test_main_py_builds_the_complete_dataflow_job(mode, gcs_emulator, sdist, tmp_path):
+def test_main_py_builds_the_complete_dataflow_job(mode, gcs_emulator, offline_credentials, tmp_path):
     job_file = tmp_path / "job.json"
-    params = {"mode": mode, "output": f"gs://{BUCKET}/fraud-{mode}", "velocity_threshold": "7"}
+    params = {"mode": mode, "output": f"gs://{BUCKET}/fraud-{mode}", "velocity_threshold": "7",
+              "sdk_container_image": IMAGE, "max_num_workers": "5"}
     if mode == "streaming":
         params["duration"] = "10m"
-    flags = dataflow_flags(mode, template_location=job_file, extra_package=sdist) + ["--no_auth"]
-    result = launch_main(params, flags, offline_env(STORAGE_EMULATOR_HOST=gcs_emulator.endpoint))
+    flags = dataflow_flags(mode, template_location=job_file) + ["--no_auth"]
+    env = offline_env(STORAGE_EMULATOR_HOST=gcs_emulator.endpoint, GOOGLE_APPLICATION_CREDENTIALS=offline_credentials)
+    result = launch_main(params, flags, env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"wrote Dataflow job hybridflow-fraud-{mode} to {job_file}" in result.stdout
 
@@ -90,8 +87,10 @@ def test_main_py_builds_the_complete_dataflow_job(mode, gcs_emulator, sdist, tmp
     assert ("enable_streaming_engine" in environment["experiments"]) is (mode == "streaming")
     assert environment["version"]["job_type"] == ("FNAPI_STREAMING" if mode == "streaming" else "FNAPI_BATCH")
     pool = environment["workerPools"][0]
-    assert pool["workerHarnessContainerImage"].endswith(f"beam_python3.11_sdk:{BEAM_VERSION}")
-    assert PACKAGE_SDIST in {package["name"] for package in pool["packages"]}
+    # the workers run the template image, which has hybridflow and its requirements: nothing staged
+    assert pool["workerHarnessContainerImage"] == IMAGE
+    assert options["max_num_workers"] == 5  # a Dataflow option passed as a template parameter
+    assert not [p["name"] for p in pool.get("packages", []) if p["name"].startswith("hybridflow")]
 
     # the steps: Runner v2 stages the pipeline proto, here in the emulator
     assert options["pipelineUrl"].startswith(f"gs://{BUCKET}/staging/hybridflow-fraud-{mode}.")
@@ -133,3 +132,43 @@ def test_main_py_rejects_bad_launches_in_one_line(params, flags, message):
     errors = [line for line in result.stderr.splitlines() if line.startswith("hybridflow: error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _dataflow_options(*flags):
+    """Options exactly as `hybridflow run fraud --profile dataflow FLAGS` resolves them."""
+    spec = get_pipeline("fraud")
+    profile = load_profile("dataflow")
+    options = spec.options([f"--project={PROJECT}", "--region=us-central1", f"--temp_location=gs://{BUCKET}/tmp",
+                            f"--output=gs://{BUCKET}/out", *flags], profile.flags())
+    profile.check_required(options)
+    return options
+
+
+def _staged(options, tmp_path):
+    from apache_beam.runners.portability.stager import Stager
+
+    (tmp_path / "staging").mkdir()
+    resources = Stager.create_job_resources(options, str(tmp_path / "staging"))
+    return sorted(_name(r) for r in resources)
+
+
+def _name(artifact):
+    from apache_beam.portability.api import beam_runner_api_pb2
+
+    payload = beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(artifact.role_payload)
+    return payload.staged_name
+
+
+def test_run_profile_dataflow_stages_hybridflow_with_beams_stager(tmp_path):
+    options = _dataflow_options()
+    wheel = stage_hybridflow(options)
+    assert wheel is not None and wheel.name == WHEEL_NAME
+    staged = _staged(options, tmp_path)
+    assert WHEEL_NAME in staged, staged  # Beam's stager uploads it; workers install it at start-up
+    assert "extra_packages.txt" in staged
+
+
+def test_nothing_is_staged_when_the_workers_run_the_template_image(tmp_path):
+    options = _dataflow_options(f"--sdk_container_image={IMAGE}")
+    assert stage_hybridflow(options) is None
+    assert not [name for name in _staged(options, tmp_path) if name.startswith("hybridflow")]

@@ -8,19 +8,13 @@ import subprocess
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import hybridflow
 from hybridflow import list_pipelines
 from hybridflow._pins import BEAM_VERSION
-from hybridflow.flex.files import (
-    LAUNCHER_BASE_IMAGE,
-    PACKAGE_SDIST,
-    PACKAGE_VERSION,
-    PACKAGE_WHEEL,
-    RUNTIME_PINS,
-    TEMPLATE_FILES,
-    render_template,
-)
+from hybridflow.flex.files import LAUNCHER_BASE_IMAGE, SDK_BASE_IMAGE, TEMPLATE_FILES, render_template
+from hybridflow.flex.package import LOCK_PATH, WHEEL_NAME
 from tests.conftest import REPO
 
 SPECS = list_pipelines()
@@ -53,52 +47,61 @@ def test_cli_build_writes_the_four_files_and_check_finds_drift(hybridflow_cmd, t
     assert "requirements.txt: differs" in result.stdout
 
 
-def test_dockerfile_is_on_the_launcher_base_and_names_main_py():
+def test_dockerfile_is_one_image_for_the_launcher_and_the_workers():
+    """Google's pattern: Beam's SDK image + the launcher binary; hashed lock; the wheel; no downloads later."""
     text = render_template(_fraud()).files["Dockerfile"]
     instructions = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert instructions[0] == f"FROM {LAUNCHER_BASE_IMAGE}"
-    assert LAUNCHER_BASE_IMAGE.endswith("/python311-template-launcher-base")
+    assert instructions[0] == f"FROM {SDK_BASE_IMAGE}" == f"FROM apache/beam_python3.11_sdk:{BEAM_VERSION}"
+    launcher = "/opt/google/dataflow/python_template_launcher"
+    assert f"COPY --from={LAUNCHER_BASE_IMAGE} {launcher} {launcher}" in instructions
     env = dict(re.findall(r"^ENV (\w+)=(\S+)$", text, re.M))
-    assert env["FLEX_TEMPLATE_PYTHON_PY_FILE"] == "${WORKDIR}/main.py"
-    assert env["FLEX_TEMPLATE_PYTHON_EXTRA_PACKAGES"] == f"${{WORKDIR}}/dist/{PACKAGE_WHEEL}"
-    assert "COPY requirements.txt main.py ./" in text and f"COPY dist/{PACKAGE_SDIST} ./dist/" in text
-    assert "pip install --no-cache-dir -r requirements.txt" in text
-    other = render_template(_fraud(), base_image="registry.example/launcher:1").files["Dockerfile"]
-    assert "FROM registry.example/launcher:1\n" in other
+    assert env == {"FLEX_TEMPLATE_PYTHON_PY_FILE": "${WORKDIR}/main.py", "PIP_NO_DEPS": "True"}
+    assert "FLEX_TEMPLATE_PYTHON_EXTRA_PACKAGES" not in text and "FLEX_TEMPLATE_PYTHON_REQUIREMENTS_FILE" not in text
+    assert "COPY requirements.txt main.py ./" in text and f"COPY dist/{WHEEL_NAME} ./dist/" in text
+    assert "pip install --no-cache-dir --require-hashes -r requirements.txt" in text
+    assert f"pip install --no-cache-dir --no-deps dist/{WHEEL_NAME}" in text
+    assert instructions[-1] == 'ENTRYPOINT ["/opt/apache/beam/boot"]'
+    assert "already" not in text  # no claim that workers have the requirements from elsewhere
+    other = render_template(_fraud(), base_image="registry.example/beam:1").files["Dockerfile"]
+    assert "FROM registry.example/beam:1\n" in other
 
 
-def test_requirements_are_exact_pins_that_satisfy_setup_py():
-    lines = [line for line in render_template(_fraud()).files["requirements.txt"].splitlines()
-             if line and not line.startswith("#")]
+def lock_pins(text):
+    """{name: version} of a pip-compile lock; fails unless every requirement is pinned with == and hashed."""
     pins = {}
-    for line in lines:
-        requirement = Requirement(line)
-        (spec,) = requirement.specifier
-        assert spec.operator == "==", line
-        pins[requirement.name.lower()] = (spec.version, requirement.extras)
-    assert pins["apache-beam"] == (BEAM_VERSION, {"gcp"})
-    for text in importlib.metadata.requires("hybridflow"):
-        requirement = Requirement(text)
-        if requirement.marker is not None:  # an extra
+    for block in re.split(r"\n(?=[A-Za-z0-9])", text):
+        block = block.strip()
+        if not block or block.startswith("#"):
             continue
-        version, _ = pins[requirement.name.lower()]
-        assert requirement.specifier.contains(version), (text, version)
+        first = block.split("\\")[0].strip()
+        requirement = Requirement(first)
+        (spec,) = requirement.specifier
+        assert spec.operator == "==", first
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", block), f"{first} has no hash"
+        pins[canonicalize_name(requirement.name)] = spec.version
+    assert pins
+    return pins
 
 
-def test_pins_satisfy_the_pinned_beams_own_requirements():
-    """The image installs Beam and these pins together: pip must be able to."""
-    assert importlib.metadata.version("apache-beam") == BEAM_VERSION
-    beam_requires = [Requirement(r) for r in importlib.metadata.requires("apache-beam")]
-    for dist, version in RUNTIME_PINS.items():
-        for requirement in beam_requires:
-            if requirement.name.lower() == dist.lower() and (
-                requirement.marker is None or requirement.marker.evaluate({"extra": "gcp"})
-            ):
-                assert requirement.specifier.contains(version), (dist, version, str(requirement))
+def test_requirements_are_the_hashed_lock_and_cover_every_runtime_requirement():
+    text = render_template(_fraud()).files["requirements.txt"]
+    assert text.endswith(LOCK_PATH.read_text())
+    pins = lock_pins(LOCK_PATH.read_text())
+    assert pins["apache-beam"] == BEAM_VERSION
+    # nothing of the machine that made it: no local wheel directory, index or host
+    assert not re.search(r"^-", LOCK_PATH.read_text(), re.M)
+    declared = [Requirement(r) for r in importlib.metadata.requires("hybridflow")]
+    runtime = [r for r in declared if r.marker is None or r.marker.evaluate({"extra": "gcp"})]
+    for requirement in runtime:
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement} is not in the lock: run `make lock`"
+        assert requirement.specifier.contains(pins[name]), (str(requirement), pins[name])
 
 
-def test_package_version_is_hybridflows():
-    assert PACKAGE_VERSION == hybridflow.__version__ == importlib.metadata.version("hybridflow")
+def test_the_lock_pins_the_beam_the_tests_ran_with():
+    """The image's Beam is the test venv's (constraints.txt); the other pins only need to satisfy the
+    declared ranges (above): a fresh venv may resolve newer releases than the lock."""
+    assert lock_pins(LOCK_PATH.read_text())["apache-beam"] == importlib.metadata.version("apache-beam")
 
 
 def test_main_py_only_calls_the_installed_package():

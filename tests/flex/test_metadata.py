@@ -25,7 +25,9 @@ TOP = {
     "defaultStreamingMode": str,
     "parameters": list,
 }
-PARAMETER = {"name": str, "label": str, "helpText": str, "isOptional": bool, "regexes": list}
+PARAMETER = {"name": str, "label": str, "helpText": str, "isOptional": bool, "regexes": list, "paramType": str,
+             "defaultValue": str, "enumOptions": list, "parentName": str, "parentTriggerValues": list}
+SCHEMA = json.loads((REPO / "tests" / "flex" / "metadata.schema.json").read_text())
 # Values of each argparse type that both the regex and the parser reject.
 INVALID = {int: ["abc", "1.5", "", "12a"], float: ["abc", "1.2.3", "", "1,5"], duration_arg: ["abc", "", "5 minutes", "-3s"]}
 SPECS = [spec.name for spec in list_pipelines()]
@@ -69,6 +71,42 @@ def test_metadata_has_the_documented_fields_and_types(spec):
             re.compile(regex)
 
 
+def test_metadata_is_valid_against_the_documented_schema(spec):
+    """Google's TemplateMetadata / ParameterMetadata fields (tests/flex/metadata.schema.json), plus what
+    a schema cannot say: a parent names an earlier ENUM parameter and triggers on its values, a
+    default is one of the options and passes the regexes."""
+    import jsonschema
+
+    for metadata in (committed(spec), template_metadata(spec)):
+        jsonschema.validate(metadata, SCHEMA, format_checker=jsonschema.FormatChecker())
+        seen = {}
+        for param in metadata["parameters"]:
+            if "parentName" in param:
+                parent = seen[param["parentName"]]  # declared before its children
+                assert parent["paramType"] == "ENUM"
+                assert set(param["parentTriggerValues"]) <= {o["value"] for o in parent["enumOptions"]}
+            if "defaultValue" in param:
+                value = param["defaultValue"]
+                assert all(re.search(r, value) for r in param.get("regexes", [])), (param["name"], value)
+                if param["paramType"] == "ENUM":
+                    assert value in {o["value"] for o in param["enumOptions"]}
+            seen[param["name"]] = param
+
+
+def test_the_schema_refuses_what_dataflow_would_not_read():
+    import jsonschema
+
+    good = template_metadata(next(s for s in list_pipelines() if s.name == "fraud"))
+    for broken in (
+        {**good, "paramters": []},  # a misspelt field
+        {**good, "parameters": [{**good["parameters"][0], "paramType": "DROPDOWN"}]},
+        {**good, "parameters": [{**good["parameters"][0], "enumOptions": []}]},
+        {**good, "parameters": [{**good["parameters"][4], "parentName": "mode", "parentTriggerValues": None}]},
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, SCHEMA)
+
+
 def test_fraud_metadata_says_what_the_pipeline_is():
     metadata = template_metadata(next(s for s in list_pipelines() if s.name == "fraud"))
     assert metadata["name"] == "hybridflow fraud"
@@ -82,6 +120,20 @@ def test_fraud_metadata_says_what_the_pipeline_is():
     assert [n for n, p in params.items() if not p["isOptional"]] == ["output"]
     assert "Default: 5m." in params["allowed_lateness"]["helpText"]
     assert "Default: 10." in params["velocity_threshold"]["helpText"]
+    # the console's widgets and defaults
+    assert params["mode"]["paramType"] == "ENUM" and params["mode"]["defaultValue"] == "batch"
+    assert [o["value"] for o in params["mode"]["enumOptions"]] == ["batch", "streaming"]
+    assert (params["input"]["paramType"], params["output"]["paramType"]) == ("GCS_READ_FILE", "GCS_WRITE_FOLDER")
+    assert "defaultValue" not in params["input"]  # batch and streaming defaults differ
+    assert "defaultValue" not in params["output"]  # required: the default is a local directory
+    assert (params["velocity_threshold"]["paramType"], params["velocity_threshold"]["defaultValue"]) == ("NUMBER", "10")
+    assert params["print_alerts"]["paramType"] == "BOOLEAN" and "defaultValue" not in params["print_alerts"]
+    assert params["window"]["paramType"] == "TEXT" and params["window"]["defaultValue"] == "sliding:5m/1m"
+    # streaming-only parameters show only for mode=streaming; batch-only ones only for batch
+    shown_for = {n: tuple(p.get("parentTriggerValues", ())) for n, p in params.items() if "parentName" in p}
+    assert shown_for == {"duration": ("streaming",), "columnar": ("batch",), "early_count": ("streaming",),
+                         "early_every": ("streaming",)}
+    assert all(p["parentName"] == "mode" for p in params.values() if "parentName" in p)
 
 
 def test_every_pipeline_parameter_is_in_the_metadata_and_nothing_else(spec):
@@ -100,7 +152,8 @@ def test_every_metadata_parameter_is_accepted_by_the_pipelines_parser(spec):
 def _examples(param):
     """A few values that match every regex of ``param``."""
     candidates = ["1", "0", "+7", "-2", "2.5", ".5", "1e3", "90s", "10m", "500ms", "1.5h", "batch", "streaming",
-                  "jsonl", "parquet", "csv", "avro", "gs://bucket/out", "s3://b/p", "data/x.jsonl", "auto", "never", "true"]
+                  "jsonl", "parquet", "csv", "avro", "gs://bucket/out", "s3://b/p", "data/x.jsonl", "auto", "never", "true",
+                  "ms"]
     return [c for c in candidates if all(re.search(r, c) for r in param.get("regexes", []))]
 
 
@@ -125,6 +178,19 @@ def test_an_invalid_value_is_rejected_by_its_regex_and_by_the_parser(spec):
                 check_flags([f"--{param.name}={value}"])
             checked += 1
     assert checked >= 3 * len([a for a in pipeline_actions(spec) if a.choices or a.type in INVALID])
+
+
+def test_dataflow_job_options_pass_through_as_gcloud_does():
+    fraud = next(s for s in list_pipelines() if s.name == "fraud")
+    values = {"output": "gs://b/o", "max_num_workers": "10", "sdk_container_image": "registry.example/img:1",
+              "service_account_email": "sa@p.iam.gserviceaccount.com", "subnetwork": "regions/r/subnetworks/s",
+              "machine_type": "n2-standard-4", "experiments": "use_runner_v2", "staging_location": "gs://b/s"}
+    assert check_parameters(fraud, values) == [f"--{k}={v}" for k, v in values.items()]
+    for bad, message in [({"max_num_workers": "ten"}, "--max_num_workers"),
+                         ({"project": "p2"}, "unknown template parameter 'project'"),
+                         ({"use_public_ips": "false"}, "unknown template parameter 'use_public_ips'")]:
+        with pytest.raises(InvalidOptionError, match=re.escape(message)):
+            check_parameters(fraud, {"output": "gs://b/o", **bad})
 
 
 def test_check_parameters_names_the_problem():

@@ -1,10 +1,14 @@
-"""Round trips through every file format: write records, read them back, compare exactly."""
+"""Round trips through every file format: write records, read them back, compare exactly.
+(Unbounded writes: test_streaming_files.py.)"""
+
+import glob
+import os
 
 import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from hybridflow import Alert, ParseRecords, ReadFrom, SchemaError, Transaction, WriteTo
+from hybridflow import Alert, InvalidUriError, ParseRecords, ReadFrom, SchemaError, Transaction, WriteTo
 from hybridflow.testing import START, batch_pipeline, transactions
 
 EDGE = transactions([("c1", 999999.99, 0), ("c2", 0.0, 59.999999), ("c3", 12.5, 60)]) + [
@@ -16,7 +20,7 @@ ALERTS = [
 ]
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "avro"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "avro", "orc"])
 def test_round_trip(tmp_path, fmt):
     for name, records, schema in (("txns", EDGE, Transaction), ("alerts", ALERTS, Alert)):
         with batch_pipeline() as p:
@@ -29,10 +33,14 @@ def test_round_trip(tmp_path, fmt):
 
 def test_shards_and_locations(tmp_path):
     sink = WriteTo(f"{tmp_path}/out/alerts.jsonl?shards=2")
-    assert sink.location == f"{tmp_path}/out/alerts*.jsonl"
+    assert sink.location == f"{tmp_path}/out/alerts-?????-of-?????.jsonl"
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "alerts-old.jsonl").write_text("{}\n")  # not this sink's: the location must not match it
     with batch_pipeline() as p:
         _ = p | beam.Create(ALERTS).with_output_types(Alert) | sink
     assert sorted(x.name for x in (tmp_path / "out").iterdir()) == [
+        "alerts-00000-of-00002.jsonl", "alerts-00001-of-00002.jsonl", "alerts-old.jsonl"]
+    assert sorted(os.path.basename(f) for f in glob.glob(sink.location)) == [
         "alerts-00000-of-00002.jsonl", "alerts-00001-of-00002.jsonl"]
 
 
@@ -64,10 +72,10 @@ def _read_back(pattern, out, schema=Edge):
     return sorted(collected(out / "records")), collected(out / "dead")
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "avro"])
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "avro", "orc"])
 def test_partitioned_by_event_date_and_hour(tmp_path, fmt):
     sink = WriteTo(f"{tmp_path}/edges.{fmt}?partition_by=event_time")
-    assert sink.location == f"{tmp_path}/dt=*/hour=*/edges*.{fmt}"
+    assert sink.location == f"{tmp_path}/dt=*/hour=*/edges-?????-of-?????.{fmt}"
     with batch_pipeline() as p:
         _ = p | beam.Create(EDGES).with_output_types(Edge) | sink
     written = sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob(f"*.{fmt}"))
@@ -93,15 +101,53 @@ def test_unknown_file_parameter_is_a_usage_error(tmp_path):
         WriteTo(f"{tmp_path}/x.jsonl?partition=event_time")
 
 
-@pytest.mark.streaming
-@pytest.mark.parametrize("uri", ["edges.avro?every=5", "edges.jsonl?every=5&partition_by=event_time", "edges.parquet?every=5"])
-def test_unbounded_input_writes_windowed_files(tmp_path, uri):
-    from hybridflow.testing import EventStream, Watermark, streaming_pipeline
+# --------------------------------------------------------------------------
+# Readable by other engines: Hive-style Parquet partitions through DuckDB; ECS documents
 
-    sink = WriteTo(f"{tmp_path}/{uri}")
-    with streaming_pipeline() as p:
-        _ = p | EventStream(EDGES[:3] + [Watermark(START + 120)] + EDGES[3:]) | sink
-    fmt = uri.split("?")[0].rsplit(".", 1)[1]
-    assert list(tmp_path.rglob(f"*.{fmt}")), "no files written"
-    everything, dead = _read_back(sink.location, tmp_path / "read")
-    assert everything == sorted(_as_parsed(EDGES)) and dead == []
+
+def test_hive_partitioned_parquet_reads_back_in_duckdb(tmp_path):
+    import datetime
+
+    duckdb = pytest.importorskip("duckdb", reason="the bench extra")
+    sink = WriteTo(f"{tmp_path}/edges.parquet?partition_by=event_time")
+    with batch_pipeline() as p:
+        _ = p | beam.Create(EDGES).with_output_types(Edge) | sink
+    rows = duckdb.sql(
+        f"SELECT id, count, dt, hour, epoch_us(event_time) AS micros FROM read_parquet('{sink.location}', "
+        "hive_partitioning = true) ORDER BY id"
+    ).fetchall()
+    day = datetime.date(2026, 1, 1)  # DuckDB types dt=2026-01-01 as a DATE
+    assert rows == [(e.id, e.count, day, "00" if e.event_time < START + 3600 else "01", e.event_time.micros)
+                    for e in EDGES]
+    per_day = duckdb.sql(f"SELECT dt, count(*) FROM read_parquet('{sink.location}', hive_partitioning = true) "
+                         "WHERE dt = '2026-01-01' GROUP BY dt").fetchall()  # partition pruning by directory
+    assert per_day == [(day, len(EDGES))]
+
+
+def test_ecs_documents_for_filebeat(tmp_path):
+    import json
+
+    from hybridflow.io.ecs import ECS_VERSION
+
+    with batch_pipeline() as p:
+        _ = p | beam.Create(ALERTS).with_output_types(Alert) | WriteTo(f"{tmp_path}/alerts.ecs?shards=1")
+    (path,) = tmp_path.glob("alerts*.ecs")
+    docs = sorted((json.loads(line) for line in path.read_text().splitlines()), key=lambda d: d["hybridflow"]["alert_id"])
+    assert [d["@timestamp"] for d in docs] == ["2026-01-01T00:01:00Z", "2026-01-01T00:01:01Z"]
+    assert docs[0]["ecs"] == {"version": ECS_VERSION}
+    assert docs[0]["event"] == {"kind": "alert", "module": "hybridflow", "dataset": "hybridflow.alerts"}
+    assert docs[0]["rule"] == {"name": "velocity"} and docs[0]["message"] == 'many\nlines, "quoted"'
+    assert docs[1]["hybridflow"] == {**ALERTS[1]._asdict(), "event_time": "2026-01-01T00:01:01Z"}
+    with pytest.raises(InvalidUriError, match="ECS is an output format; read these files with"):
+        ReadFrom(str(path))
+
+
+def test_ecs_event_kinds():
+    from hybridflow.io.ecs import to_ecs
+    from hybridflow.schemas import DeadLetter
+
+    dead = to_ecs(DeadLetter("Parse", "invalid_json", "bad", "{", START), "dead_letters")
+    assert dead["event"]["kind"] == "pipeline_error" and dead["@timestamp"] == "2026-01-01T00:00:00Z"
+    window = to_ecs({"key": "c1", "window_start": START, "window_end": START + 60, "n": 3}, "aggregates")
+    assert window["event"]["kind"] == "metric" and window["@timestamp"] == "2026-01-01T00:01:00Z"
+    assert "message" not in window and "rule" not in window

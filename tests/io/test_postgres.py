@@ -102,3 +102,42 @@ def test_missing_table_column_and_unreachable_are_one_line_errors(postgres_serve
 
     with pytest.raises(ConnectorError, match=r"^postgresql://u:\*\*\*@127.0.0.1:\d+/db\?table=t: cannot connect"):
         _ = p | "D" >> ReadFromPostgres(f"postgresql://u:secret@127.0.0.1:{free_port()}/db", "t")
+
+
+PASSWORD = "pg-Secr3t-71c"
+
+
+@pytest.fixture
+def password_table(postgres_server, postgres_schema):
+    """A table only the password role may read; returns its URL (no password) and table."""
+    with postgres_server.connect() as conn:
+        conn.execute(f"CREATE TABLE {postgres_schema}.t AS SELECT g AS id FROM generate_series(1, 50) g")
+    return postgres_server.password_role(PASSWORD, postgres_schema), f"{postgres_schema}.t"
+
+
+def test_password_by_environment_variable(tmp_path, password_table, monkeypatch):
+    url, table = password_table
+    monkeypatch.setenv("HF_TEST_PGPASSWORD", PASSWORD)
+    with batch_pipeline() as p:
+        rows = p | ReadFrom(f"{url}?table={table}&partition_column=id&partitions=3&password_env=HF_TEST_PGPASSWORD")
+        rows | beam.Map(lambda r: r["id"]) | Collect(tmp_path / "ids")
+    assert sorted(collected(tmp_path / "ids")) == list(range(1, 51))
+
+
+def test_password_errors_name_the_reference_never_the_value(password_table, monkeypatch):
+    url, table = password_table
+    p = batch_pipeline()
+    monkeypatch.delenv("HF_TEST_PGPASSWORD", raising=False)
+    with pytest.raises(ConnectorError, match="password_env=HF_TEST_PGPASSWORD: the environment variable "
+                                             "HF_TEST_PGPASSWORD is not set here"):
+        _ = p | "A" >> ReadFrom(f"{url}?table={table}&password_env=HF_TEST_PGPASSWORD")
+    monkeypatch.setenv("HF_TEST_PGPASSWORD", "wrong-" + PASSWORD)
+    with pytest.raises(ConnectorError, match="password authentication failed") as err:
+        _ = p | "B" >> ReadFrom(f"{url}?table={table}&password_env=HF_TEST_PGPASSWORD")
+    assert PASSWORD not in str(err.value)
+    inline = url.replace("@", f":wrong-{PASSWORD}@", 1)  # a password in the URL still works, and is never shown
+    with pytest.raises(ConnectorError, match=r"hf_password_user:\*\*\*@127.0.0.1") as err:
+        _ = p | "C" >> ReadFrom(f"{inline}?table={table}")
+    assert PASSWORD not in str(err.value)
+    with pytest.raises(InvalidUriError, match="password_env='1X'"):
+        ReadFrom(f"{url}?table={table}&password_env=1X")

@@ -29,7 +29,7 @@ def test_other_schemes():
     ("   ", r"^empty endpoint URI '   ': give a path or scheme://"),
     ("kafka://", r"^'kafka://': nothing after kafka://; see the README for URI forms"),
     ("out/file.txt", r"^'out/file.txt': cannot tell the file format; end the path with one of .avro, .csv, "
-                     r".*or add \?format=<jsonl\|csv\|avro\|parquet>"),
+                     r".*or add \?format=<jsonl\|csv\|avro\|parquet\|orc\|ecs>"),
     ("out/x?format=xml", r"^'out/x\?format=xml': unknown format 'xml'; use one of jsonl, csv, avro, parquet"),
 ])
 def test_bad_uris_name_the_fix(bad, message):

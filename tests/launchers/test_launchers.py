@@ -9,6 +9,7 @@ import pytest
 from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow import InvalidOptionError, SchemaError, UnknownPipelineError, UnknownProfileError
+from hybridflow.flex.package import image_tag
 from hybridflow.launchers import LaunchRequest, LaunchStatus
 from hybridflow.launchers.dataflow import FlexTemplateLauncher
 from hybridflow.launchers.local import SubprocessLauncher
@@ -81,8 +82,9 @@ def test_flex_template_command_and_dry_run():
     job_name = f"hf-fraud-velocity-{REQUEST.launch_id}"
     assert command[:5] == ["gcloud", "dataflow", "flex-template", "run", job_name]
     assert "--template-file-gcs-location=gs://my-project-hybridflow/templates/fraud.json" in command
+    image = f"us-central1-docker.pkg.dev/my-project/hybridflow/fraud:{image_tag()}"  # workers run the template image
     assert (f"--parameters=mode=batch,input=gs://my-bucket/history/*.jsonl,"
-            f"output=gs://my-bucket/investigations/velocity/{REQUEST.launch_id}") in command
+            f"output=gs://my-bucket/investigations/velocity/{REQUEST.launch_id},sdk_container_image={image}") in command
     assert command[-1] == "--format=value(job.id)"
     result = launcher.launch(REQUEST)
     assert (result.status, result.job) == (LaunchStatus.DRY_RUN, job_name)

@@ -6,7 +6,7 @@ A missing binary skips the test with the reason, or fails it when
 import pytest
 
 from hybridflow.testing.services.pytest_plugin import unavailable
-from tests.monitoring.services import HeadlessChromium, PrometheusServer, Unavailable, WebhookReceiver
+from tests.monitoring.services import HeadlessChromium, PrometheusServer, PushgatewayServer, Unavailable, WebhookReceiver
 
 
 def prism_pipeline(flags, *more):
@@ -34,14 +34,25 @@ def prometheus():
         server.stop()
 
 
-@pytest.fixture(scope="session")
-def chromium():
+def _serve(make):
+    """Runs what ``make()`` builds for the fixture's scope; a missing binary skips (fails in CI)."""
     try:
-        browser = HeadlessChromium()
+        server = make()
     except Unavailable as exc:
         unavailable(str(exc))
-    with browser:
-        yield browser
+    with server:
+        yield server
+
+
+@pytest.fixture
+def pushgateway():
+    """A real Prometheus Pushgateway on a free loopback port; stopped after the test."""
+    yield from _serve(PushgatewayServer)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    yield from _serve(HeadlessChromium)
 
 
 @pytest.fixture

@@ -64,39 +64,63 @@ def _get_json(url: str, timeout: float = 10.0):
 # Prometheus
 
 
-class PrometheusServer:
-    """``prometheus`` scraping ``targets`` every ``scrape_interval``, on 127.0.0.1."""
+class _PrometheusBinary:
+    """A Prometheus-project server (Debian package) on a free loopback port, in a temp dir."""
 
-    def __init__(self, targets, scrape_interval: str = "1s"):
-        self.binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+    package = command = ""
+
+    def __init__(self):
+        self.binary = shutil.which(self.command) or f"/usr/bin/{self.command}"
         if not os.access(self.binary, os.X_OK):
-            raise Unavailable("prometheus is not installed: apt-get install prometheus (make test does)")
-        self.targets = list(targets)
-        self.scrape_interval = scrape_interval
+            raise Unavailable(f"{self.command} is not installed: apt-get install {self.package} (make test does)")
         self.port = free_port()
-        self.base = tempfile.mkdtemp(prefix="hf-prometheus-")
+        self.base = tempfile.mkdtemp(prefix=f"hf-{self.command}-")
         self.proc = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "PrometheusServer":
+    def _arguments(self) -> list:
+        return []
+
+    def start(self):
+        log = os.path.join(self.base, f"{self.command}.log")
+        self.proc = _spawn([self.binary, *self._arguments(), f"--web.listen-address=127.0.0.1:{self.port}",
+                            "--log.level=warn"], log)
+        _wait(lambda: urllib.request.urlopen(self.url + "/-/ready", timeout=2).status == 200,
+              self.command, 60, self.proc, log)
+        return self
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class PrometheusServer(_PrometheusBinary):
+    """``prometheus`` scraping ``targets`` every ``scrape_interval``, on 127.0.0.1."""
+
+    package = command = "prometheus"
+
+    def __init__(self, targets, scrape_interval: str = "1s"):
+        super().__init__()
+        self.targets = list(targets)
+        self.scrape_interval = scrape_interval
+
+    def _arguments(self) -> list:
         config = os.path.join(self.base, "prometheus.yml")
         with open(config, "w") as f:
             json.dump({  # JSON is YAML
                 "global": {"scrape_interval": self.scrape_interval, "scrape_timeout": self.scrape_interval},
                 "scrape_configs": [{"job_name": "hybridflow", "static_configs": [{"targets": self.targets}]}],
             }, f)
-        log = os.path.join(self.base, "prometheus.log")
-        self.proc = _spawn([
-            self.binary, f"--config.file={config}", f"--storage.tsdb.path={self.base}/data",
-            f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h",
-            "--log.level=warn",
-        ], log)
-        _wait(lambda: urllib.request.urlopen(self.url + "/-/ready", timeout=2).status == 200,
-              "prometheus", 60, self.proc, log)
-        return self
+        return [f"--config.file={config}", f"--storage.tsdb.path={self.base}/data", "--storage.tsdb.retention.time=1h"]
 
     def query(self, promql: str, at: Optional[float] = None) -> list:
         params = {"query": promql} | ({"time": f"{at:.3f}"} if at is not None else {})
@@ -108,15 +132,16 @@ class PrometheusServer:
         """Raw samples ``[(t, value)]`` per series of ``selector`` over the last ``window``."""
         return self.query(f"{selector}[{window}]")
 
-    def stop(self) -> None:
-        stop_process(self.proc)
-        shutil.rmtree(self.base, ignore_errors=True)
 
-    def __enter__(self):
-        return self.start()
+class PushgatewayServer(_PrometheusBinary):
+    """``prometheus-pushgateway`` (Debian package) on a free loopback port, in memory."""
 
-    def __exit__(self, *exc):
-        self.stop()
+    package = command = "prometheus-pushgateway"
+
+    def metrics(self) -> str:
+        """What the gateway serves to Prometheus (text format)."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as response:
+            return response.read().decode()
 
 
 # --------------------------------------------------------------------------
@@ -284,3 +309,64 @@ class WebhookReceiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=10)
+
+
+class HangingServer:
+    """A TCP server on 127.0.0.1 that accepts every connection, reads what the
+    client sends and never answers: a webhook that hangs. :attr:`connections`
+    counts accepted connections, :attr:`most_at_once` the most that were open
+    at one time (a connection closes when the client gives up on it)."""
+
+    def __init__(self):
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.2)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list = []
+        self._open = 0
+        self.connections = 0
+        self.most_at_once = 0
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/services/T000/B000/XXXXSECRETTOKEN"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            with self._lock:
+                self._sockets.append(conn)
+                self._open += 1
+                self.connections += 1
+                self.most_at_once = max(self.most_at_once, self._open)
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                if not conn.recv(1 << 16):
+                    break  # the client closed it
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+        with self._lock:
+            self._open -= 1
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=10)
+        for conn in self._sockets:
+            conn.close()
+        self._listener.close()

@@ -173,3 +173,27 @@ def test_every_dashboard_query_names_a_metric_the_exporter_serves(prism_flags, w
     assert misses >= 2 and hits + misses == 5, (hits, misses)
     assert total("hybridflow_records_total", outcome="written") == 2  # windows c1 [0, 60) and c2 [0, 60)
     assert len(receiver.accepted()) == 1
+
+
+def test_the_endpoint_is_for_this_host_only_unless_asked_and_says_where_it_listens():
+    """No authentication, so 127.0.0.1 by default; the line names the bound
+    address; a public address is served with a warning."""
+    import io
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from hybridflow.monitoring import JobMonitor
+
+    err = io.StringIO()
+    with JobMonitor("fraud", PipelineOptions(["--metrics_port=0"]), err=err) as monitor:
+        exporter = monitor.exporter
+        assert (exporter.address, exporter.public) == ("127.0.0.1", False)
+        assert err.getvalue() == f"hybridflow: serving metrics at http://127.0.0.1:{exporter.port}/metrics\n"
+        assert urllib.request.urlopen(exporter.url, timeout=10).status == 200
+    err = io.StringIO()
+    with JobMonitor("fraud", PipelineOptions(["--metrics_port=0", "--metrics_address=0.0.0.0"]), err=err) as monitor:
+        exporter = monitor.exporter
+        lines = err.getvalue().splitlines()
+        assert lines[0] == f"hybridflow: serving metrics at http://0.0.0.0:{exporter.port}/metrics"
+        assert "no authentication and listens on 0.0.0.0" in lines[1] and "docs/security.md" in lines[1]
+        assert urllib.request.urlopen(f"http://127.0.0.1:{exporter.port}/metrics", timeout=10).status == 200

@@ -16,11 +16,9 @@ from tests.monitoring.test_exporter import _dashboard_queries
 COUNT, RATE = 400, 20  # a 20 s stream of event time, the first 2 s already due at launch
 
 
-# panels over counters that stay absent in this run (see the end of the test); the
-# dead-letter one is the webhook_* reasons' panel
-NO_DATA_HERE = ["hybridflow_alerts_suppressed_total", "hybridflow_dead_letters_total",
-                "hybridflow_enrich_cache_requests_total", "hybridflow_pipeline_deadline_exceeded",
-                "hybridflow_webhook_retries_total"]
+# panels over counters that stay absent in this run (see the end of the test): none, since every
+# declared metric is served from the start at 0
+NO_DATA_HERE = []
 
 
 def _lines(pattern):
@@ -96,8 +94,11 @@ def test_prometheus_scrapes_a_streaming_run_and_the_counts_match(prism_flags, pr
         f"{out}/alerts*.jsonl") > 0
     assert total('hybridflow_dead_letters_total') == _lines(f"{out}/dead_letters*.jsonl") == doc["counts"][
         "dead_letters"]
-    late_files = _lines(f"{out}/late*.jsonl")  # late=0.2, 10 minutes late, no allowed lateness: always some
-    assert doc["counts"]["late_records"] == late_files == total("hybridflow_late_records_total") > 0
+    # late=0.2, 10 minutes behind: late once the watermark has moved past them, which on a loaded machine
+    # may not have happened yet when they arrive (then there are none, and no series: `or vector(0)`)
+    late_files = _lines(f"{out}/late*.jsonl")
+    assert doc["counts"]["late_records"] == late_files == _value(
+        prom.query("sum(hybridflow_late_records_total) or vector(0)", at=last))
 
     # the dashboard's queries are valid PromQL, and those over series this run has return data
     def promql(expr):
@@ -111,6 +112,6 @@ def test_prometheus_scrapes_a_streaming_run_and_the_counts_match(prism_flags, pr
             assert result, f"panel {title!r}: {expr} returned nothing"
         else:
             no_data.append(expr)
-    # the queries over counters this run never increments (no webhook, no lookup cache, no deadline,
-    # cooldown 0), and only those, have no series: every other panel was checked above
+    # counters this run never increments (no webhook, no lookup cache, no deadline, cooldown 0) are
+    # served at 0 too: every panel has data
     assert sorted(re.search(r"hybridflow_[a-z_]+", expr).group() for expr in no_data) == NO_DATA_HERE

@@ -106,3 +106,81 @@ def test_post_alerts_in_a_pipeline_delivers_retries_and_dead_letters(webhook, tm
     assert m.by_step["Flaky/Post"]["webhook_retries"] == 2
     assert m.by_step["Flaky/Post"]["records_out"] == 3
     assert m.by_step["Down/WriteToWebhook/Post"]["dead_letters.webhook_failed"] == 3
+
+
+def _run_guarded(p, guard: float):
+    """Runs ``p`` in a thread; fails if it has not finished after ``guard``
+    seconds (a generous ceiling: the bound under test is far below it, and a
+    run without the bound would take hours)."""
+    import threading
+
+    outcome = {}
+
+    def run():
+        try:
+            result = p.run()
+            result.wait_until_finish()
+            outcome["result"] = result
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(guard)
+    assert not thread.is_alive(), f"the pipeline was still running after {guard:.0f}s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def test_a_webhook_that_never_answers_costs_one_deadline_and_every_alert_is_a_dead_letter(tmp_path, caplog):
+    """12 alerts to a server that accepts connections and never answers, with a
+    600 s per-attempt timeout and 5 retries (unbounded: 12 x 6 x 600 s), a 2 s
+    deadline and 4 POSTs at once: the run ends, 4 connections were open at
+    once, every alert is a webhook_timeout dead letter, and the token in the
+    URL's path is in no message or log line."""
+    import logging
+
+    from tests.monitoring.services import HangingServer
+
+    alerts = [_alert(i) for i in range(12)]
+    with HangingServer() as server, caplog.at_level(logging.DEBUG, logger="urllib3"):
+        p = batch_pipeline()
+        delivery = (
+            p
+            | beam.Create(alerts, reshuffle=False).with_output_types(Alert)
+            | PostAlerts(server.url, timeout=600, retries=5, deadline=2, concurrency=4)
+        )
+        delivery.delivered | "Delivered" >> Collect(tmp_path / "delivered")
+        delivery.dead_letters | "Dead" >> Collect(tmp_path / "dead")
+        result = _run_guarded(p, guard=240)
+        most_at_once, connections = server.most_at_once, server.connections
+    assert collected(tmp_path / "delivered") == []
+    dead = collected(tmp_path / "dead")
+    assert sorted(json.loads(d.payload)["alert_id"] for d in dead) == sorted(a.alert_id for a in alerts)
+    assert {d.error_type for d in dead} == {"webhook_timeout"}
+    assert all(d.message.startswith("POST http://127.0.0.1:") and "/***: not delivered within its 2s deadline" in d.message
+               for d in dead), dead[0].message
+    assert most_at_once == 4  # a bounded pool, posting concurrently
+    assert connections <= len(alerts)  # no alert retried past its deadline
+    m = query_metrics(result, step_names(p))
+    assert m.by_step["PostAlerts/Post"]["dead_letters.webhook_timeout"] == 12
+    assert "XXXXSECRETTOKEN" not in caplog.text + "".join(d.message for d in dead)
+
+
+def test_deadline_and_concurrency_from_the_uri(webhook):
+    sink = WriteTo(f"webhook+{webhook().url}?webhook_deadline=5&webhook_concurrency=3&webhook_timeout=1")
+    client = sink._sink._client
+    assert (client.deadline, client.concurrency, client.timeout) == (5.0, 3, 1.0)
+    with pytest.raises(InvalidUriError, match="concurrency >= 1"):
+        WriteTo("https://example.com/hook?webhook_concurrency=0")
+
+
+def test_a_retry_due_after_the_deadline_is_not_waited_for(webhook):
+    """Retry-After: 60 with a 1 s deadline: the delivery fails at once as webhook_timeout."""
+    receiver = webhook([(503, {"Retry-After": "60"})])
+    with WebhookClient(receiver.url, retries=3, max_backoff=120, deadline=1) as client:
+        with pytest.raises(WebhookError) as err:
+            client.post({"n": 1}, "k1")
+    assert err.value.reason == "webhook_timeout" and "past the deadline" in str(err.value)
+    assert len(receiver.requests) == 1

@@ -15,6 +15,7 @@ ENGINE = {
     "fnapi": "FnApiRunner",
     "prism": "PrismRunner (Prism)",
     "flink": "FlinkRunner (Flink 1.19, local mini-cluster)",
+    "spark": "SparkRunner (Spark 3, local[2])",
 }
 
 # An explicit start an hour ago: an unbounded synthetic read then replays a

@@ -1,48 +1,20 @@
-"""The runner matrix: one Prism and one Flink job server for the whole session.
-
-Pipelines reach them with ``--job_endpoint`` (``server.flags(...)``), so a
-session starts one JVM and one Prism, and stops them at the end. A runner that
-is not provisioned or does not start skips its tests, or fails them when
-``HYBRIDFLOW_REQUIRE_SERVICES=1`` (CI).
-"""
+"""The runner matrix over the session's Prism, Flink and Spark job servers (the
+``prism_server`` / ``flink_server`` / ``spark_server`` fixtures of tests/conftest.py)."""
 
 import pytest
-
-from hybridflow.testing.runners import FlinkJobServer, PrismJobServer, RunnerUnavailable
-from hybridflow.testing.services.pytest_plugin import unavailable
 
 # name -> (marks, fixture that gives the job server, or None for the in-process FnApiRunner)
 RUNNERS = {
     "fnapi": ((), None),
     "prism": ((pytest.mark.prism,), "prism_server"),
     "flink": ((pytest.mark.flink,), "flink_server"),
+    "spark": ((pytest.mark.spark,), "spark_server"),
 }
 
 
 def runner_params(*names):
     """``pytest.param`` per runner name, with its marker (use with the ``runner`` fixture)."""
     return [pytest.param(name, marks=RUNNERS[name][0], id=name) for name in names]
-
-
-def _start(server):
-    try:
-        return server.start()
-    except RunnerUnavailable as exc:
-        unavailable(f"{server.name} cannot start: {exc}")
-
-
-@pytest.fixture(scope="session")
-def prism_server():
-    server = _start(PrismJobServer())
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def flink_server():
-    server = _start(FlinkJobServer())
-    yield server
-    server.stop()
 
 
 class Runner:

@@ -1,14 +1,31 @@
 """Batch on every runner: the fraud pipeline and WindowedAggregate give the
-same results on the FnApiRunner, Prism and a Flink mini-cluster, and the run
-summary (read from each runner's Beam metrics) is right on each."""
+same results on the FnApiRunner, Prism, a Flink mini-cluster and a local
+Spark, and the run summary (read from each runner's Beam metrics) is right on
+each. Spark runs the fraud pipeline as a user does (docs/runners.md's
+example: `hybridflow run fraud --mode batch --profile spark`), Beam starting
+the job server from its cache."""
+
+import time
+import uuid
 
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from hybridflow.testing import collected
-from tests.runners._pipelines import ENGINE, WINDOWS, dead_letter_reasons, run_fraud, windowed_aggregates
+from hybridflow.testing.runners import spark_job_server_jar
+from hybridflow.testing.services.pytest_plugin import provisioned
+from tests._docs import example, run_sh
+from tests.runners._pipelines import (
+    ENGINE,
+    WINDOWS,
+    dead_letter_reasons,
+    read_fraud_outputs,
+    run_fraud,
+    windowed_aggregates,
+)
 from tests.runners.conftest import runner_params
+from tests.runners.test_cli import _processes_with
 
 FRAUD_INPUT = "synthetic://transactions?count=3000&seed=42&population=42&cards=300&fraud=0.01"
 WA_SOURCE = "synthetic://transactions?count=4000&rate=20&seed=3&population=3&cards=60&late=0"
@@ -43,6 +60,26 @@ def test_fraud_batch_is_the_same_on_every_runner(runner, fraud_reference, tmp_pa
     assert outputs == fraud_reference[1]
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+def test_fraud_batch_with_the_spark_profile_is_the_same(fraud_reference, tmp_path):
+    """docs/runners.md's Spark example, run as written: the outputs equal the reference."""
+    provisioned(spark_job_server_jar)
+    code = example("runners.md", "spark-batch")
+    assert f"--input '{FRAUD_INPUT}'" in code and "--output out/spark" in code
+    marker = uuid.uuid4().hex
+    done = run_sh(code, tmp_path, timeout=900, env={"HYBRIDFLOW_TEST_RUN": marker})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "\nspark " in "\n" + done.stdout  # `hybridflow profiles` lists it
+    assert f"pipeline fraud (batch) on {ENGINE['spark']}: DONE in " in done.stdout, done.stdout
+    outputs = read_fraud_outputs(tmp_path / "out" / "spark")
+    assert outputs == fraud_reference[1]
+    alerts, dead = len(outputs["alerts"]), len(outputs["dead_letters"])
+    assert f"alerts           {alerts}\n" in done.stdout and f"dead letters     {dead} (" in done.stdout, done.stdout
+    time.sleep(1)  # the job server Beam started is stopped when the command exits
+    assert _processes_with(f"HYBRIDFLOW_TEST_RUN={marker}") == []
+
+
 def _sorted_rows(directory):
     return sorted((tuple(sorted(row._asdict().items())) for row in collected(directory)), key=repr)
 
@@ -55,7 +92,7 @@ def aggregate_reference(tmp_path_factory):
     return {name: _sorted_rows(directory / name) for name in WINDOWS}
 
 
-@pytest.mark.parametrize("runner", runner_params("prism", "flink"), indirect=True)
+@pytest.mark.parametrize("runner", runner_params("prism", "flink", "spark"), indirect=True)
 def test_windowed_aggregate_batch_is_the_same_on_every_runner(runner, aggregate_reference, tmp_path):
     with beam.Pipeline(options=PipelineOptions(runner.flags())) as p:
         windowed_aggregates(p, WA_SOURCE, tmp_path, bounded=True)

@@ -13,7 +13,6 @@ import time
 import uuid
 
 import pytest
-from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.testing.runners import flink_job_server_jar, prism_binary
 from hybridflow.testing.services.pytest_plugin import provisioned
@@ -39,7 +38,7 @@ def _processes_with(marker):
 
 
 def _run_streaming(profile, duration, tmp_path, timeout, terminate_after_alerts=None):
-    """Runs the CLI; returns (exit code, [(seconds since start, stdout line)], stderr, leftover pids).
+    """Runs the CLI; returns (exit code, [(wall-clock time read, stdout line)], stderr, leftover pids).
 
     With ``terminate_after_alerts=N`` it sends SIGTERM once N alerts were printed."""
     marker = uuid.uuid4().hex
@@ -65,8 +64,11 @@ def _run_streaming(profile, duration, tmp_path, timeout, terminate_after_alerts=
             proc.kill()
             proc.wait()
     stderr = proc.stderr.read()
-    time.sleep(1)  # a stopped job server may take a moment to go
-    return code, lines, stderr, _processes_with(f"HYBRIDFLOW_TEST_RUN={marker}")
+    # a stopped job server may take a moment to go (longer on a loaded machine): wait for it, up to a minute
+    deadline = time.monotonic() + 60
+    while (leftovers := _processes_with(f"HYBRIDFLOW_TEST_RUN={marker}")) and time.monotonic() < deadline:
+        time.sleep(1)
+    return code, lines, stderr, leftovers
 
 
 def _check_published(out):
@@ -94,13 +96,7 @@ def _check_run(code, lines, stderr, leftovers, engine, records):
     assert summary, "\n".join(line for _, line in lines)
     summary_line = summary[0][1]
     assert summary_line.startswith(f"pipeline fraud (streaming) on {engine}: DONE in ")
-    # alerts were printed while the stream ran, not at its end: the synthetic stream's event times are
-    # the wall clock, and the first ALERT line was read before the last alerted transaction happened
-    # (per-transaction rules: a velocity alert's time is its window's end, which may lie ahead)
-    scored = [(t, line) for t, line in alerts if line.split()[2] != "velocity"]
-    assert scored, "\n".join(line for _, line in lines)
-    last_event = max(Timestamp.from_rfc3339(line.split()[1]) for _, line in scored)
-    assert alerts[0][0] < float(last_event), (alerts[0], scored[-1])
+    assert alerts, "\n".join(line for _, line in lines)
     text = "\n".join(line for _, line in lines)
     assert f"records read     {records}\n" in text + "\n"
     assert f"alerts           {len(alerts)}\n" in text + "\n"
@@ -123,10 +119,18 @@ def test_cli_streaming_on_flink(tmp_path):
     _check_published(tmp_path / "out")
 
 
-@pytest.mark.prism
-def test_cli_stopped_with_sigterm_leaves_nothing_running(tmp_path):
-    provisioned(prism_binary)
-    code, lines, stderr, leftovers = _run_streaming("prism", "10m", tmp_path, timeout=180, terminate_after_alerts=3)
+@pytest.mark.parametrize("profile, locate", [
+    pytest.param("prism", prism_binary, marks=pytest.mark.prism, id="prism"),
+    pytest.param("flink", flink_job_server_jar, marks=pytest.mark.flink, id="flink"),
+])
+def test_cli_prints_alerts_while_running_and_sigterm_leaves_nothing_running(profile, locate, tmp_path):
+    """A 10-minute stream, stopped with SIGTERM once 3 ALERT lines have been read: the lines
+    come out while the job runs (the stream has no end before the signal, so nothing could
+    have been printed at an end), and the stop leaves no process behind. The timeout only
+    bounds a failing run; the test does not depend on this machine's speed."""
+    provisioned(locate)
+    code, lines, stderr, leftovers = _run_streaming(profile, "10m", tmp_path, timeout=600, terminate_after_alerts=3)
+    assert sum(1 for _, line in lines if line.startswith("ALERT ")) >= 3, stderr[-3000:]
     assert code == 130, stderr[-3000:]  # interrupted, like Ctrl-C
     assert stderr.startswith("hybridflow: interrupted: the run published nothing") and stderr.count("\n") == 1, stderr
     assert leftovers == [], f"processes left running: {leftovers}"

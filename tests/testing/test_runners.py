@@ -1,5 +1,7 @@
 """hybridflow.testing.runners: where the runners are, and the flags to reach them."""
 
+import pathlib
+
 import pytest
 
 from hybridflow._pins import FLINK_VERSION
@@ -8,9 +10,12 @@ from hybridflow.testing.runners import (
     FlinkJobServer,
     PrismJobServer,
     RunnerUnavailable,
+    SparkJobServer,
     flink_job_server_jar,
     prism_binary,
+    spark_job_server_jar,
 )
+from hybridflow.testing.services.pytest_plugin import provisioned
 
 
 def test_missing_runners_say_how_to_provision_them(tmp_path, monkeypatch):
@@ -23,6 +28,10 @@ def test_missing_runners_say_how_to_provision_them(tmp_path, monkeypatch):
         PrismJobServer().start()
     with pytest.raises(RunnerUnavailable, match="make tools"):
         FlinkJobServer().start()
+    with pytest.raises(RunnerUnavailable, match=r"Spark 3 job server .* not provisioned .*: run `make tools`"):
+        spark_job_server_jar()
+    with pytest.raises(RunnerUnavailable, match="make tools"):
+        SparkJobServer().start()
 
 
 def test_flags_come_from_the_profiles():
@@ -40,6 +49,20 @@ def test_flags_come_from_the_profiles():
         "--runner=PrismRunner", "--job_server_timeout=31536000", "--experiments=prism_disable_sdf_split",
         "--job_endpoint=localhost:99", "--environment_type=LOOPBACK",
     ]
+
+
+def test_spark_flags_come_from_its_profile():
+    spark = SparkJobServer()
+    spark.port, spark.process = 4321, object()
+    flags = spark.flags()
+    assert flags[:1] == ["--runner=SparkRunner"] and "--spark_master_url=local[2]" in flags
+    assert flags[-2:] == ["--job_endpoint=localhost:4321", "--environment_type=LOOPBACK"]
+    assert not any(f.startswith("--job_server_jvm_properties") for f in flags)
+    spark.workdir = pathlib.Path("/tmp/w")
+    provisioned(spark_job_server_jar)
+    command = spark.command()
+    assert "--spark-master-url=local[2]" in command and "--job-port=4321" in command
+    assert "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED" in command  # the profile's JVM flags
 
 
 def test_flags_need_a_started_server():

@@ -109,3 +109,11 @@ def test_parity_batch_equals_streaming(tmp_path):
     batch, stream = sorted(collected(tmp_path / "batch")), sorted(collected(tmp_path / "stream"))
     assert batch and batch == stream
     assert len({a.rule for a in batch}) == 2
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), float("-inf"), "8", None])
+def test_rule_thresholds_must_be_finite_numbers(threshold):
+    with pytest.raises(SchemaError, match="threshold .* must be a finite number"):
+        Rule("r", field="n", op=">=", threshold=threshold)
+    with pytest.raises(SchemaError, match="threshold .* must be a finite number"):
+        ZScoreRule("z", value_field="a", mean_field="m", stddev_field="s", threshold=threshold)

@@ -56,7 +56,7 @@ def summary(records):
 
 def test_once_per_rule_and_window_then_cooldown_in_batch(tmp_path):
     with batch_pipeline() as p:
-        launches = velocity_alerts(p | CreateEvents(TXNS)) | LaunchOnAlert(dry_launcher(), cooldown="2m")
+        launches = (velocity_alerts(p | CreateEvents(TXNS)) | LaunchOnAlert(dry_launcher(), cooldown="2m")).launches
         launches | Collect(tmp_path / "launches")
         launches | WriteTo(f"{tmp_path}/written/launches.jsonl")
     records = collected(tmp_path / "launches")
@@ -79,7 +79,7 @@ def test_counters_and_rule_filter(tmp_path):
     alerts = [alert("velocity", "A", 60, 0), alert("velocity", "B", 60, 0), alert("velocity", "A", 120, 60),
               alert("new_country", "Z", 30)]
     p = batch_pipeline()
-    p | CreateEvents(alerts) | LaunchOnAlert(dry_launcher(), rules="velocity", cooldown="2m") | Collect(tmp_path)
+    (p | CreateEvents(alerts) | LaunchOnAlert(dry_launcher(), rules="velocity", cooldown="2m")).launches | Collect(tmp_path)
     counters = query_counters(p.run()).by_name
     assert summary(collected(tmp_path)) == [(60, "velocity", "A", "dry_run")]
     assert counters["launches"] == counters["launches.dry_run"] == counters["launches_requested"] == 1
@@ -107,10 +107,10 @@ def test_streaming_decides_in_event_time_order_like_batch(tmp_path):
     decided when the watermark passes them, the stream launches what the
     batch run launches."""
     with streaming_pipeline() as p:
-        p | EventStream(OUT_OF_ORDER) | LaunchOnAlert(dry_launcher(), cooldown="2m") | Collect(tmp_path / "stream")
+        (p | EventStream(OUT_OF_ORDER) | LaunchOnAlert(dry_launcher(), cooldown="2m")).launches | Collect(tmp_path / "stream")
     with batch_pipeline() as p:
         alerts = [a for a in OUT_OF_ORDER if isinstance(a, Alert)]
-        p | CreateEvents(alerts) | LaunchOnAlert(dry_launcher(), cooldown="2m") | Collect(tmp_path / "batch")
+        (p | CreateEvents(alerts) | LaunchOnAlert(dry_launcher(), cooldown="2m")).launches | Collect(tmp_path / "batch")
     stream = summary(collected(tmp_path / "stream"))
     assert stream == summary(collected(tmp_path / "batch"))
     assert stream == [(60, "velocity", "A", "dry_run"), (100, "spend", "A", "dry_run"),
@@ -124,7 +124,7 @@ def test_window_memory_ends_after_the_allowed_lateness(tmp_path):
     """With no lateness, a window is forgotten once decided: a late pane of it launches again."""
     items = [alert("velocity", "A", 60, 0), Watermark(START + 400), alert("velocity", "B", 60, 0)]
     with streaming_pipeline() as p:
-        p | EventStream(items) | LaunchOnAlert(dry_launcher(), allowed_lateness=0) | Collect(tmp_path)
+        (p | EventStream(items) | LaunchOnAlert(dry_launcher(), allowed_lateness=0)).launches | Collect(tmp_path)
     assert summary(collected(tmp_path)) == [(60, "velocity", "A", "dry_run"), (60, "velocity", "B", "dry_run")]
 
 
@@ -159,8 +159,8 @@ def test_streaming_alerts_launch_real_batch_runs(tmp_path):
         + [t for t in TXNS if t.event_time >= START + 240]
     )
     with streaming_pipeline() as p:
-        launches = velocity_alerts(p | EventStream(items)) | "Investigate" >> LaunchOnAlert(launcher, cooldown="2m")
-        launches | Collect(tmp_path / "launches")
+        result = velocity_alerts(p | EventStream(items)) | "Investigate" >> LaunchOnAlert(launcher, cooldown="2m")
+        result.launches | Collect(tmp_path / "launches")
     records = sorted(collected(tmp_path / "launches"), key=lambda r: r.event_time)
     assert summary(records) == [(60, "velocity", "A", "succeeded"), (300, "velocity", "C", "succeeded")]
     for record in records:
@@ -197,6 +197,87 @@ def test_streaming_decisions_on_prism(tmp_path, prism_flags):
 
     options = PipelineOptions([*prism_flags, "--streaming", "--environment_type=LOOPBACK"])
     with TestPipeline(options=options) as p:
-        p | EventStream(OUT_OF_ORDER) | LaunchOnAlert(dry_launcher(), cooldown="2m") | Collect(tmp_path)
+        (p | EventStream(OUT_OF_ORDER) | LaunchOnAlert(dry_launcher(), cooldown="2m")).launches | Collect(tmp_path)
     assert summary(collected(tmp_path)) == [(60, "velocity", "A", "dry_run"), (100, "spend", "A", "dry_run"),
                                             (300, "velocity", "C", "dry_run"), (480, "velocity", "E", "dry_run")]
+
+
+# A stand-in for `hybridflow run`: makes the --output directory and a marker
+# file in it, as a run writes its outputs; logs every call; fails (exit 3)
+# for an output naming "crafted", or the first time for one naming "flaky".
+STAND_IN = r"""
+import os, sys
+output = next(a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--output="))
+with open(os.environ["LAUNCH_LOG"], "a") as log:
+    log.write(output + "\n")
+calls = open(os.environ["LAUNCH_LOG"]).read().splitlines().count(output)
+if "crafted" in output or ("flaky" in output and calls == 1):
+    sys.exit(3)
+os.makedirs(output, exist_ok=True)
+open(os.path.join(output, "written"), "w").write("ok")
+"""
+
+
+def stand_in_launcher(base, log):
+    import sys
+
+    return SubprocessLauncher("fraud", ["--mode=batch", f"--output={base}/{{key}}"],
+                              command=[sys.executable, "-c", STAND_IN], env={"LAUNCH_LOG": str(log)})
+
+
+def test_record_data_cannot_steer_the_command(tmp_path):
+    """A card id of ../../../../tmp/ESCAPED-... and one that looks like a flag
+    stay one directory each inside the launcher's output directory."""
+    import os
+    import uuid
+
+    marker = f"ESCAPED-{uuid.uuid4().hex[:8]}"
+    base = tmp_path / "investigations"
+    escape = "../" * (len(base.parts) + 2) + f"tmp/{marker}"
+    alerts = [alert("velocity", escape, 60, 0), alert("velocity", "--profile=/etc/passwd", 180, 120)]
+    with batch_pipeline() as p:
+        result = p | CreateEvents(alerts) | LaunchOnAlert(stand_in_launcher(base, tmp_path / "log"), retry_backoff=0)
+        result.launches | "Launches" >> Collect(tmp_path / "launches")
+        result.dead_letters | "Dead" >> Collect(tmp_path / "dead")
+    records = collected(tmp_path / "launches")
+    assert sorted(r.status for r in records) == ["succeeded", "succeeded"] and collected(tmp_path / "dead") == []
+    assert {r.key for r in records} == {escape, "--profile=/etc/passwd"}  # recorded as they were
+    assert not os.path.exists(f"/tmp/{marker}")
+    written = sorted(p.relative_to(base).as_posix() for p in base.rglob("written"))
+    assert len(written) == 2 and all(w.count("/") == 1 and not w.startswith((".", "-")) for w in written), written
+    for record in records:
+        assert os.path.dirname(os.path.realpath(record.job)) == str(base)
+
+
+def test_a_failed_launch_is_retried_then_a_dead_letter_and_leaves_its_window_to_the_next_alert(tmp_path):
+    """In one window, a crafted alert first (its launch always fails), then a
+    good one: the crafted one is tried 1 + 2 times and becomes a dead letter,
+    the good one launches. A flaky launch succeeds on its retry. The same in
+    batch and streaming."""
+    alerts = [alert("velocity", "crafted", 60, 0), alert("velocity", "good", 60, 0),
+              alert("velocity", "flaky", 180, 120)]
+    outcomes = {}
+    for mode in ("batch", "stream"):
+        log = tmp_path / f"{mode}.log"
+        launcher = stand_in_launcher(tmp_path / mode, log)
+        make = batch_pipeline if mode == "batch" else streaming_pipeline
+        events = CreateEvents(alerts) if mode == "batch" else EventStream(alerts)
+        p = make()
+        result = p | events | LaunchOnAlert(launcher, retries=2, retry_backoff=0)
+        result.launches | "Launches" >> Collect(tmp_path / f"{mode}-launches")
+        result.dead_letters | "Dead" >> Collect(tmp_path / f"{mode}-dead")
+        counters = query_counters(p.run()).by_name
+        launches = summary(collected(tmp_path / f"{mode}-launches"))
+        dead = collected(tmp_path / f"{mode}-dead")
+        calls = log.read_text().splitlines()
+        outcomes[mode] = launches
+        assert launches == [(60, "velocity", "good", "succeeded"), (180, "velocity", "flaky", "succeeded")]
+        (letter,) = dead
+        assert (letter.error_type, letter.stage) == ("launch_failed", "LaunchOnAlert")
+        assert json.loads(letter.payload)["key"] == "crafted"
+        assert "failed after 3 attempt(s), exit code 3" in letter.message and "command: " in letter.message
+        assert sum("crafted" in c for c in calls) == 3 and sum("flaky" in c for c in calls) == 2
+        if mode == "batch":  # the bundle-based runner reports no metrics of timer callbacks
+            assert counters["launch_retries"] == 3 and counters["launches"] == 2 and counters["launches.failed"] == 1
+            assert counters["dead_letters.launch_failed"] == 1
+    assert outcomes["batch"] == outcomes["stream"]

@@ -49,7 +49,8 @@ def _buckets(service, resources):
 
 def _s3(service, resources):
     _buckets(service, resources)
-    return " ".join(service.pipeline_flags)
+    return (" ".join(service.pipeline_flags) + f"; kinesis://STREAM?{service.uri_params()}, "
+            f"dynamodb://TABLE?{service.uri_params()}")
 
 
 def _gcs(service, resources):
@@ -73,6 +74,7 @@ SERVICES = {
     "gcs": (lambda: services.GcsEmulator(on_disk=True), _gcs),
     "bigquery": (services.BigQueryEmulator, _bigquery),
     "postgres": (services.PostgresServer, lambda s, r: s.url),
+    "hdfs": (services.HdfsCluster, lambda s, r: " ".join(s.pipeline_flags)),
 }
 
 

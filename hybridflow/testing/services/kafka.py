@@ -41,11 +41,13 @@ _BROKER_CONFIG = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{cport}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport},SASL_PLAINTEXT://127.0.0.1:{sport}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sport}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_{user}="{password}";
 log.dirs={logdir}
 num.partitions=1
 default.replication.factor=1
@@ -104,26 +106,46 @@ def _classpath(lib: pathlib.Path, what: str) -> str:
 
 
 class KafkaBroker(ServiceProcess):
-    """A throwaway KRaft broker on ``127.0.0.1:<free port>``; ``bootstrap`` is its address."""
+    """A throwaway KRaft broker on ``127.0.0.1:<free port>``; ``bootstrap`` is its address.
+
+    A second listener, ``sasl_bootstrap``, takes SASL_PLAINTEXT connections
+    with the PLAIN mechanism (as Azure Event Hubs' Kafka endpoint does, minus
+    TLS) for the user ``sasl_username``; its password is generated per broker
+    and exported as ``$HYBRIDFLOW_KAFKA_SASL_PASSWORD`` while the broker runs
+    (``kafka://...?sasl_password_env=HYBRIDFLOW_KAFKA_SASL_PASSWORD``).
+    """
 
     name = "kafka"
     start_timeout = 90.0
+    sasl_username = "hybridflow"
+    SASL_PASSWORD_ENV = "HYBRIDFLOW_KAFKA_SASL_PASSWORD"
 
     def __init__(self, lib: Optional[pathlib.Path] = None):
         super().__init__()
         self.lib = lib or tools_home() / "services" / "kafka-broker" / "lib"
         self.port = free_port()
         self.controller_port = free_port()
+        self.sasl_port = free_port()
+        self.sasl_password = uuid.uuid4().hex
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
+
+    @property
+    def env(self):
+        return {self.SASL_PASSWORD_ENV: self.sasl_password}
+
     def _start(self) -> None:
         classpath = _classpath(self.lib, "the Kafka broker")
         java = _java()
         props = self.workdir / "server.properties"
-        props.write_text(_BROKER_CONFIG.format(port=self.port, cport=self.controller_port,
+        props.write_text(_BROKER_CONFIG.format(port=self.port, cport=self.controller_port, sport=self.sasl_port,
+                                               user=self.sasl_username, password=self.sasl_password,
                                                logdir=self.workdir / "data"))
         (self.workdir / "log4j2.properties").write_text(_LOG4J)
         base = [java, *_BROKER_JVM, f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",

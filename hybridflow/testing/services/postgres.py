@@ -2,7 +2,10 @@
 
 :class:`PostgresServer` runs ``initdb`` and ``postgres`` on
 ``127.0.0.1:<free port>`` with trust authentication and durability off (test
-data only), and creates the database ``hybridflow``. PostgreSQL refuses to run
+data only), and creates the database ``hybridflow``. One role is the
+exception: :attr:`PostgresServer.PASSWORD_ROLE` must log in with its
+password (``scram-sha-256``), for tests of credentials passed by reference
+(:meth:`PostgresServer.password_role` creates it). PostgreSQL refuses to run
 as root, so as root the server runs as the ``postgres`` system user (Python's
 own ``Popen(user=..., group=...)``) in a directory handed to that user.
 """
@@ -35,6 +38,8 @@ class PostgresServer(ServiceProcess):
 
     name = "postgres"
     start_timeout = 60.0
+    #: the one role that must give its password (the others are trusted)
+    PASSWORD_ROLE = "hf_password_user"
 
     def __init__(self, database: str = "hybridflow", user: str = "postgres"):
         super().__init__()
@@ -74,6 +79,8 @@ class PostgresServer(ServiceProcess):
         )
         if initdb.returncode != 0:
             raise ServiceUnavailable(f"initdb failed: {initdb.stderr.strip()}")
+        hba = data / "pg_hba.conf"
+        hba.write_text(f"host all {self.PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
         proc = self._spawn(
             [bin_dir / "postgres", "-D", data, "-p", str(self.port), "-h", "127.0.0.1", "-k", sockets,
              "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
@@ -95,3 +102,17 @@ class PostgresServer(ServiceProcess):
         import psycopg
 
         return psycopg.connect(self.dsn, autocommit=True)
+
+    def password_role(self, password: str, schema: str) -> str:
+        """Creates (or resets) :attr:`PASSWORD_ROLE` with ``password``, allowed to
+        read ``schema``; returns its URL, without the password."""
+        from psycopg import sql
+
+        role = sql.Identifier(self.PASSWORD_ROLE)
+        with self.connect() as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.PASSWORD_ROLE,)).fetchone()
+            verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
+            conn.execute(sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(verb, role, sql.Literal(password)))
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), role))
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(sql.Identifier(schema), role))
+        return f"postgresql://{self.PASSWORD_ROLE}@127.0.0.1:{self.port}/{self.database}"

@@ -2,15 +2,17 @@
 
 Session-scoped, each started once on first use and stopped at the end:
 ``kafka_broker``, ``kafka_expansion_service``, ``pubsub_emulator``,
-``bigtable_emulator``, ``s3_server``, ``gcs_emulator`` (on disk, shared with
-BigQuery load jobs), ``bigquery_emulator`` (Beam redirected to it),
-``postgres_server``.
+``bigtable_emulator``, ``s3_server`` (moto: S3, Kinesis, DynamoDB),
+``gcs_emulator`` (on disk, shared with BigQuery load jobs),
+``bigquery_emulator`` (Beam redirected to it), ``postgres_server``,
+``hdfs_cluster`` (MiniDFSCluster).
 
 Per test, with unique names and cleanup: ``unique_name`` (a fresh
 identifier), ``kafka_topic`` (a factory: ``kafka_topic()`` creates a topic),
 ``pubsub_topic`` (factory: topic + subscription), ``s3_bucket``,
-``gcs_bucket``, ``bigquery_dataset``, ``bigtable_table`` (factory), and
-``postgres_schema``.
+``gcs_bucket``, ``bigquery_dataset``, ``bigtable_table`` (factory),
+``postgres_schema``, ``kinesis_stream`` (factory: ``kinesis_stream(shards=1)``)
+and ``dynamodb_table`` (factory: ``dynamodb_table(key)``), both on the moto server.
 
 Runners: ``prism_flags`` (session; the flags that run a pipeline on the Prism
 binary ``make tools`` provisioned).
@@ -33,7 +35,7 @@ from hybridflow.testing.services._process import ServiceUnavailable
 
 SERVICE_FIXTURES = {
     "kafka_broker", "kafka_expansion_service", "pubsub_emulator", "bigtable_emulator", "s3_server",
-    "gcs_emulator", "bigquery_emulator", "postgres_server",
+    "gcs_emulator", "bigquery_emulator", "postgres_server", "hdfs_cluster",
 }
 
 
@@ -89,11 +91,26 @@ def _service_fixture(name: str, module: str, cls: str):
 
 
 kafka_broker = _service_fixture("kafka_broker", "kafka", "KafkaBroker")
-kafka_expansion_service = _service_fixture("kafka_expansion_service", "kafka", "KafkaExpansionService")
+
+
+@pytest.fixture(scope="session")
+def kafka_expansion_service(kafka_broker):
+    """Started after the broker, so its Java workers inherit ``$HYBRIDFLOW_KAFKA_SASL_PASSWORD`` (the
+    broker's SASL listener password, read there through Kafka's env config provider)."""
+    from hybridflow.testing.services.kafka import KafkaExpansionService
+
+    service = _started(KafkaExpansionService())
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
 pubsub_emulator = _service_fixture("pubsub_emulator", "pubsub", "PubSubEmulator")
 bigtable_emulator = _service_fixture("bigtable_emulator", "bigtable", "BigtableEmulator")
 s3_server = _service_fixture("s3_server", "s3", "S3Server")
 postgres_server = _service_fixture("postgres_server", "postgres", "PostgresServer")
+hdfs_cluster = _service_fixture("hdfs_cluster", "hdfs", "HdfsCluster")
 
 
 @pytest.fixture(scope="session")
@@ -194,6 +211,33 @@ def s3_bucket(s3_server, unique_name):
     for obj in client.list_objects_v2(Bucket=unique_name).get("Contents", []):
         client.delete_object(Bucket=unique_name, Key=obj["Key"])
     client.delete_bucket(Bucket=unique_name)
+
+
+def _named(create, delete):
+    """A factory fixture's body: ``create(unique_name, ...)`` per call, ``delete(name)`` of each after."""
+    made = []
+
+    def make(*args, **kwargs) -> str:
+        made.append(create(f"hf-{uuid.uuid4().hex[:10]}", *args, **kwargs))
+        return made[-1]
+
+    yield make
+    for name in made:
+        delete(name)
+
+
+@pytest.fixture
+def kinesis_stream(s3_server):
+    """``kinesis_stream(shards=1)`` creates a stream with a unique name on the moto server; deleted after."""
+    client = s3_server.client("kinesis")
+    yield from _named(s3_server.create_stream, lambda name: client.delete_stream(StreamName=name))
+
+
+@pytest.fixture
+def dynamodb_table(s3_server):
+    """``dynamodb_table(key)`` creates a table keyed by the string attribute ``key``; deleted after."""
+    client = s3_server.client("dynamodb")
+    yield from _named(s3_server.create_table, lambda name: client.delete_table(TableName=name))
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
-"""S3 on moto's server (``moto[server]``, in its own venv).
+"""S3, Kinesis and DynamoDB on moto's server (``moto[server]``, in its own venv).
 
 :class:`S3Server` gives the endpoint and the Beam flags that point Beam's
 ``s3://`` file system at it (``pipeline_flags``). Buckets must exist before
 Beam writes (Beam does not create them): :meth:`create_bucket`.
-:meth:`reset` drops every bucket (moto's ``/moto-api/reset``).
+:meth:`reset` drops every bucket (moto's ``/moto-api/reset``). The same
+server answers Kinesis and DynamoDB calls (``kinesis://S?endpoint=...``,
+``dynamodb://T?endpoint=...``): :meth:`create_stream`, :meth:`create_table`.
 """
 
 from __future__ import annotations
@@ -50,11 +52,30 @@ class S3Server(ServiceProcess):
         wait_for(lambda: http_ok(f"{self.endpoint}/moto-api/data.json"), f"moto on {self.endpoint}",
                  self.start_timeout, proc, self.log_path("moto.log"))
 
-    def client(self):
+    def client(self, service: str = "s3"):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
                             aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def uri_params(self) -> str:
+        """The query parameters that point ``kinesis://`` and ``dynamodb://`` at this server."""
+        return f"region={REGION}&endpoint={self.endpoint}"
+
+    def create_stream(self, name: str, shards: int = 1) -> str:
+        """A Kinesis stream with ``shards`` shards, active when this returns."""
+        client = self.client("kinesis")
+        client.create_stream(StreamName=name, ShardCount=shards)
+        client.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+        return name
+
+    def create_table(self, name: str, key: str) -> str:
+        """A DynamoDB table with the string partition key ``key`` (on-demand)."""
+        client = self.client("dynamodb")
+        client.create_table(TableName=name, KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                            BillingMode="PAY_PER_REQUEST")
+        return name
 
     def create_bucket(self, name: str) -> str:
         self.client().create_bucket(Bucket=name)
