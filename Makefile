@@ -61,9 +61,8 @@ $(DEMO_HISTORY)/.done: | $(VENV)/.stamp-base
 	touch $@
 
 demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
-	rm -rf $(DEMO_OUTPUT)
 	$(VENV)/bin/hybridflow run fraud --mode batch --profile direct \
-		--input '$(DEMO_HISTORY)/*.jsonl' --output $(DEMO_OUTPUT)
+		--input '$(DEMO_HISTORY)/*.jsonl' --output $(DEMO_OUTPUT) --overwrite
 
 # ---------------------------------------------------------------------------
 # Local runners and services, provisioned with package clients only (go, mvn)

@@ -111,11 +111,14 @@ class _RejectedRow(beam.DoFn):
         self._stage = stage
 
     def setup(self):
+        from hybridflow.metrics import counter
         from hybridflow.transforms.dead_letters import DeadLetterCounter
 
         self._dead = DeadLetterCounter()
+        self._written = counter("records_written")
 
     def process(self, failed):
+        self._written.dec()  # counted on its way in ("CountWritten"); it was not written
         destination, row, errors = failed[0], failed[1], failed[2] if len(failed) > 2 else []
         message = f"BigQuery rejected the row for {destination}: {json.dumps(errors, default=str)[:500]}"
         yield self._dead.dead_letter(self._stage, "bigquery_rejected", message, json.dumps(row, default=str)).value
@@ -135,12 +138,15 @@ class WriteToBigQuery(beam.PTransform):
       validate: check at construction that the dataset exists.
 
     Output: the :class:`~hybridflow.schemas.DeadLetter` rows of records
-    BigQuery rejected (streaming inserts).
+    BigQuery rejected (streaming inserts), which are not counted in
+    ``records_written``. File loads write every row or fail the job.
 
     Example::
 
         aggregates | WriteToBigQuery("my-proj.fraud.card_windows", partition_by="window_end")
     """
+
+    FAILS_PER_RECORD = True
 
     def __init__(
         self,
