@@ -7,8 +7,9 @@ the whole process group (then kills it) and removes the directory. They are
 context managers. For fault-injection tests, ``halt()`` stops (or, with
 ``kill=True``, kills) the processes but keeps the directory and the ports, and
 ``restart()`` starts them again there: a service that keeps its data on disk
-(Kafka's log, the GCS emulator with ``on_disk=True``) comes back with it. On Linux a service also gets SIGTERM when the process that
-started it dies, even if that process is killed hard. Binaries come from ``make tools-services``
+(Kafka's log, the GCS emulator with ``on_disk=True``) comes back with it. On
+Linux a service also gets SIGTERM when the process that started it dies, even
+if that process is killed hard. Binaries come from ``make tools-services``
 (``tools/services/provision.sh``) under :func:`tools_home`.
 """
 
