@@ -30,8 +30,8 @@ from hybridflow.errors import InvalidOptionError
 from hybridflow.redaction import redact
 
 __all__ = [
-    "HybridflowOptions", "MonitoringOptions", "FlinkStateOptions", "resolve_options", "check_finite", "MODES",
-    "duration_arg", "bool_arg", "parser_actions",
+    "HybridflowOptions", "MonitoringOptions", "resolve_options", "check_finite", "MODES", "duration_arg", "bool_arg",
+    "parser_actions",
 ]
 
 MODES = ("batch", "streaming")
