@@ -19,6 +19,7 @@ import math
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from apache_beam.options.pipeline_options import (
+    FlinkRunnerOptions,
     PipelineOptions,
     StandardOptions,
     _BeamArgumentParser,
@@ -138,6 +139,40 @@ class HybridflowOptions(PipelineOptions):
             "Workers print it: with LOOPBACK or in-process workers (direct, prism, flink profiles) "
             "that is the launching process; remote workers write it to their logs.",
         )
+
+
+class FlinkStateOptions(PipelineOptions):
+    """Flink's checkpoint and savepoint flags, declared here so that ``hybridflow run`` accepts them:
+    Beam Python does not declare them (it learns them from the Flink job server when it submits), and
+    :func:`check_flags` refuses a flag nobody declared. Values go to the job server unchanged; unset
+    flags are not sent. See docs/guarantees.md, "Flink: checkpoints, savepoints".
+    """
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--checkpointing_interval", type=int, default=None,
+                            help="Flink: take a checkpoint every this many milliseconds (default: none).")
+        parser.add_argument("--checkpointing_mode", default=None, choices=("EXACTLY_ONCE", "AT_LEAST_ONCE"),
+                            help="Flink: checkpoint mode (Flink's default EXACTLY_ONCE).")
+        parser.add_argument("--state_backend", default=None,
+                            help="Flink: state backend, `filesystem` (the job server jar has no RocksDB).")
+        parser.add_argument("--state_backend_storage_path", default=None,
+                            help="Flink: where checkpoints are written (file://, s3://, gs://).")
+        parser.add_argument("--retain_externalized_checkpoints_on_cancellation", action="store_true", default=None,
+                            help="Flink: keep the last checkpoint when the job is cancelled.")
+        parser.add_argument("--savepoint_path", default=None,
+                            help="Flink: start the job from this savepoint or retained checkpoint; needs "
+                            "--flink_master=HOST:PORT (Beam ignores it on [local] and [auto]).")
+        parser.add_argument("--allow_non_restored_state", action="store_true", default=None,
+                            help="Flink: with --savepoint_path, skip state no operator of the pipeline claims.")
+
+    def validate_flink_state(self) -> None:
+        """A restore path that Beam's Flink runner would ignore is a usage error, not a fresh start."""
+        master = self.view_as(FlinkRunnerOptions).flink_master
+        if self.savepoint_path and master in ("[local]", "[auto]"):
+            raise InvalidOptionError(
+                f"--savepoint_path={self.savepoint_path}: Beam's Flink runner restores a savepoint only on a Flink "
+                f"cluster, not with --flink_master={master}; pass --flink_master=HOST:PORT")
 
 
 class MonitoringOptions(PipelineOptions):
@@ -401,6 +436,7 @@ def resolve_options(
     hf.mode = mode
     standard.streaming = mode == "streaming"
     options.view_as(MonitoringOptions).validate_monitoring()
+    options.view_as(FlinkStateOptions).validate_flink_state()
     for name, value in ((defaults or {}).get(mode) or {}).items():
         if getattr(hf, name, None) is None:
             setattr(hf, name, value)

@@ -90,17 +90,20 @@ def _check_dataset(uri: str, project: str, dataset: str) -> None:
     from google.auth.exceptions import DefaultCredentialsError
 
     try:
-        _bigquery_client(project).get_dataset(f"{project}.{dataset}", retry=None, timeout=15)
+        client = _bigquery_client(project)
+    except DefaultCredentialsError:
+        return  # cannot ask without credentials; Beam will say more
+    try:
+        client.get_dataset(f"{project}.{dataset}", retry=None, timeout=15)
     except exceptions.NotFound:
         raise ConnectorError(
             f"{uri}: dataset {project}.{dataset} does not exist; create it (bq mk {project}:{dataset}) "
             "or fix the URI"
         ) from None
-    except DefaultCredentialsError:
-        return  # cannot ask without credentials; Beam will say more
     except (exceptions.GoogleAPICallError, OSError) as exc:
         raise ConnectorError(
-            f"{uri}: cannot reach BigQuery ({type(exc).__name__}); check the network and credentials"
+            f"{uri}: cannot reach BigQuery at {client._connection.API_BASE_URL} ({type(exc).__name__}); check the "
+            "network, the credentials or BIGQUERY_EMULATOR_HOST"
         ) from exc
 
 
