@@ -245,21 +245,20 @@ class _Generator:
         self._next: Optional[int] = None  # the index after the last record generated
         self._last_burst: Optional[int] = None
 
-    def _is_burst_seed(self, i: int) -> bool:
-        h = self._draws.index(i)
-        return _Draws.unit(h, _SALT_FRAUD) < self.cfg.fraud / 2 and _Draws.unit(h, _SALT_FRAUDKIND) < 0.5
+    def _starts_burst(self, index_hash: int) -> bool:
+        return (_Draws.unit(index_hash, _SALT_FRAUD) < self.cfg.fraud / 2
+                and _Draws.unit(index_hash, _SALT_FRAUDKIND) < 0.5)
 
-    def _burst_from(self, i: int) -> Optional[int]:
+    def _burst_from(self, i: int, index_hash: int) -> Optional[int]:
         """The latest index of the last ``_BURST_LENGTH`` (``i`` included) that
-        starts a burst, or None; one hash per record when called in order."""
+        starts a burst, or None; no extra hash when called in order."""
         if i != self._next:  # first call, or out of order: look back over the whole burst length
             self._last_burst = None
-            scan = range(max(0, i - _BURST_LENGTH + 1), i + 1)
-        else:
-            scan = (i,)
-        for j in scan:
-            if self._is_burst_seed(j):
-                self._last_burst = j
+            for j in range(max(0, i - _BURST_LENGTH + 1), i):
+                if self._starts_burst(self._draws.index(j)):
+                    self._last_burst = j
+        if self._starts_burst(index_hash):
+            self._last_burst = i
         self._next = i + 1
         last = self._last_burst
         return last if last is not None and i - last < _BURST_LENGTH else None
@@ -278,7 +277,7 @@ class _Generator:
         unit = _Draws.unit
 
         # A burst ("card testing") takes over the next _BURST_LENGTH records.
-        burst_from = self._burst_from(i)
+        burst_from = self._burst_from(i, h)
         if burst_from is not None:
             k = int(unit(self._draws.index(burst_from), _SALT_CARD) * cfg.cards)
         else:
