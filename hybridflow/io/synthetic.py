@@ -26,6 +26,7 @@ Pub/Sub source would deliver; type them with
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 import time
@@ -44,6 +45,7 @@ __all__ = ["SyntheticTransactions", "ReadSyntheticTransactions", "generate_trans
 DEFAULT_START = "2026-01-01T00:00:00Z"
 
 _MASK = (1 << 64) - 1
+_EPOCH = datetime.datetime(1970, 1, 1)
 
 _COUNTRIES = [
     # country, currency, weight as a home country
@@ -88,7 +90,23 @@ def _mix(x: int) -> int:
 
 def _unit(seed: int, index: int, salt: int) -> float:
     """A uniform number in [0, 1) that depends only on its arguments."""
-    return _mix(_mix(_mix(seed) ^ index) ^ salt) / 18446744073709551616.0
+    return _Draws.unit(_mix(_mix(seed) ^ index), salt)
+
+
+class _Draws:
+    """``_unit(seed, index, salt)`` for one seed, with the part of the hash that
+    depends on ``(seed, index)`` computed once per index: the same numbers for
+    a third of the work (a record takes up to a dozen draws)."""
+
+    def __init__(self, seed: int):
+        self._seed_hash = _mix(seed)
+
+    def index(self, index: int) -> int:
+        return _mix(self._seed_hash ^ index)
+
+    @staticmethod
+    def unit(index_hash: int, salt: int) -> float:
+        return _mix(index_hash ^ salt) / 18446744073709551616.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,83 +232,112 @@ def _card(seed: int, k: int) -> tuple[str, str, str, float]:
     return f"card-{k:06d}", f"cust-{k // 2 + 17:06d}", home, scale
 
 
-def _is_burst_seed(cfg: SyntheticTransactions, i: int) -> bool:
-    return _unit(cfg.seed, i, _SALT_FRAUD) < cfg.fraud / 2 and _unit(cfg.seed, i, _SALT_FRAUDKIND) < 0.5
+class _Generator:
+    """Records of one config, with what neighbouring records share computed
+    once: card profiles, the latest burst start, the per-index part of the
+    hash (:class:`_Draws`)."""
 
+    def __init__(self, cfg: SyntheticTransactions):
+        self.cfg = cfg
+        self._population = cfg.population if cfg.population is not None else cfg.seed
+        self._draws = _Draws(cfg.seed)
+        self._cards: dict = {}
+        self._next: Optional[int] = None  # the index after the last record generated
+        self._last_burst: Optional[int] = None
 
-def _record(cfg: SyntheticTransactions, i: int, event_seconds: float, cards: dict) -> str:
-    seed = cfg.seed
-    population = cfg.population if cfg.population is not None else seed
+    def _starts_burst(self, index_hash: int) -> bool:
+        return (_Draws.unit(index_hash, _SALT_FRAUD) < self.cfg.fraud / 2
+                and _Draws.unit(index_hash, _SALT_FRAUDKIND) < 0.5)
 
-    def card(k: int):
-        c = cards.get(k)
-        if c is None:
-            c = cards[k] = _card(population, k)
-        return c
+    def _burst_from(self, i: int, index_hash: int) -> Optional[int]:
+        """The latest index of the last ``_BURST_LENGTH`` (``i`` included) that
+        starts a burst, or None; no extra hash when called in order."""
+        if i != self._next:  # first call, or out of order: look back over the whole burst length
+            self._last_burst = None
+            for j in range(max(0, i - _BURST_LENGTH + 1), i):
+                if self._starts_burst(self._draws.index(j)):
+                    self._last_burst = j
+        if self._starts_burst(index_hash):
+            self._last_burst = i
+        self._next = i + 1
+        last = self._last_burst
+        return last if last is not None and i - last < _BURST_LENGTH else None
 
-    # A burst ("card testing") takes over the next _BURST_LENGTH records.
-    burst_from = next(
-        (i - d for d in range(0, _BURST_LENGTH) if i - d >= 0 and _is_burst_seed(cfg, i - d)),
-        None,
-    )
-    if burst_from is not None:
-        k = int(_unit(seed, burst_from, _SALT_CARD) * cfg.cards)
-    else:
-        k = int(_unit(seed, i, _SALT_CARD) * cfg.cards)
-    card_id, customer_id, home, scale = card(k)
+    def _card(self, k: int) -> tuple[str, str, str, float]:
+        card = self._cards.get(k)
+        if card is None:
+            card = self._cards[k] = _card(self._population, k)
+        return card
 
-    pick = _unit(seed, i, _SALT_CAT) * _CAT_TOTAL
-    _, category, median = next(row for row in _CAT_CDF if pick < row[0])
-    # log-normal amount around the category median, scaled per card
-    u1 = max(_unit(seed, i, _SALT_AMT1), 1e-12)
-    u2 = _unit(seed, i, _SALT_AMT2)
-    z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2 * math.pi * u2)
-    amount = median * scale * math.exp(0.45 * z)
-    country = home
-    if _unit(seed, i, _SALT_TRAVEL) < 0.003:  # ordinary travel
-        country = _COUNTRIES[int(_unit(seed, i, _SALT_ABROAD) * len(_COUNTRIES))][0]
+    def record(self, i: int, event_seconds: float) -> str:
+        """The JSON text of record ``i`` at ``event_seconds`` (before disorder)."""
+        cfg = self.cfg
+        seed = cfg.seed
+        h = self._draws.index(i)
+        unit = _Draws.unit
 
-    is_fraud = _unit(seed, i, _SALT_FRAUD) < cfg.fraud
-    if burst_from is not None:
-        category, amount = "online", 1.0 + 9.0 * _unit(seed, i, _SALT_FRAUDAMT)
-    elif is_fraud:  # a very large purchase abroad
-        category = "electronics"
-        amount = median * scale * (15.0 + 30.0 * _unit(seed, i, _SALT_FRAUDAMT))
-        abroad = [c for c, _, _ in _COUNTRIES if c != home]
-        country = abroad[int(_unit(seed, i, _SALT_ABROAD) * len(abroad))]
-
-    # event-time disorder
-    if _unit(seed, i, _SALT_LATE) < cfg.late:
-        event_seconds -= cfg.late_delay * (1.0 + _unit(seed, i, _SALT_DISAMT))
-    elif _unit(seed, i, _SALT_DIS) < cfg.disorder:
-        event_seconds -= cfg.max_delay * _unit(seed, i, _SALT_DISAMT)
-
-    record = {
-        "txn_id": f"t{seed}-{i:010d}",
-        "card_id": card_id,
-        "customer_id": customer_id,
-        "merchant_id": f"m-{int(_unit(seed, i, _SALT_MERCH) * 2000):05d}",
-        "category": category,
-        "amount": round(amount, 2),
-        "currency": _CURRENCY[country],
-        "country": country,
-        "event_time": Timestamp.of(round(event_seconds, 3)).to_rfc3339(),
-    }
-    if _unit(seed, i, _SALT_MAL) < cfg.malformed:
-        kind = int(_unit(seed, i, _SALT_MALKIND) * 6)
-        if kind == 0:
-            return json.dumps(record)[:-7]  # truncated JSON
-        if kind == 1:
-            del record["card_id"]
-        elif kind == 2:
-            record["amount"] = -record["amount"]
-        elif kind == 3:
-            record["currency"] = "EURO"
-        elif kind == 4:
-            record["event_time"] = "yesterday"
+        # A burst ("card testing") takes over the next _BURST_LENGTH records.
+        burst_from = self._burst_from(i, h)
+        if burst_from is not None:
+            k = int(unit(self._draws.index(burst_from), _SALT_CARD) * cfg.cards)
         else:
-            record["amount"] = f"{record['amount']:.2f}".replace(".", ",")
-    return json.dumps(record)
+            k = int(unit(h, _SALT_CARD) * cfg.cards)
+        card_id, customer_id, home, scale = self._card(k)
+
+        pick = unit(h, _SALT_CAT) * _CAT_TOTAL
+        _, category, median = next(row for row in _CAT_CDF if pick < row[0])
+        # log-normal amount around the category median, scaled per card
+        u1 = max(unit(h, _SALT_AMT1), 1e-12)
+        u2 = unit(h, _SALT_AMT2)
+        z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2 * math.pi * u2)
+        amount = median * scale * math.exp(0.45 * z)
+        country = home
+        if unit(h, _SALT_TRAVEL) < 0.003:  # ordinary travel
+            country = _COUNTRIES[int(unit(h, _SALT_ABROAD) * len(_COUNTRIES))][0]
+
+        is_fraud = unit(h, _SALT_FRAUD) < cfg.fraud
+        if burst_from is not None:
+            category, amount = "online", 1.0 + 9.0 * unit(h, _SALT_FRAUDAMT)
+        elif is_fraud:  # a very large purchase abroad
+            category = "electronics"
+            amount = median * scale * (15.0 + 30.0 * unit(h, _SALT_FRAUDAMT))
+            abroad = [c for c, _, _ in _COUNTRIES if c != home]
+            country = abroad[int(unit(h, _SALT_ABROAD) * len(abroad))]
+
+        # event-time disorder
+        if unit(h, _SALT_LATE) < cfg.late:
+            event_seconds -= cfg.late_delay * (1.0 + unit(h, _SALT_DISAMT))
+        elif unit(h, _SALT_DIS) < cfg.disorder:
+            event_seconds -= cfg.max_delay * unit(h, _SALT_DISAMT)
+
+        record = {
+            "txn_id": f"t{seed}-{i:010d}",
+            "card_id": card_id,
+            "customer_id": customer_id,
+            "merchant_id": f"m-{int(unit(h, _SALT_MERCH) * 2000):05d}",
+            "category": category,
+            "amount": round(amount, 2),
+            "currency": _CURRENCY[country],
+            "country": country,
+            # Timestamp.to_rfc3339's text, without its time-zone-aware datetime
+            "event_time": (_EPOCH + datetime.timedelta(microseconds=Timestamp.of(round(event_seconds, 3)).micros))
+            .isoformat() + "Z",
+        }
+        if unit(h, _SALT_MAL) < cfg.malformed:
+            kind = int(unit(h, _SALT_MALKIND) * 6)
+            if kind == 0:
+                return json.dumps(record)[:-7]  # truncated JSON
+            if kind == 1:
+                del record["card_id"]
+            elif kind == 2:
+                record["amount"] = -record["amount"]
+            elif kind == 3:
+                record["currency"] = "EURO"
+            elif kind == 4:
+                record["event_time"] = "yesterday"
+            else:
+                record["amount"] = f"{record['amount']:.2f}".replace(".", ",")
+        return json.dumps(record)
 
 
 def generate_transactions(
@@ -306,9 +353,9 @@ def generate_transactions(
     """
     if start_seconds is None:
         start_seconds = float(config.start_timestamp().micros) / 1e6
-    cards: dict = {}
+    generator = _Generator(config)
     for i in range(start_index, stop_index):
-        yield _record(config, i, start_seconds + i / config.rate, cards)
+        yield generator.record(i, start_seconds + i / config.rate)
 
 
 class _GenerateChunk(beam.DoFn):
