@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test test-deep release-check test-beam-range lock fresh-machine bench bench-streaming venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-spark tools-services tools-orchestration
+.PHONY: demo test test-deep release-check test-beam-range lock fresh-machine bench bench-streaming soak venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-spark tools-services tools-orchestration
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
@@ -17,7 +17,8 @@ help:
 	@echo "make test-deep - the property tests with ten times the examples, random seeds (hypothesis profile deep)"
 	@echo "make fresh-machine - make test's CI run on a clone of HEAD with an empty HOME (tools/fresh-machine.sh)"
 	@echo "make bench  - hybridflow vs idiomatic Beam vs DuckDB, batch (BENCH_N=1000000; never part of make test)"
-	@echo "make bench-streaming - alert latency and sustained rates (BENCH_RUNNER=prism|flink, BENCH_RATES='1000 2000 4000', BENCH_DURATION=90)"
+	@echo "make bench-streaming - alert latency and sustained rates: BENCH_RUNNERS='prism flink' x BENCH_SOURCES='synthetic kafka' x BENCH_RATES='2000 5000 10000' (each ladder stops at its first unsustained rate), BENCH_DURATION=90"
+	@echo "make soak   - 30 minutes at 5,000 events/s on Flink, latency and RSS slope per process every 5 minutes (SOAK_RUNNER, SOAK_RATE, SOAK_DURATION)"
 	@echo "make release-check - build sdist + wheel, twine check, run the CLI from the wheel in a clean venv"
 	@echo "make test-beam-range - the transform tests with the newest Beam release of the supported range"
 	@echo "make lock   - regenerate the flex templates' hashed requirements lock (pip-compile --generate-hashes)"
@@ -61,9 +62,8 @@ $(DEMO_HISTORY)/.done: | $(VENV)/.stamp-base
 	touch $@
 
 demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
-	rm -rf $(DEMO_OUTPUT)
 	$(VENV)/bin/hybridflow run fraud --mode batch --profile direct \
-		--input '$(DEMO_HISTORY)/*.jsonl' --output $(DEMO_OUTPUT)
+		--input '$(DEMO_HISTORY)/*.jsonl' --output $(DEMO_OUTPUT) --overwrite
 
 # ---------------------------------------------------------------------------
 # Local runners and services, provisioned with package clients only (go, mvn)
@@ -139,12 +139,25 @@ BENCH_FLAGS ?=
 bench: $(VENV)/.stamp-test
 	PYTHONWARNINGS=ignore $(PY) -m bench.run $(foreach n,$(BENCH_N),--n $(n)) $(BENCH_FLAGS)
 
-# Streaming latency / rate on Prism (needs the Prism binary of the pinned Beam version, see make tools).
-BENCH_RATES ?= 1000 2000 4000
+# Streaming latency / sustained rate (bench/streaming.py): every runner x source, rates from low to
+# high up to the first one not sustained; one results JSON in bench/results. Needs the runners (Prism
+# binary, Flink job server) and, for the kafka source, the broker and expansion service (make tools).
+BENCH_RATES ?= 2000 5000 10000
 BENCH_DURATION ?= 90
-BENCH_RUNNER ?= prism
-bench-streaming: $(VENV)/.stamp-test tools-runners
-	PYTHONWARNINGS=ignore $(PY) -m bench.streaming $(foreach r,$(BENCH_RATES),--rate $(r)) --duration $(BENCH_DURATION) --runner $(BENCH_RUNNER)
+BENCH_RUNNERS ?= prism flink
+BENCH_SOURCES ?= synthetic kafka
+bench-streaming: $(VENV)/.stamp-test tools-runners tools-services
+	PYTHONWARNINGS=ignore $(PY) -m bench.streaming $(foreach r,$(BENCH_RATES),--rate $(r)) --duration $(BENCH_DURATION) \
+		$(foreach r,$(BENCH_RUNNERS),--runner $(r)) $(foreach s,$(BENCH_SOURCES),--source $(s))
+
+# The soak: one long run, latency and per-process RSS slope every SOAK_EVERY seconds.
+SOAK_RUNNER ?= flink
+SOAK_RATE ?= 5000
+SOAK_DURATION ?= 1800
+SOAK_EVERY ?= 300
+soak: $(VENV)/.stamp-test tools-runners
+	PYTHONWARNINGS=ignore $(PY) -m bench.streaming --rate $(SOAK_RATE) --duration $(SOAK_DURATION) \
+		--runner $(SOAK_RUNNER) --report_every $(SOAK_EVERY)
 
 clean:
 	rm -rf output data/sample-history .pytest_cache

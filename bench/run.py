@@ -58,7 +58,7 @@ def commands(bench: str, impl: str, source: str, out: str) -> list[str]:
         return [PY, "-m", module, "--input", source, "--output", out]
     if impl == "hybridflow":
         return [HYBRIDFLOW_CLI, "run", "fraud", "--mode", "batch", "--input", source, "--output", out,
-                "--output_format", "parquet", "--runner", "FnApiRunner"]
+                "--output_format", "parquet", "--runner", "FnApiRunner", "--overwrite"]  # --repeat reruns into out
     module = {"idiomatic_beam": "bench.baselines.fraud_beam", "duckdb": "bench.baselines.fraud_duckdb"}[impl]
     return [PY, "-m", module, "--input", source, "--output", out]
 

@@ -289,7 +289,7 @@ def reanalyse(path: str, work=None) -> int:
     report = json.loads(pathlib.Path(path).read_text())
     base = pathlib.Path(work or ROOT / "bench" / "data" / "streaming")
     for run in report["runs"]:
-        if "rate" not in run:  # the child failed before writing its summary
+        if "rate" not in run or run.get("verdict") == "not run":  # failed before its summary, or skipped
             continue
         # work directories are <runner>-<source>-<rate> (results before --source: <runner>-<rate>)
         directory = base / f"{run['runner']}-{run.get('source', 'synthetic')}-{run['rate']:g}"
@@ -306,19 +306,40 @@ def reanalyse(path: str, work=None) -> int:
     return 0
 
 
+def matrix(runners, sources, rates, run) -> list:
+    """``run(runner, source, rate)`` for every runner and source, rates from low to
+    high up to the first one not sustained (a ladder); the rates above it are
+    listed with the verdict ``not run``."""
+    runs = []
+    for runner in runners:
+        for source in sources:
+            failed_at = None
+            for rate in sorted(rates):
+                if failed_at is not None:
+                    runs.append({"runner": runner, "source": source, "rate": rate, "sustained": None,
+                                 "verdict": "not run", "reason": f"{failed_at:g}/s was not sustained"})
+                    print(f"  {runner} {source} {rate:g} events/s: not run ({runs[-1]['reason']})", flush=True)
+                    continue
+                runs.append(run(runner, source, rate))
+                if not runs[-1].get("sustained"):
+                    failed_at = rate
+    return runs
+
+
 def main(argv=None):
     import datetime
     import pathlib
-    import sys
 
     from bench.run import ROOT, machine, measure
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=float, action="append")
     parser.add_argument("--duration", type=float, default=60)
-    parser.add_argument("--runner", choices=sorted(RUNNERS), default="prism")
-    parser.add_argument("--source", choices=("synthetic", "kafka"), default="synthetic",
-                        help="the in-pipeline generator, or a local Kafka broker fed by a producer process")
+    parser.add_argument("--runner", choices=sorted(RUNNERS), action="append",
+                        help="repeatable: a matrix of runners x sources x rates (default prism)")
+    parser.add_argument("--source", choices=("synthetic", "kafka"), action="append",
+                        help="the in-pipeline generator, or a local Kafka broker fed by a producer process "
+                        "(repeatable; default synthetic)")
     parser.add_argument("--report_every", type=float, default=None,
                         help="also report latency and memory per this many seconds of the stream (soak)")
     parser.add_argument("--out", default=None, help="work directory (one run: the pipeline's own)")
@@ -332,60 +353,75 @@ def main(argv=None):
         return reanalyse(args.reanalyse, args.out)
     if not args.rate:
         parser.error("--rate is required (events per second; repeatable)")
+    runners, sources = args.runner or ["prism"], args.source or ["synthetic"]
     if args.child:
-        args.rate = args.rate[0]
+        args.rate, args.runner, args.source = args.rate[0], runners[0], sources[0]
         return run_one(args)
     started = datetime.datetime.now(datetime.timezone.utc)
     work = pathlib.Path(args.out or ROOT / "bench" / "data" / "streaming")
-    runs = []
-    for rate in args.rate:
-        name = f"{args.runner}-{args.source}-{rate:g}"
-        out = work / name
-        if out.exists():
-            import shutil
-
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-        cmd = [sys.executable, "-m", "bench.streaming", "--child", "--rate", f"{rate:g}", "--duration",
-               f"{args.duration:g}", "--runner", args.runner, "--source", args.source, "--out", str(out)]
-        if args.timeout:
-            cmd += ["--timeout", f"{args.timeout:g}"]
-        if args.report_every:
-            cmd += ["--report_every", f"{args.report_every:g}"]
-        print(f"  {args.runner} {args.source} {rate:g} events/s for {args.duration:g} s ...", flush=True)
-        m = measure(cmd, work / f"{name}.log", rss_every=5)
-        summary_path = out / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"error": "no summary"}
-        # memory while the stream flows: from a minute after the pipeline started (start-up and
-        # the history's batch work done; services a Kafka run starts come before it) to the end of
-        # the stream
-        stream_start = summary.get("pipeline_started_epoch", m["started_epoch"]) - m["started_epoch"]
-        stream_end = stream_start + args.duration
-        # per process: from 5 minutes in on runs of 10 minutes or more (the issue's "after the first
-        # 5 minutes"), else from a minute in
-        settle = stream_start + (300 if args.duration >= 600 else 60)
-        summary.update(process_wall_s=m["wall_s"], peak_rss_mib=m["peak_rss_mib"], exit_code=m["exit_code"],
-                       load_avg_1m_before=m["load_avg_1m_before"],
-                       rss_while_streaming=rss_trend(m["rss_mib"], stream_start + 60, stream_end),
-                       rss_while_streaming_by_process={
-                           role: rss_trend(series, settle, stream_end)
-                           for role, series in m["rss_mib_by_process"].items()},
-                       rss_mib=m["rss_mib"], rss_mib_by_process=m["rss_mib_by_process"])
-        if args.report_every:
-            summary["memory_by_period"] = {
-                role: [rss_trend(series, stream_start + k, stream_start + k + args.report_every)
-                       for k in range(0, int(args.duration), int(args.report_every))]
-                for role, series in m["rss_mib_by_process"].items()}
-        print(json.dumps({k: v for k, v in summary.items() if k not in ("rss_mib", "rss_mib_by_process")},
-                         indent=2), flush=True)
-        runs.append(summary)
+    runs = matrix(runners, sources, args.rate,
+                  lambda runner, source, rate: _run_child(args, runner, source, rate, work, measure))
     report = {"started": started.isoformat(timespec="seconds"), "machine": machine(), "runs": runs,
               "latency": "wall clock when the alert reaches the sink minus its event time"}
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    path = results / f"streaming-{args.runner}-{args.source}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path = results / f"streaming-{'+'.join(runners)}-{'+'.join(sources)}-{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(report, indent=2))
+    print("runner              source     rate/s  verdict        steady p50 / p99 s")
+    for run in runs:
+        steady = run.get("steady_state_latency_s") or {}
+        print(f"{run['runner']:19s} {run['source']:10s} {run['rate']:7g}  {run['verdict']:13s}  "
+              f"{steady.get('p50')} / {steady.get('p99')}")
     print(f"wrote {path.relative_to(ROOT)}")
+
+
+def _run_child(args, runner: str, source: str, rate: float, work, measure) -> dict:
+    """One rate of one runner and source in a child process, measured (RSS per process)."""
+    import sys
+
+    name = f"{runner}-{source}-{rate:g}"
+    out = work / name
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    cmd = [sys.executable, "-m", "bench.streaming", "--child", "--rate", f"{rate:g}", "--duration",
+           f"{args.duration:g}", "--runner", runner, "--source", source, "--out", str(out)]
+    if args.timeout:
+        cmd += ["--timeout", f"{args.timeout:g}"]
+    if args.report_every:
+        cmd += ["--report_every", f"{args.report_every:g}"]
+    print(f"  {runner} {source} {rate:g} events/s for {args.duration:g} s ...", flush=True)
+    m = measure(cmd, work / f"{name}.log", rss_every=5)
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {
+        "runner": runner, "source": source, "rate": rate, "duration_s": args.duration, "error": "no summary"}
+    # memory while the stream flows: from a minute after the pipeline started (start-up and
+    # the history's batch work done; services a Kafka run starts come before it) to the end of
+    # the stream
+    stream_start = summary.get("pipeline_started_epoch", m["started_epoch"]) - m["started_epoch"]
+    stream_end = stream_start + args.duration
+    # per process: from 5 minutes in on runs of 10 minutes or more (the issue's "after the first
+    # 5 minutes"), else from a minute in
+    settle = stream_start + (300 if args.duration >= 600 else 60)
+    summary.update(process_wall_s=m["wall_s"], peak_rss_mib=m["peak_rss_mib"], exit_code=m["exit_code"],
+                   load_avg_1m_before=m["load_avg_1m_before"], load_avg_1m_after=m["load_avg_1m_after"],
+                   rss_while_streaming=rss_trend(m["rss_mib"], stream_start + 60, stream_end),
+                   rss_while_streaming_by_process={
+                       role: rss_trend(series, settle, stream_end)
+                       for role, series in m["rss_mib_by_process"].items()},
+                   rss_mib=m["rss_mib"], rss_mib_by_process=m["rss_mib_by_process"])
+    if args.report_every:
+        summary["memory_by_period"] = {
+            role: [rss_trend(series, stream_start + k, stream_start + k + args.report_every)
+                   for k in range(0, int(args.duration), int(args.report_every))]
+            for role, series in m["rss_mib_by_process"].items()}
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("rss_mib", "rss_mib_by_process")},
+                     indent=2), flush=True)
+    summary["verdict"] = ("sustained" if summary.get("sustained") else
+                          "not sustained" if "sustained" in summary else "failed")
+    return summary
 
 
 if __name__ == "__main__":

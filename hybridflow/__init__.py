@@ -78,6 +78,10 @@ _EXPORTS = {
     "SchemaError": "hybridflow.errors",
     "ConnectorError": "hybridflow.errors",
     "RecordError": "hybridflow.errors",
+    "InvalidLocationError": "hybridflow.errors",
+    "CorruptInputError": "hybridflow.errors",
+    "JobFailedError": "hybridflow.errors",
+    "TooManyDeadLettersError": "hybridflow.errors",
 }
 
 
@@ -150,4 +154,8 @@ __all__ = [
     "SchemaError",
     "ConnectorError",
     "RecordError",
+    "InvalidLocationError",
+    "CorruptInputError",
+    "JobFailedError",
+    "TooManyDeadLettersError",
 ]

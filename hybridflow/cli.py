@@ -23,16 +23,21 @@ of the group ``hybridflow.pipelines``), ``module:attr`` or
 ``path/to/file.py[:attr]``; ``--pipeline REF`` before the command loads one
 more for any command (``hybridflow --pipeline ./mine.py list``).
 
-Usage errors print one line on stderr and exit with code 2. ``run`` exits
-with 1 when the job fails and 3 when it finishes past ``--deadline``.
+Every failure prints one line on stderr naming the problem and the fix;
+the full detail (tracebacks, Beam's logs) is in the command's log file
+(:mod:`hybridflow.logs`), which the line names when it holds more. Exit
+codes: 2 usage errors (flags, missing inputs, unusable output locations), 1
+a failed job, 3 a job that finished past ``--deadline``, 4 a job whose dead
+letters exceeded ``--max_dead_letter_ratio``, 130 interrupted (Ctrl-C,
+SIGTERM). A run that does not finish publishes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
+import os
 import pathlib
 import signal
 import sys
@@ -56,7 +61,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> _Parser:
     parser = _Parser(prog=PROG, description="Hybrid batch + streaming pipelines on Apache Beam.", allow_abbrev=False)
-    parser.add_argument("--log_level", default="WARNING", help="Python log level (default WARNING).")
+    parser.add_argument(
+        "--log_level",
+        default=None,
+        help="Also show every logger's records from this level on in the terminal (DEBUG, INFO, WARNING ...); "
+        "by default only hybridflow's warnings; everything from INFO on is in the command's log file.",
     parser.add_argument(
         "--pipeline", action="append", default=[], metavar="REF", dest="extra_pipelines",
         help="Load a pipeline that is not installed (module:attr or path/to/file.py[:attr]) for this command.",
@@ -136,7 +145,7 @@ def _describe(spec) -> str:
         kind = "choice of " + "|".join(map(str, action.choices)) if action.choices else (
             "flag" if action.nargs == 0 else getattr(action.type, "__name__", "str")
         )
-        kind = {"duration_arg": "duration", "bool_arg": "true|false"}.get(kind, kind)
+        kind = {"duration_arg": "duration", "bool_arg": "true|false", "ratio_arg": "0..1|off"}.get(kind, kind)
         return f"  {flag:<24} {kind:<22} default {default_text}\n      {action.help or ''}"
 
     common = [a for a in parser_actions(HybridflowOptions) if a.dest in spec.common]
@@ -162,6 +171,14 @@ def _describe(spec) -> str:
     streams = ", ".join(f"synthetic://{g.stream}" for g in spec.generators)
     if streams:
         lines.append(f"generators: {streams} (`hybridflow generate {spec.name}` writes the default batch inputs)")
+    lines.append("outputs and inputs (any pipeline; see docs/guarantees.md):")
+    from hybridflow.io.options import ConnectorOptions
+    from hybridflow.options import RunOptions
+
+    for action in parser_actions(RunOptions) + [a for a in parser_actions(ConnectorOptions) if a.dest == "allow_empty"]:
+        default = "0.5 in batch, off in streaming" if action.dest == "max_dead_letter_ratio" else action.default
+        lines.append(row(action, default))
+    lines.append("")
     lines.append("runner flags: any Beam pipeline option (--runner, --parallelism, --temp_location ...);")
     lines.append("profiles: " + _profile_names() + " (--profile NAME or a YAML path)")
     return "\n".join(lines)
@@ -201,42 +218,53 @@ def _cmd_run(args, beam_flags: Sequence[str], out) -> int:
     profile = load_profile(args.profile)
     options = spec.options(beam_flags, profile.flags())
     profile.check_required(options)
-    with _terminate_as_interrupt():
-        summary = run_pipeline(spec, options)
+    summary = run_pipeline(spec, options)
     print(summary.render(), file=out)
-    _print_top_alerts(summary.outputs.get("alerts"), out)
+    _print_top_alerts(summary, out)
     return summary.exit_code
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM stops a run like Ctrl-C does: Python then exits normally, so the
-    job server and workers Beam started for the run (a Flink JVM, Prism) are
-    stopped by Beam's exit handlers instead of being left running."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _Stop:
+    """SIGINT and SIGTERM stop a run the same way: the first one raises
+    KeyboardInterrupt in the main thread (Python then exits normally, so the
+    job server and workers Beam started for the run, a Flink JVM or Prism, are
+    stopped by Beam's exit handlers instead of being left running); later ones
+    are ignored while the run cleans up."""
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
+    def __init__(self):
+        self.stopping = False
+        self._previous: dict = {}
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        self.stopping = True  # cleaning up: no more interrupts
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
-def _print_top_alerts(location: Optional[str], out, limit: int = 5) -> None:
-    """Prints the first alerts of a local JSON-lines alert output."""
-    if not location or "://" in location or not location.endswith(".jsonl"):
-        return
-    import glob
+def _print_top_alerts(summary, out, limit: int = 5) -> None:
+    """Prints the first alerts of the published local JSON-lines alert files of a run."""
+    from hybridflow.pipelines.outputs import SUCCESS, published_files
 
     alerts = []
-    for path in sorted(glob.glob(location)):
-        with open(path, encoding="utf-8") as f:
-            alerts.extend(json.loads(line) for line in f if line.strip())
+    for marker in summary.published:
+        if "://" in marker or alerts:  # the first local copy (an output may have several sinks)
+            continue
+        directory = marker[: -len(SUCCESS)].rstrip("/") or "."
+        for path in published_files(directory, "alerts"):
+            if path.endswith(".jsonl"):
+                with open(path, encoding="utf-8") as f:
+                    alerts.extend(json.loads(line) for line in f if line.strip())
     if not alerts:
         return
     alerts.sort(key=lambda a: (a["event_time"], a["rule"], a["key"]))
@@ -260,23 +288,28 @@ def _cmd_generate(args, out) -> int:
         raise UsageError(f"pipeline {spec.name!r} reads no synthetic:// input by default: nothing to generate")
     extra = dict(urllib.parse.parse_qsl(args.params, keep_blank_values=True))
     directory = pathlib.Path(args.out)
-    directory.mkdir(parents=True, exist_ok=True)
-    for flag, uri in inputs.items():
-        endpoint = parse_uri(uri)
-        params = {**endpoint.params, **extra, **({"count": str(args.count)} if args.count is not None else {})}
-        config = synthetic_stream(endpoint.netloc).from_params(params)
-        count = config.record_count
-        if count is None:
-            raise UsageError(f"--{flag} default {uri} is endless: give --count N")
-        prefix = config.stream if flag == "input" else flag  # two inputs may read the same stream
-        per_shard = -(-count // args.shards)
-        for shard in range(args.shards):
-            first, last = shard * per_shard, min((shard + 1) * per_shard, count)
-            path = directory / f"{prefix}-{shard:05d}-of-{args.shards:05d}.jsonl"
-            with open(path, "w", encoding="utf-8") as f:
-                for line in generate_records(config, first, last):
-                    f.write(line + "\n")
-        print(f"wrote {count} {config.stream} records to {directory}/{prefix}-*.jsonl (--{flag})", file=out)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for flag, uri in inputs.items():
+            endpoint = parse_uri(uri)
+            params = {**endpoint.params, **extra, **({"count": str(args.count)} if args.count is not None else {})}
+            config = synthetic_stream(endpoint.netloc).from_params(params)
+            count = config.record_count
+            if count is None:
+                raise UsageError(f"--{flag} default {uri} is endless: give --count N")
+            prefix = config.stream if flag == "input" else flag  # two inputs may read the same stream
+            per_shard = -(-count // args.shards)
+            for shard in range(args.shards):
+                first, last = shard * per_shard, min((shard + 1) * per_shard, count)
+                path = directory / f"{prefix}-{shard:05d}-of-{args.shards:05d}.jsonl"
+                with open(path, "w", encoding="utf-8") as f:
+                    for line in generate_records(config, first, last):
+                        f.write(line + "\n")
+            print(f"wrote {count} {config.stream} records to {directory}/{prefix}-*.jsonl (--{flag})", file=out)
+    except OSError as exc:
+        from hybridflow.pipelines.outputs import location_error
+
+        raise location_error(str(directory), "the generated records (--out)", exc) from exc
     return 0
 
 
@@ -309,53 +342,103 @@ def _import_beam_quietly() -> None:
         root.setLevel(level)
 
 
+_LOGGED_COMMANDS = ("run", "generate", "report", "template")
+
+
+def _log_level(value: Optional[str]) -> Optional[str]:
+    from hybridflow.logs import LEVELS
+
+    if value is None:
+        return None
+    if value.upper() not in LEVELS:
+        raise UsageError(f"--log_level={value}: use one of {', '.join(LEVELS)}")
+    return value.upper()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``hybridflow`` command; returns the exit code."""
+    from hybridflow.logs import CommandLog
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    out = sys.stdout
+    log: Optional[CommandLog] = None
     try:
-        parser = _build_parser()
-        args, rest = parser.parse_known_args(argv)
-        logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-        redact_logs()  # log lines, Beam's and the libraries' too, never show a URI's password or token
-        _import_beam_quietly()
-        from hybridflow.orchestration.cli import COMMANDS as ORCHESTRATION
-
-        if args.extra_pipelines:
-            from hybridflow.pipelines import get_pipeline
-
-            for ref in args.extra_pipelines:
-                get_pipeline(ref)
-
-        if args.command not in ("run", *ORCHESTRATION) and rest:
-            raise UsageError(f"unrecognized arguments: {' '.join(rest)} (see `{PROG} --help`)")
-        if args.command == "list":
-            return _cmd_list(out)
-        if args.command == "describe":
-            return _cmd_describe(args.pipeline, out)
-        if args.command == "profiles":
-            return _cmd_profiles(out)
-        if args.command == "generate":
-            return _cmd_generate(args, out)
-        if args.command == "new":
-            return _cmd_new(args, out)
-        if args.command == "template":
-            from hybridflow.flex.cli import run_template_command
-
-            return run_template_command(args, out)
-        if args.command == "report":
-            from hybridflow.monitoring.report import write_report
-
-            path = write_report(args.pipeline, args.input, args.out, metrics_json=args.metrics)
-            print(f"wrote {path}", file=out)
-            return 0
-        if args.command in ORCHESTRATION:
-            from hybridflow.orchestration.cli import run_command
-
-            return run_command(args, rest, out)
-        return _cmd_run(args, rest, out)
+        with _Stop():
+            args, rest = _build_parser().parse_known_args(argv)
+            level = _log_level(args.log_level)
+            if args.command in _LOGGED_COMMANDS:
+                log = CommandLog(args.command, level).start()
+            else:
+                logging.basicConfig(level=level or "WARNING", format="%(levelname)s %(name)s: %(message)s")
+            redact_logs()  # log lines, Beam's and the libraries' too, never show a URI's password or token
+            _import_beam_quietly()
+            code = _dispatch(args, rest, sys.stdout)
+        if log is not None:
+            log.stop()
+        return code
     except HybridflowError as exc:
-        return report(exc, PROG)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        _log_failure(log, exc)
+        return report(exc, PROG, log.path if log is not None else None)
+    except KeyboardInterrupt as exc:
+        _log_failure(log, exc)
+        run = log is not None and log.command == "run"
+        what = ": the run published nothing and its temporary files were removed" if run else ""
+        detail = f" (details: {log.path})" if log is not None and log.path else ""
+        return _say(f"{PROG}: interrupted{what}{detail}", 130)
+    except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback in the log
+        if os.environ.get("HYBRIDFLOW_TRACEBACK"):
+            raise
+        _log_failure(log, exc)
+        where = f" (traceback: {log.path})" if log is not None and log.path else ""
+        return _say(f"{PROG}: error: internal error: {type(exc).__name__}: {exc}; please report it{where}", 1)
+
+
+def _log_failure(log, exc: BaseException) -> None:
+    """Writes ``exc`` with its traceback to the log file and keeps the terminal quiet from now on:
+    the failure is told in one line, and the stopped job's threads end after the command returns."""
+    if log is not None:
+        log.exception("the command failed", exc)
+        log.keep_until_exit()
+
+
+def _say(line: str, code: int) -> int:
+    from hybridflow.logs import terminal
+
+    print(line, file=terminal())
+    return code
+
+
+def _dispatch(args, rest: Sequence[str], out) -> int:
+    from hybridflow.orchestration.cli import COMMANDS as ORCHESTRATION
+
+    if args.extra_pipelines:
+        from hybridflow.pipelines import get_pipeline
+
+        for ref in args.extra_pipelines:
+            get_pipeline(ref)
+    if args.command not in ("run", *ORCHESTRATION) and rest:
+        raise UsageError(f"unrecognized arguments: {' '.join(rest)} (see `{PROG} --help`)")
+    if args.command == "list":
+        return _cmd_list(out)
+    if args.command == "describe":
+        return _cmd_describe(args.pipeline, out)
+    if args.command == "profiles":
+        return _cmd_profiles(out)
+    if args.command == "generate":
+        return _cmd_generate(args, out)
+    if args.command == "new":
+        return _cmd_new(args, out)
+    if args.command == "template":
+        from hybridflow.flex.cli import run_template_command
+
+        return run_template_command(args, out)
+    if args.command == "report":
+        from hybridflow.monitoring.report import write_report
+
+        path = write_report(args.pipeline, args.input, args.out, metrics_json=args.metrics)
+        print(f"wrote {path}", file=out)
+        return 0
+    if args.command in ORCHESTRATION:
+        from hybridflow.orchestration.cli import run_command
+
+        return run_command(args, rest, out)
+    return _cmd_run(args, rest, out)

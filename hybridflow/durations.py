@@ -1,10 +1,10 @@
-"""Durations as users write them: ``90``, ``90s``, ``1.5m``, ``2h``, ``1d``."""
+"""Durations as users write them: ``90``, ``90s``, ``1.5m``, ``2h``, ``1d``; times as reports show them."""
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Optional, Union
 
-__all__ = ["parse_duration", "format_duration"]
+__all__ = ["parse_duration", "format_duration", "iso_time"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -38,3 +38,12 @@ def format_duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def iso_time(seconds: Optional[float]) -> Optional[str]:
+    """A Unix time as ISO 8601 UTC: ``2026-12-06T19:50:00.123000Z``; None stays None."""
+    if seconds is None:
+        return None
+    import datetime
+
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat().replace("+00:00", "Z")

@@ -23,6 +23,7 @@ import math
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from apache_beam.options.pipeline_options import (
+    FlinkRunnerOptions,
     PipelineOptions,
     StandardOptions,
     _BeamArgumentParser,
@@ -33,7 +34,15 @@ from hybridflow.errors import InvalidOptionError
 from hybridflow.redaction import redact
 
 __all__ = [
-    "HybridflowOptions", "MonitoringOptions", "resolve_options", "check_finite", "MODES", "duration_arg", "bool_arg",
+    "HybridflowOptions",
+    "MonitoringOptions",
+    "RunOptions",
+    "resolve_options",
+    "MODES",
+    "duration_arg",
+    "bool_arg",
+    "ratio_arg",
+    "check_finite",
     "parser_actions",
 ]
 
@@ -56,6 +65,20 @@ def bool_arg(value: str) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise argparse.ArgumentTypeError(f"{value!r} is not a boolean: use true or false")
+
+
+def ratio_arg(value: str) -> float:
+    """argparse type for a share: a number from 0 to 1, or ``off`` (infinity: no limit)."""
+    text = str(value).strip().lower()
+    if text == "off":
+        return math.inf
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = float("nan")
+    if not 0 <= ratio <= 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a share: use a number from 0 to 1 (e.g. 0.5), or off")
+    return ratio
 
 
 class HybridflowOptions(PipelineOptions):
@@ -120,6 +143,40 @@ class HybridflowOptions(PipelineOptions):
             "Workers print it: with LOOPBACK or in-process workers (direct, prism, flink profiles) "
             "that is the launching process; remote workers write it to their logs.",
         )
+
+
+class FlinkStateOptions(PipelineOptions):
+    """Flink's checkpoint and savepoint flags, declared here so that ``hybridflow run`` accepts them:
+    Beam Python does not declare them (it learns them from the Flink job server when it submits), and
+    :func:`check_flags` refuses a flag nobody declared. Values go to the job server unchanged; unset
+    flags are not sent. See docs/guarantees.md, "Flink: checkpoints, savepoints".
+    """
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument("--checkpointing_interval", type=int, default=None,
+                            help="Flink: take a checkpoint every this many milliseconds (default: none).")
+        parser.add_argument("--checkpointing_mode", default=None, choices=("EXACTLY_ONCE", "AT_LEAST_ONCE"),
+                            help="Flink: checkpoint mode (Flink's default EXACTLY_ONCE).")
+        parser.add_argument("--state_backend", default=None,
+                            help="Flink: state backend, `filesystem` (the job server jar has no RocksDB).")
+        parser.add_argument("--state_backend_storage_path", default=None,
+                            help="Flink: where checkpoints are written (file://, s3://, gs://).")
+        parser.add_argument("--retain_externalized_checkpoints_on_cancellation", action="store_true", default=None,
+                            help="Flink: keep the last checkpoint when the job is cancelled.")
+        parser.add_argument("--savepoint_path", default=None,
+                            help="Flink: start the job from this savepoint or retained checkpoint; needs "
+                            "--flink_master=HOST:PORT (Beam ignores it on [local] and [auto]).")
+        parser.add_argument("--allow_non_restored_state", action="store_true", default=None,
+                            help="Flink: with --savepoint_path, skip state no operator of the pipeline claims.")
+
+    def validate_flink_state(self) -> None:
+        """A restore path that Beam's Flink runner would ignore is a usage error, not a fresh start."""
+        master = self.view_as(FlinkRunnerOptions).flink_master
+        if self.savepoint_path and master in ("[local]", "[auto]"):
+            raise InvalidOptionError(
+                f"--savepoint_path={self.savepoint_path}: Beam's Flink runner restores a savepoint only on a Flink "
+                f"cluster, not with --flink_master={master}; pass --flink_master=HOST:PORT")
 
 
 class MonitoringOptions(PipelineOptions):
@@ -210,6 +267,36 @@ class MonitoringOptions(PipelineOptions):
             )
 
 
+class RunOptions(PipelineOptions):
+    """How ``hybridflow run`` treats a run's outputs (see
+    :mod:`hybridflow.pipelines.outputs`) and its dead letters."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        parser.add_argument(
+            "--overwrite",
+            type=bool_arg,
+            nargs="?",
+            const=True,
+            default=False,
+            help="Replace an earlier run in the output directories (batch: once this run succeeded; "
+            "streaming: before it starts). Without it, a directory holding an earlier run is refused.",
+        )
+        parser.add_argument(
+            "--max_dead_letter_ratio",
+            type=ratio_arg,
+            default=None,
+            help="Fail the run (exit code 4, nothing published) when more than this share of the records read "
+            "became dead letters: 0..1 or off (default: 0.5 in batch, off in streaming).",
+        )
+
+    def dead_letter_limit(self, mode: str) -> Optional[float]:
+        """``--max_dead_letter_ratio`` for ``mode``: the flag, or 0.5 in batch and none in streaming."""
+        if self.max_dead_letter_ratio is None:
+            return 0.5 if mode == "batch" else None
+        return None if math.isinf(self.max_dead_letter_ratio) else self.max_dead_letter_ratio
+
+
 class _StrictParser(_BeamArgumentParser):
     """Beam's parser, but errors raise InvalidOptionError instead of exiting."""
 
@@ -245,6 +332,15 @@ def parser_actions(options_class: type) -> list[argparse.Action]:
     parser = _BeamArgumentParser(allow_abbrev=False, add_help=False)
     options_class._add_argparse_args(parser)
     return [a for a in parser._actions if a.option_strings]
+
+
+def repeatable_flags() -> frozenset[str]:
+    """Names (without ``--``) of the flags that may be given more than once (``--experiments``, ``--sink`` ...):
+    those whose argparse action accumulates values instead of storing one."""
+    import hybridflow.io.options  # noqa: F401  (registers ConnectorOptions: --sink)
+
+    single = (argparse._StoreAction, argparse._StoreConstAction, argparse.BooleanOptionalAction)
+    return frozenset(a.dest for a in _strict_parser()._actions if a.option_strings and not isinstance(a, single))
 
 
 def _known_flags(parser: argparse.ArgumentParser) -> list[str]:
@@ -286,6 +382,30 @@ def check_flags(flags: Sequence[str], options_class: Optional[type] = None) -> N
         raise InvalidOptionError(
             f"unexpected argument {stray[0]!r}: flags take the form --name=value"
         )
+
+
+def check_runner(runner: Any) -> None:
+    """Raises InvalidOptionError unless ``runner`` names a runner the way Beam looks one up:
+    a known name (``FlinkRunner``, ``flink``), or the dotted path of a runner class."""
+    if runner is None or not isinstance(runner, str):
+        return
+    known = [path.rsplit(".", 1)[-1] for path in StandardOptions.ALL_KNOWN_RUNNERS]
+    lowered = {name.lower() for name in known}
+    if runner.lower() in lowered or f"{runner.lower()}runner" in lowered:
+        return
+    if "." in runner:
+        import importlib
+
+        module, _, name = runner.rpartition(".")
+        try:
+            if hasattr(importlib.import_module(module), name):
+                return
+        except ImportError as exc:
+            raise InvalidOptionError(f"--runner={runner}: cannot import {module} ({exc}); check the class path") from exc
+    raise InvalidOptionError(
+        f"--runner={runner}: unknown runner; use one of {', '.join(sorted(set(StandardOptions.KNOWN_RUNNER_NAMES)))} "
+        "or the dotted path of a PipelineRunner class"
+    )
 
 
 def flags_from_mapping(values: Mapping[str, Any]) -> list[str]:
@@ -368,12 +488,14 @@ def resolve_options(
     options = PipelineOptions(flags)
     hf = options.view_as(HybridflowOptions)
     standard = options.view_as(StandardOptions)
+    check_runner(standard.runner)
     mode = hf.mode or ("streaming" if standard.streaming else default_mode)
     if mode not in modes:
         raise InvalidOptionError(f"--mode={mode}: this pipeline supports {', '.join(modes)}")
     hf.mode = mode
     standard.streaming = mode == "streaming"
     options.view_as(MonitoringOptions).validate_monitoring()
+    options.view_as(FlinkStateOptions).validate_flink_state()
     for name, value in ((defaults or {}).get(mode) or {}).items():
         if getattr(hf, name, None) is None:
             setattr(hf, name, value)

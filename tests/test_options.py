@@ -90,3 +90,21 @@ def test_timestamp_unit_reaches_the_parse_step():
     options = get_pipeline("fraud").options(["--timestamp_unit=ms"])
     assert options.view_as(HybridflowOptions).timestamp_unit == "ms"
     assert get_pipeline("fraud").options([]).view_as(HybridflowOptions).timestamp_unit == "s"
+
+
+def test_flink_checkpoint_flags_are_accepted_and_a_local_restore_is_refused():
+    """Beam Python does not declare Flink's checkpoint flags (the job server describes them at submission);
+    hybridflow declares them so that `hybridflow run` accepts them, and refuses a --savepoint_path that
+    Beam's Flink runner would ignore on the [local] mini-cluster (the flink profile)."""
+    flink = load_profile("flink").flags()
+    options = resolve_options([*flink, "--checkpointing_interval=10000", "--state_backend=filesystem",
+                               "--retain_externalized_checkpoints_on_cancellation"])
+    values = options.get_all_options()
+    assert (values["checkpointing_interval"], values["state_backend"]) == (10000, "filesystem")
+    assert values["retain_externalized_checkpoints_on_cancellation"] is True
+    assert values["savepoint_path"] is None  # unset flags are not sent to the job server
+    with pytest.raises(InvalidOptionError, match=r"^--savepoint_path=/sp: .* not with --flink_master=\[local\]; "
+                                                 r"pass --flink_master=HOST:PORT$"):
+        resolve_options([*flink, "--savepoint_path=/sp"])
+    cluster = resolve_options([*flink, "--flink_master=jobmanager:8081", "--savepoint_path=/sp"])
+    assert cluster.get_all_options()["savepoint_path"] == "/sp"

@@ -18,7 +18,8 @@ EXPECTED = {
     "PostAlerts", "HybridflowOptions", "MonitoringOptions", "PipelineSpec", "PipelineParameters", "register_pipeline", "get_pipeline", "list_pipelines",
     "HybridflowError", "UsageError", "UnknownPipelineError", "UnknownProfileError",
     "InvalidOptionError", "InvalidUriError", "MissingExtraError", "SchemaError",
-    "ConnectorError", "RecordError",
+    "ConnectorError", "RecordError", "InvalidLocationError", "CorruptInputError", "JobFailedError",
+    "TooManyDeadLettersError",
 }
 
 

@@ -86,9 +86,10 @@ class _SplitFile(beam.DoFn):
 
 def _read_range(path: str, start: int, end: int) -> bytes:
     """The bytes of the lines that start in [start, end) (end < 0: the whole file)."""
-    if end < 0:  # compressed: read it whole
-        with FileSystems.open(path) as f:
-            return f.read()
+    if end < 0:  # compressed: read it whole, to the end of its compressed stream
+        from hybridflow.io.files import decompressed_chunks
+
+        return b"".join(decompressed_chunks(path))
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         if start > 0:
             f.seek(start - 1)
@@ -128,7 +129,7 @@ class ReadJsonLinesAsTables(beam.PTransform):
     def expand(self, pbegin):
         return (
             pbegin
-            | "Match" >> fileio.MatchFiles(self._pattern)
+            | "Match" >> fileio.MatchFiles(self._pattern, fileio.EmptyMatchTreatment.ALLOW)  # checked when built
             | "Split" >> beam.ParDo(_SplitFile(self._block))
             | "Distribute" >> beam.Reshuffle()
             | "ReadRanges" >> beam.ParDo(_ReadRange()).with_output_types(arrow_tables())
@@ -148,7 +149,7 @@ class ReadParquetAsTables(beam.PTransform):
 
         return (
             pbegin
-            | "ReadParquet" >> ReadFromParquetBatched(self._pattern)
+            | "ReadParquet" >> ReadFromParquetBatched(self._pattern, validate=False)  # checked when built
             | "Count" >> beam.ParDo(_CountRows()).with_output_types(arrow_tables())
         )
 

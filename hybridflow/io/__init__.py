@@ -105,7 +105,7 @@ _WRITE_SCHEMES = (
     "local path", "gs://", "s3://", "hdfs://", "pubsub://", "kafka://", "kinesis://", "bigquery://", "bigtable://",
     "dynamodb://", "iceberg://", "http(s)://", "webhook+http(s)://",
 )
-_FILE_READ_PARAMS = ("format", "validate")
+_FILE_READ_PARAMS = ("format", "validate", "allow_empty")
 _FILE_WRITE_PARAMS = ("format", "shards", "every", "partition_by", "validate")
 
 
@@ -141,6 +141,7 @@ def _reader(endpoint: EndpointUri, bounded: Optional[bool], columnar: bool = Fal
             format=file_format(endpoint),
             validate=endpoint.bool_param("validate", True),
             columnar=columnar,
+            allow_empty=endpoint.bool_param("allow_empty", False),
         )
     make = _connector(endpoint, "reader")
     if make is not None:
@@ -230,6 +231,15 @@ class ReadFrom(beam.PTransform):
 class WriteTo(beam.PTransform):
     """Writes schema'd records to the endpoint named by ``uri``.
 
+    The sink contract: a sink that can fail one record at a time
+    (:attr:`fails_per_record`: a webhook, BigQuery streaming inserts) returns
+    the records it could not write as a PCollection of
+    :class:`~hybridflow.schemas.DeadLetter` (``stage`` the sink's label, a
+    reason such as ``webhook_unreachable`` or ``bigquery_rejected``, counted
+    in ``dead_letters.<reason>``) and counts only the records it did write in
+    ``records_written``. Any other sink either writes every record or fails
+    the job; what it returns is Beam's (e.g. the written file names).
+
     Args:
       uri: the sink; file sinks accept ``?shards=N`` (number of files),
         ``?every=SECONDS`` (window length of unbounded writes) and
@@ -240,6 +250,7 @@ class WriteTo(beam.PTransform):
     Example::
 
         alerts | WriteTo("out/alerts.jsonl?shards=1")
+        undelivered = alerts | WriteTo("webhook+https://hooks.example.com/fraud")  # DeadLetters
     """
 
     def __init__(self, uri: str, record_type: Any = None):
@@ -257,6 +268,11 @@ class WriteTo(beam.PTransform):
         """Where the written data can be found (a glob for file sinks), as it
         may be printed: without a password or token (see :mod:`hybridflow.redaction`)."""
         return redact(getattr(self._sink, "glob", self._endpoint.location))
+
+    @property
+    def fails_per_record(self) -> bool:
+        """Whether the sink returns the records it could not write as dead letters (see above)."""
+        return getattr(self._sink, "FAILS_PER_RECORD", False)
 
     def expand(self, pcoll):
         return pcoll | self._sink

@@ -90,17 +90,20 @@ def _check_dataset(uri: str, project: str, dataset: str) -> None:
     from google.auth.exceptions import DefaultCredentialsError
 
     try:
-        _bigquery_client(project).get_dataset(f"{project}.{dataset}", retry=None, timeout=15)
+        client = _bigquery_client(project)
+    except DefaultCredentialsError:
+        return  # cannot ask without credentials; Beam will say more
+    try:
+        client.get_dataset(f"{project}.{dataset}", retry=None, timeout=15)
     except exceptions.NotFound:
         raise ConnectorError(
             f"{uri}: dataset {project}.{dataset} does not exist; create it (bq mk {project}:{dataset}) "
             "or fix the URI"
         ) from None
-    except DefaultCredentialsError:
-        return  # cannot ask without credentials; Beam will say more
     except (exceptions.GoogleAPICallError, OSError) as exc:
         raise ConnectorError(
-            f"{uri}: cannot reach BigQuery ({type(exc).__name__}); check the network and credentials"
+            f"{uri}: cannot reach BigQuery at {client._connection.API_BASE_URL} ({type(exc).__name__}); check the "
+            "network, the credentials or BIGQUERY_EMULATOR_HOST"
         ) from exc
 
 
@@ -111,11 +114,14 @@ class _RejectedRow(beam.DoFn):
         self._stage = stage
 
     def setup(self):
+        from hybridflow.metrics import counter
         from hybridflow.transforms.dead_letters import DeadLetterCounter
 
         self._dead = DeadLetterCounter()
+        self._written = counter("records_written")
 
     def process(self, failed):
+        self._written.dec()  # counted on its way in ("CountWritten"); it was not written
         destination, row, errors = failed[0], failed[1], failed[2] if len(failed) > 2 else []
         message = f"BigQuery rejected the row for {destination}: {json.dumps(errors, default=str)[:500]}"
         yield self._dead.dead_letter(self._stage, "bigquery_rejected", message, json.dumps(row, default=str)).value
@@ -135,12 +141,15 @@ class WriteToBigQuery(beam.PTransform):
       validate: check at construction that the dataset exists.
 
     Output: the :class:`~hybridflow.schemas.DeadLetter` rows of records
-    BigQuery rejected (streaming inserts).
+    BigQuery rejected (streaming inserts), which are not counted in
+    ``records_written``. File loads write every row or fail the job.
 
     Example::
 
         aggregates | WriteToBigQuery("my-proj.fraud.card_windows", partition_by="window_end")
     """
+
+    FAILS_PER_RECORD = True
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ The emulator: the client honours ``BIGTABLE_EMULATOR_HOST``.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Mapping, Optional, Sequence
 
 import apache_beam as beam
@@ -40,7 +41,7 @@ from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.errors import ConnectorError, InvalidUriError, require
 from hybridflow.io._sink import resolve_record_type
-from hybridflow.io.uri import EndpointUri
+from hybridflow.io.uri import EndpointUri, accepts
 from hybridflow.metrics import CountElements
 from hybridflow.schemas import fields_of
 
@@ -175,14 +176,20 @@ class WriteToBigtable(beam.PTransform):
         return {name: assigned.get(name, self._column_family) for name in fields}
 
     def _check_table(self, families: set[str]) -> None:
-        bigtable = require("google.cloud.bigtable", f"{self._uri} (Bigtable)", "gcp")
         import warnings
 
+        emulator = os.environ.get("BIGTABLE_EMULATOR_HOST")
+        if emulator and not accepts(emulator):
+            raise ConnectorError(f"{self._uri}: cannot reach the Bigtable emulator at {emulator}; start it or fix "
+                                 "BIGTABLE_EMULATOR_HOST")
+        with warnings.catch_warnings():
+            # google-api-core's import-time notice about grpcio versions, and "Connecting to Bigtable emulator"
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            bigtable = require("google.cloud.bigtable", f"{self._uri} (Bigtable)", "gcp")
+            client = bigtable.Client(project=self._project, admin=True)
         from google.api_core import exceptions
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # "Connecting to Bigtable emulator"
-            client = bigtable.Client(project=self._project, admin=True)
         table = client.instance(self._instance).table(self._table)
         try:
             existing = set(table.list_column_families())
@@ -193,7 +200,8 @@ class WriteToBigtable(beam.PTransform):
             ) from None
         except (exceptions.GoogleAPICallError, exceptions.RetryError) as exc:
             raise ConnectorError(
-                f"{self._uri}: cannot reach Bigtable ({type(exc).__name__}); check the network, credentials "
+                f"{self._uri}: cannot reach {f'the Bigtable emulator at {emulator}' if emulator else 'Bigtable'} "
+                f"({type(exc).__name__}); check the network, credentials "
                 "or BIGTABLE_EMULATOR_HOST"
             ) from exc
         missing = families - existing

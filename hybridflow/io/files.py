@@ -73,14 +73,16 @@ import apache_beam as beam
 from apache_beam.coders import PickleCoder, VarIntCoder
 from apache_beam.io import fileio
 from apache_beam.io.avroio import ReadFromAvro, WriteToAvro
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.fileio import EmptyMatchTreatment
 from apache_beam.io.parquetio import ReadFromParquet, WriteToParquet
 from apache_beam.io.textio import ReadFromText, WriteToText
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-from hybridflow.errors import InvalidUriError
+from hybridflow.errors import CorruptInputError, InvalidLocationError, InvalidUriError, SchemaError
 from hybridflow.io._sink import require_timestamp_field, resolve_record_type
 from hybridflow.io.buckets import check_bucket
 from hybridflow.io.ecs import ecs_json
@@ -89,7 +91,16 @@ from hybridflow.metrics import CountElements
 from hybridflow.schemas import FieldInfo, fields_of, to_json, to_plain
 from hybridflow.transforms.dead_letters import Unreadable
 
-__all__ = ["ReadFromFiles", "WriteToFiles", "arrow_schema", "avro_schema", "file_name", "partition_path"]
+__all__ = [
+    "ReadFromFiles",
+    "WriteToFiles",
+    "arrow_schema",
+    "avro_schema",
+    "file_name",
+    "partition_path",
+    "check_input",
+    "decompressed_chunks",
+]
 
 DEFAULT_EVERY = 60  # seconds: the event-time window of unbounded writes
 
@@ -239,8 +250,122 @@ def text_or_bytes(line: bytes):
         return line
 
 
+def check_input(pattern: str, allow_empty: bool = False) -> list[str]:
+    """The files ``pattern`` matches; raises :class:`InvalidLocationError`
+    (one line, before the job) when it matches none (unless ``allow_empty``),
+    or names a local directory or file that cannot be read."""
+    try:
+        matched = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+    except Exception as exc:  # noqa: BLE001 - BeamIOError and the stores' own errors
+        raise InvalidLocationError(f"cannot list the input {pattern!r}: {str(exc).splitlines()[0][:200]}") from exc
+    if FileSystems.get_scheme(pattern) in (None, "file"):
+        local = pattern[len("file://"):] if pattern.startswith("file://") else pattern
+        fixed = local[: min((local.find(c) for c in "*?[" if c in local), default=len(local))]
+        directory = fixed if fixed.endswith("/") else os.path.dirname(fixed)
+        if directory and os.path.isdir(directory) and not os.access(directory, os.R_OK | os.X_OK):
+            raise InvalidLocationError(
+                f"cannot read the input directory {directory!r} (permission denied): fix its permissions, "
+                "or copy the input somewhere readable"
+            )
+        unreadable = [path for path in matched if not os.access(path, os.R_OK)]
+        if unreadable:
+            raise InvalidLocationError(
+                f"cannot read the input file {unreadable[0]!r} (permission denied"
+                + (f"; {len(unreadable) - 1} more like it" if len(unreadable) > 1 else "")
+                + "): fix its permissions"
+            )
+    if not matched and not allow_empty:
+        raise InvalidLocationError(
+            f"no file matches the input {pattern!r}: check the path, or pass --allow_empty to run on no input"
+        )
+    return matched
+
+
+def _new_decompressor(compression: str):
+    """The streaming decompressor Beam's own ``CompressedFile`` uses for ``compression``."""
+    import bz2
+    import lzma
+    import zlib
+
+    if compression == CompressionTypes.BZIP2:
+        return bz2.BZ2Decompressor()
+    if compression == CompressionTypes.DEFLATE:
+        return zlib.decompressobj()
+    if compression == CompressionTypes.ZSTD:
+        import zstandard
+
+        return zstandard.ZstdDecompressor(max_window_size=2**31).decompressobj()
+    if compression == CompressionTypes.LZMA:
+        return lzma.LZMADecompressor()
+    return zlib.decompressobj(zlib.MAX_WBITS | 16)
+
+
+def _compressed(path: str) -> bool:
+    return CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
+
+
+def decompressed_chunks(path: str, read_size: int = 1 << 20):
+    """The bytes of a file, decompressed by its extension, chunk by chunk,
+    concatenated streams included.
+
+    Beam's ``CompressedFile`` ends quietly where a cut-off stream ends; this
+    raises :class:`~hybridflow.errors.CorruptInputError` naming the file
+    when the last stream has no end, or the data is not what its extension says.
+    """
+    compression = CompressionTypes.detect_compression_type(path)
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        if compression == CompressionTypes.UNCOMPRESSED:
+            yield from iter(lambda: raw.read(read_size), b"")
+            return
+        decompressor = _new_decompressor(compression)
+        started = False
+        try:
+            while True:
+                pending = getattr(decompressor, "unused_data", b"")
+                if pending:  # another stream follows (concatenated gzip or bzip2 files)
+                    decompressor = _new_decompressor(compression)
+                    buf = pending
+                else:
+                    buf = raw.read(read_size)
+                if not buf:
+                    break
+                started = True
+                data = decompressor.decompress(buf)
+                if data:
+                    yield data
+        except Exception as exc:  # noqa: BLE001 - zlib.error, OSError, LZMAError, ZstdError ...
+            raise CorruptInputError(
+                f"{path}: cannot decompress it as {compression} ({exc}); check the file, or its extension"
+            ) from exc
+    if started and not decompressor.eof:
+        raise CorruptInputError(
+            f"{path}: the {compression} data ends before its end marker: the file is truncated (an interrupted "
+            "copy or write?); copy or compress it again"
+        )
+
+
+class _ReadWholeLines(beam.DoFn):
+    """A file's lines, decompressed whole and checked (text, or bytes when not
+    UTF-8), as ``ReadFromText`` splits them."""
+
+    def process(self, metadata):
+        rest = b""
+        for chunk in decompressed_chunks(metadata.path):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                yield text_or_bytes(line[:-1] if line.endswith(b"\r") else line)
+        if rest:
+            yield text_or_bytes(rest[:-1] if rest.endswith(b"\r") else rest)
+
+
 class ReadFromFiles(beam.PTransform):
     """Reads files matching ``pattern`` in ``format`` as raw payloads.
+
+    The pattern must match at least one file when the pipeline is built
+    (:func:`check_input`), unless ``allow_empty`` or ``--allow_empty``.
+    Compressed files (``.gz``, ``.bz2``, ``.zst``, ``.deflate``, ``.xz``)
+    must be complete: a truncated one fails the job with an error naming it.
 
     Args:
       pattern: a local path, ``gs://`` or ``s3://`` glob.
@@ -249,6 +374,7 @@ class ReadFromFiles(beam.PTransform):
       columnar: emit Arrow tables of many payloads each (``jsonl``: a
         ``line`` column; ``parquet``, ``orc``: the file's columns) instead of one
         element per payload; see :mod:`hybridflow.columnar`.
+      allow_empty: read nothing, without error, when no file matches.
 
     Example::
 
@@ -257,7 +383,9 @@ class ReadFromFiles(beam.PTransform):
 
     COLUMNAR_FORMATS = ("jsonl", "parquet", "orc")
 
-    def __init__(self, pattern: str, format: str, validate: bool = True, columnar: bool = False):
+    def __init__(
+        self, pattern: str, format: str, validate: bool = True, columnar: bool = False, allow_empty: bool = False
+    ):
         super().__init__()
         if format == "ecs":
             raise InvalidUriError(f"{pattern!r}: ECS is an output format; read these files with ?format=jsonl")
@@ -271,40 +399,53 @@ class ReadFromFiles(beam.PTransform):
         self._format = format
         self._validate = validate
         self._columnar = columnar
+        self._allow_empty = allow_empty
 
     def expand(self, pbegin):
+        from hybridflow.io.options import ConnectorOptions
+
         if self._validate:
             check_bucket(self._pattern, pbegin.pipeline.options)
+        allow_empty = self._allow_empty or pbegin.pipeline.options.view_as(ConnectorOptions).allow_empty
+        matched = check_input(self._pattern, allow_empty)
         if self._columnar:
             from hybridflow.columnar.read import ReadJsonLinesAsTables, ReadOrcAsTables, ReadParquetAsTables
 
             reader = {"jsonl": ReadJsonLinesAsTables, "parquet": ReadParquetAsTables, "orc": ReadOrcAsTables}
             return pbegin | "ReadTables" >> reader[self._format](self._pattern)
-        if self._format == "jsonl":
+        if self._format == "jsonl" and any(map(_compressed, matched)):
+            # compressed files cannot be split anyway: whole, checked to the end of their stream
+            raw = (
+                pbegin
+                | "Match" >> fileio.MatchFiles(self._pattern, EmptyMatchTreatment.ALLOW)
+                | "ReadWhole" >> beam.ParDo(_ReadWholeLines()).with_output_types(typing.Union[str, bytes])
+                | "SkipBlank" >> beam.Filter(lambda line: bool(line.strip()))
+            )
+        elif self._format == "jsonl":
             # lines as bytes, decoded here: a line that is not UTF-8 stays bytes
             # and becomes a decode_error dead letter in ParseRecords
             raw = (
                 pbegin
-                | "ReadText" >> ReadFromText(self._pattern, coder=beam.coders.BytesCoder())
+                | "ReadText" >> ReadFromText(self._pattern, coder=beam.coders.BytesCoder(), validate=False)
                 | "Decode" >> beam.Map(text_or_bytes).with_output_types(typing.Union[str, bytes])
                 | "SkipBlank" >> beam.Filter(lambda line: bool(line.strip()))
             )
         elif self._format == "csv":
             raw = (
                 pbegin
-                | "Match" >> fileio.MatchFiles(self._pattern)
+                | "Match" >> fileio.MatchFiles(self._pattern, EmptyMatchTreatment.ALLOW)
                 | "Open" >> fileio.ReadMatches()
                 | "ReadCsv" >> beam.ParDo(_ReadCsvFile())
             )
         elif self._format == "avro":
-            raw = pbegin | "ReadAvro" >> ReadFromAvro(self._pattern)
+            raw = pbegin | "ReadAvro" >> ReadFromAvro(self._pattern, validate=False)
         elif self._format == "orc":  # Beam has no ORC source: the columnar reader's stripes, as rows
             from hybridflow.columnar.read import ReadOrcAsTables
 
             return pbegin | "ReadOrc" >> ReadOrcAsTables(self._pattern) | "Rows" >> beam.FlatMap(
                 lambda table: table.to_pylist())
         else:
-            raw = pbegin | "ReadParquet" >> ReadFromParquet(self._pattern)
+            raw = pbegin | "ReadParquet" >> ReadFromParquet(self._pattern, validate=False)
         return raw | "CountRead" >> CountElements("records_read")
 
 

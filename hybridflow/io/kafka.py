@@ -57,7 +57,7 @@ from apache_beam.utils.timestamp import Timestamp
 from hybridflow.errors import ConnectorError, InvalidOptionError, InvalidUriError, require
 from hybridflow.io._sink import resolve_record_type
 from hybridflow.io.options import ConnectorOptions
-from hybridflow.io.uri import EndpointUri
+from hybridflow.io.uri import EndpointUri, accepts
 from hybridflow.metrics import CountElements
 from hybridflow.schemas import fields_of, to_json
 
@@ -174,7 +174,7 @@ PLAINTEXT = KafkaSecurity()
 def _check_topics(uri: str, bootstrap: str, topics: Sequence[str], security: KafkaSecurity = PLAINTEXT) -> None:
     """One-line ConnectorError if the broker is unreachable, refuses the credentials or a topic is missing."""
     require("kafka", f"{uri} (the broker check)", "kafka")
-    if not any(_accepts(server) for server in bootstrap.split(",")):
+    if not any(accepts(server) for server in bootstrap.split(",")):
         raise ConnectorError(f"{uri}: cannot reach a Kafka broker at {bootstrap}; check host:port and that the "
                              "broker runs")
     from kafka import KafkaAdminClient
@@ -202,18 +202,6 @@ def _check_topics(uri: str, bootstrap: str, topics: Sequence[str], security: Kaf
             f"{uri}: topic {missing[0]!r} does not exist; create it (kafka-topics.sh --create --topic {missing[0]}) "
             "or fix the URI"
         )
-
-
-def _accepts(server: str, timeout: float = 3.0) -> bool:
-    """Whether ``host:port`` accepts a TCP connection (kafka-python would wait 30 s to say no)."""
-    import socket
-
-    host, _, port = server.strip().rpartition(":")
-    try:
-        with socket.create_connection((host or "localhost", int(port)), timeout=timeout):
-            return True
-    except (OSError, ValueError):
-        return False
 
 
 def _expansion_service(pipeline, explicit: Optional[str]) -> Optional[str]:

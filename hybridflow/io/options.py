@@ -7,6 +7,7 @@ from typing import Iterable
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from hybridflow.errors import InvalidOptionError
+from hybridflow.options import bool_arg
 
 __all__ = ["ConnectorOptions", "sink_overrides"]
 
@@ -22,6 +23,15 @@ class ConnectorOptions(PipelineOptions):
             help="host:port of the Java expansion service for kafka:// (Beam's Kafka IO is Java). "
             "Default: Beam's own, which downloads a jar and runs Docker. Locally: `make tools-services`, "
             "then `python -m hybridflow.testing.services kafka-expansion`.",
+        )
+        parser.add_argument(
+            "--allow_empty",
+            type=bool_arg,
+            nargs="?",
+            const=True,
+            default=False,
+            help="Run on file inputs that match no file (they read nothing); without it, an input pattern "
+            "matching no file is an error before the job starts.",
         )
         parser.add_argument(
             "--sink",

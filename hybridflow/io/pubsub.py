@@ -30,6 +30,7 @@ The emulator: google-cloud-pubsub honours ``PUBSUB_EMULATOR_HOST``.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Optional, Sequence
 
@@ -38,7 +39,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from hybridflow.errors import ConnectorError, InvalidOptionError, InvalidUriError, require
 from hybridflow.io._sink import resolve_record_type
-from hybridflow.io.uri import EndpointUri
+from hybridflow.io.uri import EndpointUri, accepts
 from hybridflow.metrics import CountElements
 from hybridflow.schemas import fields_of, to_json
 
@@ -63,8 +64,6 @@ def _runner(pipeline) -> str:
 
 
 def _emulator() -> str:
-    import os
-
     host = os.environ.get("PUBSUB_EMULATOR_HOST")
     return f"the Pub/Sub emulator at {host}" if host else "Pub/Sub"
 
@@ -74,6 +73,9 @@ def _check_exists(uri: str, kind: str, path: str) -> None:
     pubsub = require("google.cloud.pubsub_v1", f"{uri} (Pub/Sub)", "gcp")
     from google.api_core import exceptions
 
+    host = os.environ.get("PUBSUB_EMULATOR_HOST")
+    if host and not accepts(host):
+        raise ConnectorError(f"{uri}: cannot reach {_emulator()}; start it or fix PUBSUB_EMULATOR_HOST")
     try:
         if kind == "topics":
             client = pubsub.PublisherClient()

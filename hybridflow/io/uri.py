@@ -17,7 +17,7 @@ from typing import Iterable, Mapping, Optional
 from hybridflow.errors import InvalidUriError
 from hybridflow.redaction import redact
 
-__all__ = ["EndpointUri", "parse_uri", "redact", "FILE_SCHEMES", "FILE_FORMATS", "file_format"]
+__all__ = ["EndpointUri", "parse_uri", "redact", "accepts", "FILE_SCHEMES", "FILE_FORMATS", "file_format"]
 
 FILE_SCHEMES = frozenset({"file", "gs", "s3", "hdfs"})
 # ecs: JSON lines in the Elastic Common Schema shape (a sink format, see hybridflow.io.ecs)
@@ -145,3 +145,16 @@ def file_format(endpoint: EndpointUri) -> str:
             f"{endpoint.redacted!r}: unknown format {fmt!r}; use one of {', '.join(FILE_FORMATS)}"
         )
     return fmt
+
+
+def accepts(server: str, timeout: float = 3.0) -> bool:
+    """Whether ``host:port`` accepts a TCP connection now: the up-front checks ask this first, since
+    the clients behind them retry a refused connection for up to a minute before saying no."""
+    import socket
+
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host or "localhost", int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False

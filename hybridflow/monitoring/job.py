@@ -27,9 +27,7 @@ The flags are :class:`~hybridflow.options.MonitoringOptions`:
 
 from __future__ import annotations
 
-import datetime
 import json
-import sys
 import threading
 import time
 from typing import IO, Any, Mapping, Optional
@@ -37,15 +35,16 @@ from typing import IO, Any, Mapping, Optional
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.utils.timestamp import Timestamp
 
-from hybridflow.durations import format_duration
+from hybridflow.durations import format_duration, iso_time
 from hybridflow.errors import ConnectorError
+from hybridflow.logs import terminal
 from hybridflow.metrics import MetricsSnapshot, step_names
 from hybridflow.monitoring.exporter import JobStatus, MetricsExporter, push_metrics
 from hybridflow.options import HybridflowOptions, MonitoringOptions
 from hybridflow.redaction import redact
 from hybridflow.schemas import Alert, to_plain
 
-__all__ = ["JobMonitor", "deadline_alert", "deliver_alerts", "job_report", "DEADLINE_EXIT_CODE"]
+__all__ = ["JobMonitor", "deadline_alert", "deliver_alerts", "job_report", "job_summary", "run_counts", "DEADLINE_EXIT_CODE"]
 
 #: exit code of ``hybridflow run`` when the job finished but overran ``--deadline``
 DEADLINE_EXIT_CODE = 3
@@ -70,12 +69,6 @@ def deliver_alerts(outputs: Mapping[str, Any], options: PipelineOptions) -> dict
     return outputs
 
 
-def _iso(seconds: Optional[float]) -> Optional[str]:
-    if seconds is None:
-        return None
-    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 def deadline_alert(status: JobStatus, now: float) -> Alert:
     """The alert of a job still running past its deadline; its id depends
     only on the pipeline and the start time, so every copy has the same id."""
@@ -94,37 +87,50 @@ def deadline_alert(status: JobStatus, now: float) -> Alert:
         window_end=Timestamp.of(status.started + status.deadline),
         message=(
             f"pipeline {status.pipeline} ({status.mode}) still running {elapsed:.1f}s after it started "
-            f"at {_iso(status.started)}: past its deadline of {format_duration(status.deadline)}"
+            f"at {iso_time(status.started)}: past its deadline of {format_duration(status.deadline)}"
         ),
     )
+
+
+def run_counts(metrics: MetricsSnapshot) -> dict[str, Any]:
+    """The counts of a run, as the summary, ``--metrics_json`` and ``_SUCCESS`` give them."""
+    m = metrics
+    return {
+        "records_read": m.get("records_read"),
+        "records_written": m.get("records_written"),
+        "dead_letters": m.get("dead_letters"),
+        "dead_letters_by_reason": dict(sorted(m.prefixed("dead_letters.").items())),
+        "late_records": m.get("late_records"),
+        "duplicates": m.get("duplicates"),
+        "filtered": m.get("filtered"),
+        "alerts_raised": m.get("alerts"),
+        "alerts_suppressed": m.get("alerts_suppressed"),
+        "alerts": m.get("alerts") - m.get("alerts_suppressed"),
+        "alerts_by_rule": dict(sorted(m.prefixed("alerts.").items())),
+    }
+
+
+def job_summary(status: JobStatus, metrics: MetricsSnapshot) -> dict[str, Any]:
+    """The job, its times and its counts (the head of ``--metrics_json``, the body of ``_SUCCESS``)."""
+    return {
+        "pipeline": status.pipeline,
+        "mode": status.mode,
+        "runner": status.runner,
+        "state": status.state,
+        "start": iso_time(status.started),
+        "end": iso_time(status.ended),
+        "duration_seconds": round(status.ended - status.started, 3) if status.ended else None,
+        "deadline_seconds": status.deadline,
+        "deadline_exceeded": status.deadline_exceeded,
+        "counts": run_counts(metrics),
+    }
 
 
 def job_report(status: JobStatus, metrics: MetricsSnapshot, outputs: Mapping[str, str], error: str = "") -> dict:
     """The ``--metrics_json`` document: job summary, counts, every metric."""
     m = metrics
     report: dict[str, Any] = {
-        "pipeline": status.pipeline,
-        "mode": status.mode,
-        "runner": status.runner,
-        "state": status.state,
-        "start": _iso(status.started),
-        "end": _iso(status.ended),
-        "duration_seconds": round(status.ended - status.started, 3) if status.ended else None,
-        "deadline_seconds": status.deadline,
-        "deadline_exceeded": status.deadline_exceeded,
-        "counts": {
-            "records_read": m.get("records_read"),
-            "records_written": m.get("records_written"),
-            "dead_letters": m.get("dead_letters"),
-            "dead_letters_by_reason": dict(sorted(m.prefixed("dead_letters.").items())),
-            "late_records": m.get("late_records"),
-            "duplicates": m.get("duplicates"),
-            "filtered": m.get("filtered"),
-            "alerts_raised": m.get("alerts"),
-            "alerts_suppressed": m.get("alerts_suppressed"),
-            "alerts": m.get("alerts") - m.get("alerts_suppressed"),
-            "alerts_by_rule": dict(sorted(m.prefixed("alerts.").items())),
-        },
+        **job_summary(status, metrics),
         "outputs": dict(outputs),
         "metrics": {
             "counters": [
@@ -170,14 +176,14 @@ class JobMonitor:
       pipeline: the pipeline's name (the ``pipeline`` label).
       options: the run's options (:class:`MonitoringOptions` flags).
       runner: the runner's name for ``hybridflow_pipeline_info``.
-      err: where the monitor's lines go (default stderr).
+      err: where the monitor's lines go (default the terminal's stderr, see :func:`hybridflow.logs.terminal`).
     """
 
     def __init__(self, pipeline: str, options: PipelineOptions, runner: str = "", err: Optional[IO[str]] = None):
         self._options = options.view_as(MonitoringOptions)
         hf = options.view_as(HybridflowOptions)
         self.status = JobStatus(pipeline, mode=hf.mode or "", runner=runner, deadline=self._options.deadline)
-        self._err = err if err is not None else sys.stderr
+        self._err = err if err is not None else terminal()
         self._exporter: Optional[MetricsExporter] = None
         self._timer: Optional[threading.Timer] = None
         self._lock = threading.Lock()

@@ -1,7 +1,9 @@
 """The HTML report of a batch run: ``hybridflow report PIPELINE --input DIR --out report.html``.
 
-It reads the outputs a run wrote under its ``--output`` directory (JSON lines
-or Parquet, local or any Beam filesystem), plots them with matplotlib and
+It reads the outputs a run published under its ``--output`` directory (JSON
+lines or Parquet, local or any Beam filesystem): exactly the files its
+``_SUCCESS`` lists (:mod:`hybridflow.pipelines.outputs`), so a directory of a
+run that is still going, failed or was interrupted is refused. It plots them with matplotlib and
 writes one self-contained HTML file: the plots are inline SVG, the styles
 inline, there are no scripts and nothing is fetched when it is opened. When
 the run wrote ``--metrics_json`` (by default looked for as
@@ -67,22 +69,25 @@ def _parse_time(value: Any) -> Optional[datetime.datetime]:
 
 
 def read_output(directory: str, name: str, time_fields: Iterable[str] = ()) -> list[dict]:
-    """Rows of output ``name`` (``<directory>/<name>*.jsonl`` or ``*.parquet``,
-    bounded or windowed file names) with ``time_fields`` as datetimes."""
+    """Rows of output ``name`` of the run published in ``directory`` (the
+    ``.jsonl`` and ``.parquet`` files its ``_SUCCESS`` lists) with
+    ``time_fields`` as datetimes."""
     from apache_beam.io.filesystems import FileSystems
 
-    rows: list[dict] = []
-    for ext in ("jsonl", "parquet"):
-        pattern = posixpath.join(directory.rstrip("/"), f"{name}*.{ext}")
-        for metadata in sorted(FileSystems.match([pattern])[0].metadata_list, key=lambda m: m.path):
-            with FileSystems.open(metadata.path) as f:
-                data = f.read()
-            if ext == "jsonl":
-                rows.extend(json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip())
-            else:
-                import pyarrow.parquet as pq
+    from hybridflow.pipelines.outputs import published_files
 
-                rows.extend(pq.read_table(io.BytesIO(data)).to_pylist())
+    rows: list[dict] = []
+    for path in published_files(directory, name):
+        if not path.endswith((".jsonl", ".parquet")):
+            continue
+        with FileSystems.open(path) as f:
+            data = f.read()
+        if path.endswith(".jsonl"):
+            rows.extend(json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip())
+        else:
+            import pyarrow.parquet as pq
+
+            rows.extend(pq.read_table(io.BytesIO(data)).to_pylist())
     for row in rows:
         for field in time_fields:
             row[field] = _parse_time(row.get(field))
@@ -389,10 +394,10 @@ def write_report(pipeline: str, directory: str, out: str, metrics_json: Optional
     from apache_beam.io.filesystems import FileSystems
 
     from hybridflow.pipelines import get_pipeline
+    from hybridflow.pipelines.outputs import read_success
 
     get_pipeline(pipeline)  # an unknown pipeline is the first error
-    if not FileSystems.match([directory.rstrip("/") + "/*"])[0].metadata_list:
-        raise UsageError(f"--input={directory}: no files there; give the --output directory of a batch run")
+    read_success(directory)  # a published run, or one line saying there is none
     text = render_report(pipeline, directory, metrics_json)
     if "://" in out:
         with FileSystems.create(out, mime_type="text/html") as f:

@@ -53,7 +53,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from hybridflow.errors import ConnectorError, InvalidUriError, SchemaError
-from hybridflow.metrics import EventTimeLag, counter
+from hybridflow.metrics import CountElements, EventTimeLag, counter
 from hybridflow.redaction import RedactingFilter, redact
 from hybridflow.schemas import DeadLetter, fields_of, to_plain
 from hybridflow.transforms.dead_letters import DEAD_LETTERS, DeadLetterCounter
@@ -370,7 +370,18 @@ class PostAlerts(beam.PTransform):
 
 class WriteToWebhook(PostAlerts):
     """:class:`PostAlerts` configured from a URI, the sink behind
-    ``WriteTo("https://...")`` / ``WriteTo("webhook+http://...")``."""
+    ``WriteTo("https://...")`` / ``WriteTo("webhook+http://...")``.
+
+    As a sink it returns only the dead letters of the records it could not
+    deliver, and counts the delivered ones in ``records_written``.
+    """
+
+    FAILS_PER_RECORD = True
+
+    def expand(self, pcoll):
+        result = super().expand(pcoll)
+        _ = result.delivered | "CountWritten" >> CountElements("records_written")
+        return result[DEAD_LETTERS]
 
     @classmethod
     def from_uri(cls, uri: str) -> "WriteToWebhook":

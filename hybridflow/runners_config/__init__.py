@@ -52,6 +52,23 @@ class Profile:
             )
 
 
+def _check_options(path: pathlib.Path, options: Mapping[str, Any]) -> None:
+    """Raises InvalidOptionError for an option value no flag can take: a list
+    for a flag that takes one value, or a nested mapping/list."""
+    from hybridflow.options import repeatable_flags
+
+    repeatable = repeatable_flags()
+    for name, value in options.items():
+        if isinstance(value, (list, tuple)):
+            if name not in repeatable:
+                raise InvalidOptionError(
+                    f"profile {path}: options.{name} is a list, but --{name} takes one value; "
+                    f"give one value (e.g. {name}: {value[0] if value else '...'})"
+                )
+            if any(isinstance(v, (list, tuple, dict)) for v in value):
+                raise InvalidOptionError(f"profile {path}: options.{name}: give a list of plain values")
+
+
 def list_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
 
@@ -78,6 +95,12 @@ def load_profile(name_or_path: str) -> Profile:
     required = data.get("required") or {}
     if isinstance(required, Sequence) and not isinstance(required, str):
         required = {name: f"--{name}=..." for name in required}
+    if not isinstance(required, Mapping) or not all(isinstance(k, str) for k in required):
+        raise InvalidOptionError(
+            f"profile {path}: 'required' must map flag names to an example of each "
+            f"(project: \"--project=YOUR_PROJECT\") or list flag names, not {required!r}"
+        )
+    _check_options(path, data.get("options") or {})
     return Profile(
         name=path.stem,
         description=str(data.get("description", "")),

@@ -51,3 +51,43 @@ def test_missing_extra_on_write(monkeypatch):
     monkeypatch.setitem(sys.modules, "google.cloud.bigtable", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'hybridflow\[gcp\]'"):
         _ = batch_pipeline() | beam.Create(EDGES).with_output_types(Edge) | WriteTo("bigtable://p/i/t?key=id")
+
+
+# Issue 15 item 14: an emulator that is down when the job starts is one line naming its endpoint (Kafka,
+# PostgreSQL above; S3, WebHDFS, Kinesis and webhooks in their connectors' tests).
+_SYNTHETIC = "--input=synthetic://transactions?count=10"
+
+
+@pytest.mark.parametrize("variable, value, args, line", [
+    ("STORAGE_EMULATOR_HOST", "http://127.0.0.1:{port}", ["--mode=batch", "--input=gs://hybridflow-test/in/*.jsonl"],
+     "gs://hybridflow-test/in/*.jsonl: cannot reach the GCS emulator at http://127.0.0.1:{port}"),
+    ("PUBSUB_EMULATOR_HOST", "127.0.0.1:{port}",
+     ["--mode=streaming", "--input=pubsub://projects/hybridflow-test/subscriptions/s"],
+     "pubsub://projects/hybridflow-test/subscriptions/s: cannot reach the Pub/Sub emulator at 127.0.0.1:{port}"),
+    ("BIGTABLE_EMULATOR_HOST", "127.0.0.1:{port}",
+     ["--mode=batch", _SYNTHETIC, "--sink=aggregates=bigtable://hybridflow-test/i/t?key=card_id&time=window_end"],
+     "bigtable://hybridflow-test/i/t: cannot reach the Bigtable emulator at 127.0.0.1:{port}"),
+], ids=["gcs", "pubsub", "bigtable"])
+def test_emulator_down_at_start_is_one_line_naming_the_endpoint(tmp_path, monkeypatch, variable, value, args, line):
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv(variable, value.format(port=port))
+    returncode, stderr = _cli("run", "fraud", f"--output={tmp_path}", *args)
+    assert (returncode, len(stderr)) == (1, 1), stderr
+    assert stderr[0].startswith(f"hybridflow: error: ConnectorError: {line.format(port=port)}"), stderr
+
+
+def test_bigquery_down_at_start_is_one_line_naming_the_endpoint():
+    """In process: Beam's BigQuery clients follow no emulator variable, so the test points them at a closed
+    port the way the emulator fixture points them at the emulator."""
+    from hybridflow.errors import ConnectorError
+    from hybridflow.testing.services.bigquery import BigQueryEmulator
+
+    down = BigQueryEmulator()  # never started: nothing listens on its port
+    down.redirect_beam()
+    try:
+        with pytest.raises(ConnectorError, match=rf"^bigquery://hybridflow-test.ds.t: cannot reach BigQuery at "
+                                                 rf"http://127.0.0.1:{down.port} \(ConnectionError\); check"):
+            _ = (batch_pipeline() | beam.Create(EDGES).with_output_types(Edge)
+                 | WriteTo("bigquery://hybridflow-test.ds.t"))
+    finally:
+        down.restore_beam()

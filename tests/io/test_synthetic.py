@@ -99,3 +99,14 @@ def test_unbounded_read_stops_after_its_duration(tmp_path):
         lines | Collect(tmp_path)
     ids = sorted(json.loads(text)["txn_id"] for text in collected(tmp_path))
     assert ids == [f"t3-{i:010d}" for i in range(375)]
+
+
+def test_any_start_index_gives_the_same_records_bursts_included():
+    # many bursts (fraud=0.3): a read that starts inside one must still see it
+    cfg = SyntheticTransactions(seed=3, cards=40, fraud=0.3, late=0.05, disorder=0.3, malformed=0.1)
+    whole = list(generate_records(cfg, 0, 400))
+    for start in range(0, 40):
+        assert list(generate_records(cfg, start, start + 30)) == whole[start:start + 30]
+    bursts = [r for r in parsed(whole) if r and r["category"] == "online" and isinstance(r["amount"], float)
+              and 0 < r["amount"] < 10]
+    assert len(bursts) > 40

@@ -72,14 +72,17 @@ def test_the_report_reads_parquet_outputs(hybridflow_cmd, tmp_path):
 def test_report_usage_errors(hybridflow_cmd, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("x")
+    (tmp_path / "unpublished").mkdir()
+    (tmp_path / "unpublished" / "alerts-00000-of-00001.jsonl").write_text("{}\n")  # no _SUCCESS: not a run's output
     for args, message in (
         (["nosuch", f"--input={tmp_path}"], "unknown pipeline 'nosuch'"),
-        (["fraud", f"--input={tmp_path}/missing"], "no files there"),
-        (["fraud", f"--input={tmp_path}/empty"], "no fraud outputs found"),
+        (["fraud", f"--input={tmp_path}/missing"], "holds no published run (no readable _SUCCESS)"),
+        (["fraud", f"--input={tmp_path}/empty"], "holds no published run"),
+        (["fraud", f"--input={tmp_path}/unpublished"], "holds no published run"),
     ):
         proc = subprocess.run([*hybridflow_cmd, "report", *args, f"--out={tmp_path}/r.html"],
                               capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+        assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
 
 
 def _non_white(image) -> float:

@@ -91,7 +91,7 @@ def test_post_alerts_in_a_pipeline_delivers_retries_and_dead_letters(webhook, tm
     lost = alerts | "Down" >> WriteTo(f"webhook+{down.url}?webhook_retries=1&webhook_backoff=0.01")
     ok.delivered | "Delivered" >> Collect(tmp_path / "delivered")
     ok.dead_letters | "NoDead" >> Collect(tmp_path / "not-lost")
-    lost.dead_letters | "Dead" >> Collect(tmp_path / "lost")
+    lost | "Dead" >> Collect(tmp_path / "lost")
     result = p.run()
     result.wait_until_finish()
 

@@ -4,8 +4,12 @@ Every service is a :class:`ServiceProcess` subclass: ``start()`` launches it in
 its own process group with its output in a log file under a private temporary
 directory, waits until it answers, and returns ``self``; ``stop()`` terminates
 the whole process group (then kills it) and removes the directory. They are
-context managers. On Linux a service also gets SIGTERM when the process that
-started it dies, even if that process is killed hard. Binaries come from ``make tools-services``
+context managers. For fault-injection tests, ``halt()`` stops (or, with
+``kill=True``, kills) the processes but keeps the directory and the ports, and
+``restart()`` starts them again there: a service that keeps its data on disk
+(Kafka's log, the GCS emulator with ``on_disk=True``) comes back with it. On
+Linux a service also gets SIGTERM when the process that started it dies, even
+if that process is killed hard. Binaries come from ``make tools-services``
 (``tools/services/provision.sh``) under :func:`tools_home`.
 """
 
@@ -93,12 +97,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def stop_process(proc: Optional[subprocess.Popen], timeout: float = 15.0) -> None:
-    """SIGTERM to the process group of ``proc``, SIGKILL after ``timeout``."""
+def stop_process(proc: Optional[subprocess.Popen], timeout: float = 15.0, kill: bool = False) -> None:
+    """SIGTERM to the process group of ``proc``, SIGKILL after ``timeout``; ``kill``: SIGKILL at once."""
     if proc is None or proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -172,10 +176,26 @@ class ServiceProcess:
         self.startup_seconds = time.monotonic() - started
         return self
 
-    def stop(self) -> None:
+    def halt(self, kill: bool = False) -> None:
+        """Stops the processes (SIGTERM, a clean shutdown; ``kill=True``: SIGKILL, a crash) and keeps the
+        work directory, the ports and the exported variables, so :meth:`restart` brings the same service
+        back. Clients see the endpoint refuse connections meanwhile."""
         for proc in reversed(self.processes):
-            stop_process(proc)
+            stop_process(proc, kill=kill)
         self.processes = []
+
+    def restart(self):
+        """Starts the service again after :meth:`halt` (halting it first if it runs), on the same ports
+        and work directory; data kept on disk there survives. Returns ``self``."""
+        assert self.workdir is not None, "restart() needs a started service"
+        self.halt()
+        started = time.monotonic()
+        self._start()
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def stop(self) -> None:
+        self.halt()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -15,10 +15,13 @@ method=DIRECT_READ)``. What does not (bqemulator 1.4.0):
 - partitioning from a load job: ``load.timePartitioning`` is accepted and
   ignored, so a table created by ``FILE_LOADS`` is unpartitioned (tables
   created by ``tables.insert``, as streaming inserts do, are partitioned);
-- per-row insert errors: ``insertAll`` never returns ``insertErrors``; it
-  accepts nulls in REQUIRED columns and unknown fields, and answers a
-  wrongly typed value with HTTP 500, which clients retry. So the path of
-  rejected rows to dead letters cannot be exercised here;
+- most per-row insert errors: ``insertAll`` accepts nulls in REQUIRED
+  columns and unknown fields. It does reject a value it cannot convert to
+  its column's type (``insertErrors``, reason ``invalid``) when the request
+  says ``skipInvalidRows``, as Beam's streaming inserts do: that is how
+  ``tests/pipelines/test_sink_failures.py`` sends rejected rows to dead
+  letters. Without ``skipInvalidRows`` such a row is an HTTP 500, which
+  clients retry;
 - a write to a dataset that does not exist answers HTTP 500 (real BigQuery:
   404), which Beam retries for minutes: create datasets first (hybridflow's
   sink checks the dataset up front).

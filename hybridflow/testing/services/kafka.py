@@ -150,14 +150,15 @@ class KafkaBroker(ServiceProcess):
         (self.workdir / "log4j2.properties").write_text(_LOG4J)
         base = [java, *_BROKER_JVM, f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
                 f"-Dkafka.logs.dir={self.workdir}", "-cp", classpath]
-        cluster_id = "-"
-        while cluster_id.startswith("-"):  # a leading "-" reads as an option to StorageTool
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        # Kafka 4.x still formats storage with the Scala kafka.tools.StorageTool.
-        formatted = subprocess.run([*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
-                                    str(props), "--ignore-formatted"], capture_output=True, text=True)
-        if formatted.returncode != 0:
-            raise ServiceUnavailable(f"Kafka storage format failed: {formatted.stdout}{formatted.stderr}")
+        if not (self.workdir / "data" / "meta.properties").exists():  # a restart() keeps its formatted storage
+            cluster_id = "-"
+            while cluster_id.startswith("-"):  # a leading "-" reads as an option to StorageTool
+                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            # Kafka 4.x still formats storage with the Scala kafka.tools.StorageTool.
+            formatted = subprocess.run([*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c",
+                                        str(props), "--ignore-formatted"], capture_output=True, text=True)
+            if formatted.returncode != 0:
+                raise ServiceUnavailable(f"Kafka storage format failed: {formatted.stdout}{formatted.stderr}")
         proc = self._spawn([*base, "kafka.Kafka", str(props)], "broker.log")
         wait_for(self._answers_metadata, f"Kafka broker on {self.bootstrap}", self.start_timeout, proc,
                  self.log_path("broker.log"))
