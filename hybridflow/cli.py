@@ -66,6 +66,7 @@ def _build_parser() -> _Parser:
         default=None,
         help="Also show every logger's records from this level on in the terminal (DEBUG, INFO, WARNING ...); "
         "by default only hybridflow's warnings; everything from INFO on is in the command's log file.",
+    )
     parser.add_argument(
         "--pipeline", action="append", default=[], metavar="REF", dest="extra_pipelines",
         help="Load a pipeline that is not installed (module:attr or path/to/file.py[:attr]) for this command.",
