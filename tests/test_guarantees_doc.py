@@ -25,9 +25,9 @@ def _section(title: str) -> str:
     return text[start:end if end >= 0 else None]
 
 
-def _run(name: str) -> dict:
-    namespace = {"__name__": f"guarantees_{name.replace('-', '_')}"}
-    exec(compile(example("guarantees.md", name), str(PAGE), "exec"), namespace)
+def _run(code: str) -> dict:
+    namespace = {"__name__": "guarantees_example"}
+    exec(compile(code, str(PAGE), "exec"), namespace)
     return namespace
 
 
@@ -61,12 +61,12 @@ def test_reading_a_published_run(tmp_path):
     summary = run_pipeline(spec, spec.options([
         "--runner=FnApiRunner", "--input=synthetic://transactions?count=2000&cards=50&fraud=0.05&seed=1",
         f"--output={out}"]))
-    alerts = _run("read-published-run")["alerts_of"](str(out))
+    alerts = _run(example("guarantees.md", "read-published-run"))["alerts_of"](str(out))
     assert len(alerts) == summary.written["alerts"] > 0
 
 
 def test_a_sinks_dead_letters_go_where_you_say(tmp_path):
-    deliver = _run("sink-dead-letters")["deliver"]
+    deliver = _run(example("guarantees.md", "sink-dead-letters"))["deliver"]
     alerts = [Alert(f"a{i}", "velocity", f"c{i}", 12.0, 10.0, START + i, START, START + 60, "m") for i in range(3)]
     with WebhookReceiver([(503, {})]) as down:
         with batch_pipeline() as p:
