@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+from typing import Mapping
 
 from hybridflow._pins import BEAM_VERSION
 from hybridflow.errors import SchemaError
