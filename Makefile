@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test test-deep release-check test-beam-range lock fresh-machine bench bench-streaming soak venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-spark tools-services tools-orchestration
+.PHONY: demo test test-deep release-check test-beam-range lock fresh-machine bench bench-streaming soak venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-spark tools-services tools-orchestration tools-lane-go tools-lane-maven tools-lane-pip
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
@@ -74,7 +74,28 @@ demo: $(VENV)/.stamp-base $(DEMO_HISTORY)/.done
 #
 # `tools` is everything tests and demos need: the runners, the local
 # services with the Kafka expansion service, and the orchestration tools.
-tools: tools-runners tools-services tools-orchestration
+# On a fresh machine it runs three lanes at once, so that downloads overlap
+# with builds: Go builds, Maven steps (one at a time: they share ~/.m2) and
+# pip venvs. The tools-runners/-services/-orchestration targets do the same
+# steps in groups.
+tools:
+	$(MAKE) --no-print-directory -j3 --output-sync=line tools-lane-go tools-lane-maven tools-lane-pip
+
+tools-lane-go:
+	PYTHON=$(PYTHON) tools/prism/provision.sh
+	PYTHON=$(PYTHON) tools/services/provision.sh pubsub bigtable
+
+tools-lane-maven:
+	tools/flink/provision.sh
+	tools/spark/provision.sh
+	PYTHON=$(PYTHON) tools/services/provision.sh kafka
+	tools/kafka/provision.sh
+	tools/hdfs/provision.sh
+	PYTHON=$(PYTHON) tools/k8s/provision.sh
+
+tools-lane-pip:
+	PYTHON=$(PYTHON) tools/services/provision.sh s3 gcs bigquery postgres
+	PYTHON=$(PYTHON) tools/airflow/provision.sh
 
 tools-runners: tools-prism tools-flink tools-spark
 

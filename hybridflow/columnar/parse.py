@@ -449,8 +449,6 @@ class _ParseTablesFn(beam.DoFn):
         self._timestamp_unit = timestamp_unit
 
     def setup(self):
-        import pyarrow as pa
-
         self._fallback.setup()
         self._in = counter("records_in")
         self._out = counter("records_out")

@@ -82,7 +82,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Timestamp
 
-from hybridflow.errors import CorruptInputError, InvalidLocationError, InvalidUriError, SchemaError
+from hybridflow.errors import CorruptInputError, InvalidLocationError, InvalidUriError
 from hybridflow.io._sink import require_timestamp_field, resolve_record_type
 from hybridflow.io.buckets import check_bucket
 from hybridflow.io.ecs import ecs_json

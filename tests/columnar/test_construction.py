@@ -20,6 +20,7 @@ def test_columnar_reads_need_json_lines_or_parquet(tmp_path):
 
 
 def test_columnar_pipeline_types(tmp_path):
+    (tmp_path / "t.jsonl").write_text("")  # inputs are checked when the pipeline is built: one must match
     p = beam.Pipeline(runner="FnApiRunner")
     raw = p | ReadFrom(str(tmp_path / "*.jsonl"), columnar=True)
     assert is_columnar(raw) and raw.element_type == ArrowTableType()

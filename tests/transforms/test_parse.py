@@ -122,7 +122,7 @@ def test_batch_records_and_dead_letters_partition_the_input():
 
 def test_dead_letters_are_counted_by_reason():
     p = batch_pipeline()
-    parsed = p | beam.Create([line(), "{bad", "{bad2", line(status="x")]) | ParseRecords(Reading)
+    _ = p | beam.Create([line(), "{bad", "{bad2", line(status="x")]) | ParseRecords(Reading)
     result = p.run()
     result.wait_until_finish()
     from hybridflow.metrics import query_counters
