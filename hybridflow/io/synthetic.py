@@ -32,6 +32,7 @@ Pub/Sub source would deliver; type them with
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 import time
@@ -54,6 +55,8 @@ __all__ = [
     "duration_field",
     "share_field",
     "unit",
+    "index_hash",
+    "draw",
     "pick",
     "event_text",
 ]
@@ -61,6 +64,7 @@ __all__ = [
 DEFAULT_START = "2026-01-01T00:00:00Z"
 
 _MASK = (1 << 64) - 1
+_EPOCH = datetime.datetime(1970, 1, 1)
 # salts of the shared imperfections (a stream's own salts start at 11)
 _SALT_MAL, _SALT_MALKIND, _SALT_DIS, _SALT_DISAMT, _SALT_LATE = 6, 7, 8, 9, 10
 
@@ -75,7 +79,20 @@ def _mix(x: int) -> int:
 
 def unit(seed: int, index: int, salt: int) -> float:
     """A uniform number in [0, 1) that depends only on its arguments."""
-    return _mix(_mix(_mix(seed) ^ index) ^ salt) / 18446744073709551616.0
+    return draw(index_hash(seed, index), salt)
+
+
+def index_hash(seed: int, index: int) -> int:
+    """The part of every draw of record ``index`` that depends only on
+    ``(seed, index)``: a record taking several draws hashes it once and takes
+    each with :func:`draw`."""
+    return _mix(_mix(seed) ^ index)
+
+
+def draw(hashed: int, salt: int) -> float:
+    """``unit(seed, index, salt)`` from ``hashed = index_hash(seed, index)``:
+    the same number for one hash instead of three."""
+    return _mix(hashed ^ salt) / 18446744073709551616.0
 
 
 def pick(u: float, weighted: Sequence[tuple[Any, float]]) -> Any:
@@ -91,7 +108,8 @@ def pick(u: float, weighted: Sequence[tuple[Any, float]]) -> Any:
 
 def event_text(event_seconds: float) -> str:
     """RFC 3339 text of an event time in epoch seconds, to the millisecond."""
-    return Timestamp.of(round(event_seconds, 3)).to_rfc3339()
+    # Timestamp.to_rfc3339's text, without its time-zone-aware datetime
+    return (_EPOCH + datetime.timedelta(microseconds=Timestamp.of(round(event_seconds, 3)).micros)).isoformat() + "Z"
 
 
 def duration_field(default: Optional[float] = None) -> Any:
@@ -178,25 +196,31 @@ class SyntheticStream:
         raise NotImplementedError(f"{type(self).__name__}.record")
 
     # -- the imperfections every stream shares ------------------------------
-    def displaced(self, index: int, event_seconds: float) -> float:
+    # Each takes the record's index, or its index_hash(seed, index) as
+    # ``hashed`` when the record has it already.
+    def displaced(self, index: int, event_seconds: float, *, hashed: Optional[int] = None) -> float:
         """``event_seconds`` moved back for a late or out-of-order record."""
-        if unit(self.seed, index, _SALT_LATE) < self.late:
-            return event_seconds - self.late_delay * (1.0 + unit(self.seed, index, _SALT_DISAMT))
-        if unit(self.seed, index, _SALT_DIS) < self.disorder:
-            return event_seconds - self.max_delay * unit(self.seed, index, _SALT_DISAMT)
+        h = index_hash(self.seed, index) if hashed is None else hashed
+        if draw(h, _SALT_LATE) < self.late:
+            return event_seconds - self.late_delay * (1.0 + draw(h, _SALT_DISAMT))
+        if draw(h, _SALT_DIS) < self.disorder:
+            return event_seconds - self.max_delay * draw(h, _SALT_DISAMT)
         return event_seconds
 
-    def malformation(self, index: int, kinds: int) -> Optional[int]:
+    def malformation(self, index: int, kinds: int, *, hashed: Optional[int] = None) -> Optional[int]:
         """Which of ``kinds`` malformations record ``index`` gets, or None."""
-        if unit(self.seed, index, _SALT_MAL) < self.malformed:
-            return int(unit(self.seed, index, _SALT_MALKIND) * kinds)
+        h = index_hash(self.seed, index) if hashed is None else hashed
+        if draw(h, _SALT_MAL) < self.malformed:
+            return int(draw(h, _SALT_MALKIND) * kinds)
         return None
 
-    def malformed_text(self, index: int, record: dict, missing: str, bad: Sequence[tuple[str, Any]]) -> str:
+    def malformed_text(
+        self, index: int, record: dict, missing: str, bad: Sequence[tuple[str, Any]], *, hashed: Optional[int] = None
+    ) -> str:
         """The JSON text of ``record``, malformed for a share of records: cut
         short, without the field ``missing``, or with one of ``bad``'s
         ``(field, bad value)`` pairs instead of the real value."""
-        kind = self.malformation(index, 2 + len(bad))
+        kind = self.malformation(index, 2 + len(bad), hashed=hashed)
         if kind is None:
             return json.dumps(record)
         if kind == 0:

@@ -13,7 +13,7 @@ import dataclasses
 import math
 from typing import Optional
 
-from hybridflow.io.synthetic import ReadSynthetic, SyntheticStream, event_text, share_field, unit
+from hybridflow.io.synthetic import ReadSynthetic, SyntheticStream, draw, event_text, index_hash, share_field, unit
 
 __all__ = ["SyntheticTransactions", "ReadSyntheticTransactions"]
 
@@ -81,57 +81,84 @@ class SyntheticTransactions(SyntheticStream):
     def check(self) -> list[str]:
         return [f"cards={self.cards} must be >= 1"] if self.cards < 1 else []
 
-    def _is_burst_seed(self, i: int) -> bool:
-        return unit(self.seed, i, _SALT_FRAUD) < self.fraud / 2 and unit(self.seed, i, _SALT_FRAUDKIND) < 0.5
+    def starts_burst(self, hashed: int) -> bool:
+        """Whether the record of ``hashed`` (its index_hash) starts a burst."""
+        return draw(hashed, _SALT_FRAUD) < self.fraud / 2 and draw(hashed, _SALT_FRAUDKIND) < 0.5
 
     def record(self, i: int, event_seconds: float, cache: dict) -> str:
         seed = self.seed
-        population = self.population if self.population is not None else seed
+        h = index_hash(seed, i)
 
         # A burst ("card testing") takes over the next _BURST_LENGTH records.
-        burst_from = next(
-            (i - d for d in range(0, _BURST_LENGTH) if i - d >= 0 and self._is_burst_seed(i - d)),
-            None,
-        )
-        k = int(unit(seed, burst_from if burst_from is not None else i, _SALT_CARD) * self.cards)
-        if k not in cache:
-            cache[k] = _card(population, k)
-        card_id, customer_id, home, scale = cache[k]
+        bursts = cache.get("bursts")
+        if bursts is None:
+            bursts = cache["bursts"] = _Bursts(self)
+        burst_from = bursts.latest(i, h)
+        k = int(draw(h if burst_from is None else index_hash(seed, burst_from), _SALT_CARD) * self.cards)
+        card = cache.get(k)
+        if card is None:
+            card = cache[k] = _card(self.population if self.population is not None else seed, k)
+        card_id, customer_id, home, scale = card
 
-        point = unit(seed, i, _SALT_CAT) * _CAT_TOTAL
+        point = draw(h, _SALT_CAT) * _CAT_TOTAL
         _, category, median = next(row for row in _CAT_CDF if point < row[0])
         # log-normal amount around the category median, scaled per card
-        u1 = max(unit(seed, i, _SALT_AMT1), 1e-12)
-        u2 = unit(seed, i, _SALT_AMT2)
+        u1 = max(draw(h, _SALT_AMT1), 1e-12)
+        u2 = draw(h, _SALT_AMT2)
         z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2 * math.pi * u2)
         amount = median * scale * math.exp(0.45 * z)
         country = home
-        if unit(seed, i, _SALT_TRAVEL) < 0.003:  # ordinary travel
-            country = _COUNTRIES[int(unit(seed, i, _SALT_ABROAD) * len(_COUNTRIES))][0]
+        if draw(h, _SALT_TRAVEL) < 0.003:  # ordinary travel
+            country = _COUNTRIES[int(draw(h, _SALT_ABROAD) * len(_COUNTRIES))][0]
 
         if burst_from is not None:
-            category, amount = "online", 1.0 + 9.0 * unit(seed, i, _SALT_FRAUDAMT)
-        elif unit(seed, i, _SALT_FRAUD) < self.fraud:  # a very large purchase abroad
+            category, amount = "online", 1.0 + 9.0 * draw(h, _SALT_FRAUDAMT)
+        elif draw(h, _SALT_FRAUD) < self.fraud:  # a very large purchase abroad
             category = "electronics"
-            amount = median * scale * (15.0 + 30.0 * unit(seed, i, _SALT_FRAUDAMT))
+            amount = median * scale * (15.0 + 30.0 * draw(h, _SALT_FRAUDAMT))
             abroad = [c for c, _, _ in _COUNTRIES if c != home]
-            country = abroad[int(unit(seed, i, _SALT_ABROAD) * len(abroad))]
+            country = abroad[int(draw(h, _SALT_ABROAD) * len(abroad))]
 
         record = {
             "txn_id": f"t{seed}-{i:010d}",
             "card_id": card_id,
             "customer_id": customer_id,
-            "merchant_id": f"m-{int(unit(seed, i, _SALT_MERCH) * 2000):05d}",
+            "merchant_id": f"m-{int(draw(h, _SALT_MERCH) * 2000):05d}",
             "category": category,
             "amount": round(amount, 2),
             "currency": _CURRENCY[country],
             "country": country,
-            "event_time": event_text(self.displaced(i, event_seconds)),
+            "event_time": event_text(self.displaced(i, event_seconds, hashed=h)),
         }
         amount = record["amount"]
         bad = [("amount", -amount), ("currency", "EURO"), ("event_time", "yesterday"),
                ("amount", f"{amount:.2f}".replace(".", ","))]
-        return self.malformed_text(i, record, missing="card_id", bad=bad)
+        return self.malformed_text(i, record, missing="card_id", bad=bad, hashed=h)
+
+
+class _Bursts:
+    """The latest burst start, kept across the records of one call of
+    generate_records: records asked for in order cost no extra hash."""
+
+    def __init__(self, stream: SyntheticTransactions):
+        self._stream = stream
+        self._next: Optional[int] = None  # the index after the last record asked for
+        self._last: Optional[int] = None  # the latest index that started a burst
+
+    def latest(self, i: int, hashed: int) -> Optional[int]:
+        """The latest index of the last ``_BURST_LENGTH`` (``i`` included) that
+        starts a burst, or None; ``hashed`` is record ``i``'s index_hash."""
+        stream = self._stream
+        if i != self._next:  # first record, or out of order: look back over a whole burst
+            self._last = None
+            for j in range(max(0, i - _BURST_LENGTH + 1), i):
+                if stream.starts_burst(index_hash(stream.seed, j)):
+                    self._last = j
+        if stream.starts_burst(hashed):
+            self._last = i
+        self._next = i + 1
+        last = self._last
+        return last if last is not None and i - last < _BURST_LENGTH else None
 
 
 class ReadSyntheticTransactions(ReadSynthetic):
