@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+from hybridflow.errors import UnknownPipelineError, UsageError
+from hybridflow.pipelines import get_pipeline
 from hybridflow.pipelines.scaffold import scaffold_files
 from tests._docs import example
 
@@ -51,9 +53,15 @@ def test_scaffold_is_a_valid_package():
 
 
 @pytest.mark.parametrize("name", ["Bad", "1x", "class", "a-b"])
-def test_new_refuses_a_name_that_is_not_a_package_name(name, tmp_path):
-    done = _cli("new", name, cwd=tmp_path, pythonpath=[])
+def test_new_refuses_a_name_that_is_not_a_package_name(name):
+    with pytest.raises(UsageError, match="lower-case Python identifier"):
+        scaffold_files(name)
+
+
+def test_new_with_a_bad_name_is_one_line_exit_2(tmp_path):
+    done = _cli("new", "a-b", cwd=tmp_path, pythonpath=[])
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "lower-case Python identifier" in done.stderr
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.slow
@@ -124,5 +132,5 @@ def test_a_pipeline_that_is_not_installed_loads_from_module_or_file(installed, t
     done = _cli("template", "build", "./my_fraud.py", cwd=tmp_path, pythonpath=[])
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "which no installed distribution provides" in done.stderr
 
-    done = _cli("run", "./nothing.py", cwd=tmp_path, pythonpath=[])
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "no such file" in done.stderr
+    with pytest.raises(UnknownPipelineError, match="no such file"):  # a usage error: one line, exit 2
+        get_pipeline(str(tmp_path / "nothing.py"))
