@@ -121,7 +121,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hybridflow.io.synthetic import SyntheticStream, event_text, share_field, unit
+from hybridflow.io.synthetic import SyntheticStream, draw, event_text, index_hash, share_field, unit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,18 +138,20 @@ class SyntheticEvents(SyntheticStream):
         return [f"entities={self.entities} must be >= 1"] if self.entities < 1 else []
 
     def record(self, index: int, event_seconds: float, cache: dict) -> str:
-        k = int(unit(self.seed, index, 11) * self.entities)
+        h = index_hash(self.seed, index)  # hashed once: each draw(h, salt) is unit(seed, index, salt)
+        k = int(draw(h, 11) * self.entities)
         level = 10.0 + 90.0 * unit(0, k, 101)  # per entity, not per seed
-        value = level * (0.9 + 0.2 * unit(self.seed, index, 12))
-        if unit(self.seed, index, 13) < self.spike:
+        value = level * (0.9 + 0.2 * draw(h, 12))
+        if draw(h, 13) < self.spike:
             value *= 3.0
         record = {
             "event_id": f"e{self.seed}-{index:010d}",
             "entity_id": f"entity-{k:04d}",
             "value": round(value, 3),
-            "event_time": event_text(self.displaced(index, event_seconds)),
+            "event_time": event_text(self.displaced(index, event_seconds, hashed=h)),
         }
-        return self.malformed_text(index, record, missing="entity_id", bad=[("value", -1.0), ("value", "n/a")])
+        bad = [("value", -1.0), ("value", "n/a")]
+        return self.malformed_text(index, record, missing="entity_id", bad=bad, hashed=h)
 '''
 
 _PIPELINE = '''\
