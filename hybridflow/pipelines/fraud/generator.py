@@ -81,7 +81,7 @@ class SyntheticTransactions(SyntheticStream):
     def check(self) -> list[str]:
         return [f"cards={self.cards} must be >= 1"] if self.cards < 1 else []
 
-    def starts_burst(self, hashed: int) -> bool:
+    def _starts_burst(self, hashed: int) -> bool:
         """Whether the record of ``hashed`` (its index_hash) starts a burst."""
         return draw(hashed, _SALT_FRAUD) < self.fraud / 2 and draw(hashed, _SALT_FRAUDKIND) < 0.5
 
@@ -152,9 +152,9 @@ class _Bursts:
         if i != self._next:  # first record, or out of order: look back over a whole burst
             self._last = None
             for j in range(max(0, i - _BURST_LENGTH + 1), i):
-                if stream.starts_burst(index_hash(stream.seed, j)):
+                if stream._starts_burst(index_hash(stream.seed, j)):
                     self._last = j
-        if stream.starts_burst(hashed):
+        if stream._starts_burst(hashed):
             self._last = i
         self._next = i + 1
         last = self._last
