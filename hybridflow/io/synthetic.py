@@ -109,7 +109,8 @@ def pick(u: float, weighted: Sequence[tuple[Any, float]]) -> Any:
 def event_text(event_seconds: float) -> str:
     """RFC 3339 text of an event time in epoch seconds, to the millisecond."""
     # Timestamp.to_rfc3339's text, without its time-zone-aware datetime
-    return (_EPOCH + datetime.timedelta(microseconds=Timestamp.of(round(event_seconds, 3)).micros)).isoformat() + "Z"
+    micros = Timestamp.of(round(event_seconds, 3)).micros
+    return (_EPOCH + datetime.timedelta(microseconds=micros)).isoformat() + "Z"
 
 
 def duration_field(default: Optional[float] = None) -> Any:
@@ -215,7 +216,8 @@ class SyntheticStream:
         return None
 
     def malformed_text(
-        self, index: int, record: dict, missing: str, bad: Sequence[tuple[str, Any]], *, hashed: Optional[int] = None
+        self, index: int, record: dict, missing: str, bad: Sequence[tuple[str, Any]], *,
+        hashed: Optional[int] = None,
     ) -> str:
         """The JSON text of ``record``, malformed for a share of records: cut
         short, without the field ``missing``, or with one of ``bad``'s

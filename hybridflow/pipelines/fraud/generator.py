@@ -13,7 +13,9 @@ import dataclasses
 import math
 from typing import Optional
 
-from hybridflow.io.synthetic import ReadSynthetic, SyntheticStream, draw, event_text, index_hash, share_field, unit
+from hybridflow.io.synthetic import (
+    ReadSynthetic, SyntheticStream, draw, event_text, index_hash, share_field, unit
+)
 
 __all__ = ["SyntheticTransactions", "ReadSyntheticTransactions"]
 
