@@ -40,6 +40,7 @@ import uuid
 from typing import Any, Mapping, Optional
 
 import apache_beam as beam
+from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.errors import ConnectorError, InvalidUriError, require
 from hybridflow.io._sink import require_timestamp_field, resolve_record_type
@@ -138,13 +139,10 @@ def _day_partition(table, uri: str, fields: list[str]) -> Optional[str]:
 
 
 class _StampArrival(beam.DoFn):
-    """Re-stamps a record with the processing time it reaches the sink (later
-    than its event time, so the watermark still holds), so that `every`
-    groups records by arrival into one commit each."""
+    """Re-stamps a record with the processing time it reaches the sink, so
+    that `every` groups records by arrival into one commit each."""
 
     def process(self, element):
-        from apache_beam.utils.timestamp import Timestamp
-
         yield beam.window.TimestampedValue(element, Timestamp.now())
 
 

@@ -338,7 +338,7 @@ class RunOutputs:
     def prepare(self) -> None:
         """Checks every output directory and marks the run as started in it;
         raises :class:`InvalidLocationError` (one line) before the job starts."""
-        atexit.register(self._remove_staging)  # also after Beam's own exit handlers: workers may still write
+        atexit.register(self._remove_at_exit)  # also after Beam's own exit handlers: workers may still write
         self._prepared = True
         try:
             for entry in self._directories.values():
@@ -408,7 +408,7 @@ class RunOutputs:
             path = _join(entry.path, SUCCESS)
             _write(path, (json.dumps(success, indent=2) + "\n").encode("utf-8"))
             markers.append(path)
-        atexit.unregister(self._remove_staging)
+        atexit.unregister(self._remove_at_exit)
         return markers
 
     def abort(self) -> None:
@@ -429,7 +429,7 @@ class RunOutputs:
                 except OSError:
                     pass
         if not all(_is_local(d) for d in self._directories):
-            atexit.unregister(self._remove_staging)  # local: kept, LOOPBACK workers of a stopped job may still write
+            atexit.unregister(self._remove_at_exit)  # local: kept, LOOPBACK workers of a stopped job may still write
 
     def _remove_staging(self) -> None:
         for entry in self._directories.values():
@@ -437,6 +437,25 @@ class RunOutputs:
                 _remove_tree(entry.staging)
             except Exception:  # noqa: BLE001 - best effort at exit; the directory is hidden and unpublished
                 pass
+
+    def _remove_at_exit(self) -> None:
+        """After Beam's exit handlers have stopped the job: the staging
+        directories again (workers of a stopped job may have written into
+        them after :meth:`abort`) and the output directories this run made,
+        when they hold nothing else. A worker thread may still be finishing a
+        write, so a directory that is not empty yet is tried again briefly."""
+        for attempt in range(10):
+            self._remove_staging()
+            left = [e for e in self._directories.values()
+                    if e.created and _is_local(e.path) and os.path.lexists(_local(e.path))]
+            for entry in left:
+                try:
+                    os.rmdir(_local(entry.path))
+                except OSError:
+                    pass
+            if not any(os.path.lexists(_local(e.path)) for e in left):
+                return
+            time.sleep(0.2)
 
 
 # --------------------------------------------------------------------------
