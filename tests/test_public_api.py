@@ -8,7 +8,7 @@ import hybridflow.transforms
 EXPECTED = {
     "BEAM_VERSION",
     "ReadFrom", "WriteTo", "SyntheticStream", "SyntheticTransactions",
-    "ParseRecords", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Summarize", "Aggregation",
+    "ParseRecords", "Filter", "Select", "Derive", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Summarize", "Aggregation",
     "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
     "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup", "DynamoDBLookup",
     "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",
@@ -54,7 +54,7 @@ def test_every_exported_name_resolves():
 
 
 def test_core_transforms_are_exported_from_both_places():
-    for name in ("ParseRecords", "Enrich", "WindowedAggregate", "Dedupe", "ThresholdAlerts"):
+    for name in ("ParseRecords", "Filter", "Select", "Derive", "Enrich", "WindowedAggregate", "Dedupe", "ThresholdAlerts"):
         assert name in hybridflow.transforms.__all__
         assert getattr(hybridflow.transforms, name) is getattr(hybridflow, name)
 

@@ -1,4 +1,4 @@
-"""Reusable PTransforms: parse, enrich, windowed aggregation, dedupe, alerts.
+"""Reusable PTransforms: parse, filter/select/derive, enrich, windowed aggregation, dedupe, alerts.
 
 Each transform is typed (schema'd input and output), decides batch vs
 streaming behaviour from ``pcoll.is_bounded`` inside ``expand()``, labels its
@@ -10,6 +10,7 @@ from hybridflow.transforms.aggregate import WindowedAggregate
 from hybridflow.transforms.aggregations import Aggregation
 from hybridflow.transforms.alerts import NotInRule, Rule, ThresholdAlerts, ZScoreRule
 from hybridflow.transforms.dedupe import Dedupe
+from hybridflow.transforms.expressions import Derive, Filter, Select
 from hybridflow.transforms.enrich import Enrich, MissingKeyPolicy
 from hybridflow.transforms.lookups import BigtableLookup, DynamoDBLookup, InMemoryLookup, LookupHandler
 from hybridflow.transforms.parse import ParseRecords
@@ -25,6 +26,9 @@ from hybridflow.transforms.windows import (
 
 __all__ = [
     "ParseRecords",
+    "Filter",
+    "Select",
+    "Derive",
     "Enrich",
     "MissingKeyPolicy",
     "LookupHandler",
