@@ -39,6 +39,10 @@ conventions:
   ``input: Parse`` means the main output. Leaving dead letters without an
   output is a construction error, never a silent drop.
 - ``WindowedAggregate`` has the outputs ``aggregates`` and ``late``.
+- ``FilterRecords``, ``SelectFields`` and ``DeriveFields`` are
+  :class:`~hybridflow.transforms.Filter`, ``Select`` and ``Derive`` (named
+  apart from Beam YAML's own ``Filter``); they need ``error_handling`` only
+  when their expressions can fail on a record (integer arithmetic, ``round``).
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ __all__ = [
     "providers",
     "portable_providers",
     "ParseRecords",
+    "FilterRecords",
+    "SelectFields",
+    "DeriveFields",
     "Enrich",
     "WindowedAggregate",
     "Dedupe",
@@ -202,6 +209,69 @@ class ParseRecords(beam.PTransform):
             pcoll = pcoll | "Payload" >> beam.Map(lambda row: getattr(row, field))
         result = pcoll | self.label >> self._parse  # dead letters name the YAML step as their stage
         return _with_dead_letters(result, self._output)
+
+
+class _Expressions(beam.PTransform):
+    """The YAML face of an expression transform: dead letters are an output
+    when the expressions can fail on a record (the transform says which)."""
+
+    def __init__(self, name: str, transform: beam.PTransform, error_handling: Optional[Mapping[str, Any]]):
+        super().__init__()
+        self._name = name
+        self._transform = transform
+        self._output = _error_output(name, error_handling)
+
+    def expand(self, pcoll):
+        result = pcoll | self.label >> self._transform
+        if self._output is None and self._transform.can_fail:
+            raise _no_error_output(self._name)
+        return _with_dead_letters(result, self._output)
+
+
+class FilterRecords(_Expressions):
+    """Keeps the records whose ``keep`` expression is true (hybridflow's
+    expression language: docs/transforms.md).
+
+    Args:
+      keep: a boolean expression, e.g. ``price > 100 and auction % 123 == 0``.
+      error_handling: ``{output: NAME}``: the output for dead letters (required
+        when the expression can fail on a record).
+    """
+
+    def __init__(self, keep: str, error_handling: Optional[Mapping[str, Any]] = None):
+        super().__init__("FilterRecords", core.Filter(keep), error_handling)
+
+
+class SelectFields(_Expressions):
+    """Outputs exactly ``fields`` (kept by name) then ``computed`` (name: expression).
+
+    Args:
+      fields: input fields to keep.
+      computed: output field name -> expression (a field name renames it).
+      error_handling: ``{output: NAME}``: the output for dead letters (required
+        when an expression can fail on a record).
+    """
+
+    def __init__(
+        self,
+        fields: Optional[list[str]] = None,
+        computed: Optional[Mapping[str, str]] = None,
+        error_handling: Optional[Mapping[str, Any]] = None,
+    ):
+        super().__init__("SelectFields", core.Select(*(fields or []), **dict(computed or {})), error_handling)
+
+
+class DeriveFields(_Expressions):
+    """Keeps every input field and adds or replaces ``fields`` (name: expression).
+
+    Args:
+      fields: output field name -> expression.
+      error_handling: ``{output: NAME}``: the output for dead letters (required
+        when an expression can fail on a record).
+    """
+
+    def __init__(self, fields: Mapping[str, str], error_handling: Optional[Mapping[str, Any]] = None):
+        super().__init__("DeriveFields", core.Derive(**dict(fields)), error_handling)
 
 
 class Enrich(beam.PTransform):

@@ -169,7 +169,13 @@ class _ExpressionFn(beam.DoFn):
 
 
 class _ExpressionTransform(beam.PTransform):
-    """Shared expand(): types the output, picks the backend, tags dead letters."""
+    """Shared expand(): types the output, picks the backend, tags dead letters.
+
+    After expansion ``can_fail`` says whether some record can fail an
+    expression (so become a dead letter): integer arithmetic, ``round``.
+    """
+
+    can_fail: Optional[bool] = None
 
     def _plan(self, input_type) -> tuple[Optional[str], Optional[list], Any]:
         """(predicate text, outputs, output record type) for ``input_type``."""
@@ -180,6 +186,8 @@ class _ExpressionTransform(beam.PTransform):
 
         input_type, columnar, ts = _input_type(pcoll)
         predicate, outputs, output_type = self._plan(input_type)
+        texts = [predicate] if predicate is not None else [t for _, t in outputs if t is not None]
+        self.can_fail = any(Expression(t, input_type).can_fail for t in texts)
         if columnar:
             ts = self._timestamp_field(ts, outputs, output_type)
             element_type = arrow_tables(output_type, ts)
@@ -268,6 +276,17 @@ class Select(_ExpressionTransform):
       computed: output field name -> expression (a field name renames it).
 
     Returns a tuple-like result ``(records, dead_letters)``.
+
+    Example::
+
+        >>> import apache_beam as beam
+        >>> from hybridflow import Select
+        >>> from hybridflow.testing import CreateEvents, batch_pipeline, transactions
+        >>> with batch_pipeline() as p:
+        ...     txns = p | CreateEvents(transactions([("c1", 10.0, 5)]))
+        ...     out = txns | Select("card_id", card="merchant_id", cents="round(amount * 100)", minute="minute(event_time)")
+        ...     _ = out.records | beam.Map(print)
+        SelectOfTransaction(card_id='c1', card='m-1', cents=1000.0, minute=0)
     """
 
     def __init__(self, *fields: str, **computed: str):

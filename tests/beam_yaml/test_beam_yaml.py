@@ -134,11 +134,82 @@ def test_yaml_pipeline_assertions_can_fail(tmp_path):
 def test_providers_file_lists_every_transform_with_a_yaml_ready_signature():
     (provider,) = beam_yaml.providers()
     names = set(provider.provided_transforms())
-    assert names == {"ParseRecords", "Enrich", "WindowedAggregate", "Dedupe", "ThresholdAlerts"}
+    assert names == {"ParseRecords", "FilterRecords", "SelectFields", "DeriveFields", "Enrich", "WindowedAggregate",
+                     "Dedupe", "ThresholdAlerts"}
     for name in names:
         schema = InlineProvider.config_schema_from_callable(getattr(beam_yaml, name))
         assert schema.fields, name
         assert all(f.description for f in schema.fields), f"{name}: every parameter has Args: docs"
+
+
+EXPRESSIONS = """
+providers:
+  - include: {providers}
+pipeline:
+  transforms:
+    - type: Create
+      config:
+        elements:
+          - {{auction: 123, price: 150.0, channel: web}}
+          - {{auction: 246, price: 99.0, channel: App}}
+          - {{auction: 369, price: 300.0, channel: App}}
+          - {{auction: 9223372036854775800, price: 500.0, channel: web}}
+    - type: FilterRecords
+      input: Create
+      config:
+        keep: "price > 100 and auction % 123 == 0"
+    - type: DeriveFields
+      input: FilterRecords
+      config:
+        fields: {{channel: "lower(channel)", next: "auction * 2"}}
+        error_handling: {{output: dead_letters}}
+    - type: SelectFields
+      input: DeriveFields
+      config:
+        fields: [auction, channel]
+        computed: {{euro: "round(price * 0.89, 2)"}}
+        error_handling: {{output: dead_letters}}
+    - type: AssertEqual
+      input: SelectFields
+      config:
+        elements: [{{auction: 123, channel: web, euro: 133.5}}, {{auction: 369, channel: app, euro: {euro}}}]
+    - type: Flatten
+      input: [DeriveFields.dead_letters, SelectFields.dead_letters]
+    - type: MapToFields
+      input: Flatten
+      config:
+        language: python
+        fields: {{error_type: error_type}}
+    - type: AssertEqual
+      name: CheckDeadLetters
+      input: MapToFields
+      config:
+        elements: [{{error_type: expression_error}}]
+"""
+
+
+@pytest.mark.parametrize("euro, passes", [(267.0, True), (267.5, False)])
+def test_yaml_filter_derive_select(tmp_path, euro, passes):
+    """FilterRecords -> DeriveFields (an overflowing row becomes a dead letter) -> SelectFields,
+    run by Beam YAML; a wrong expectation fails, so the check is not vacuous."""
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(EXPRESSIONS.format(providers=beam_yaml.PROVIDERS_FILE, euro=euro))
+    run = lambda: yaml_main.run(argv=[f"--yaml_pipeline_file={spec}", "--runner=FnApiRunner"])  # noqa: E731
+    if passes:
+        run()
+    else:
+        with pytest.raises(Exception, match="267.5"):
+            run()
+
+
+def test_expression_dead_letters_need_an_output_only_when_they_can_happen(tmp_path):
+    import apache_beam as beam
+
+    p = beam.Pipeline(options=__import__("apache_beam").options.pipeline_options.PipelineOptions(["--runner=FnApiRunner"]))
+    rows = p | beam.Create([beam.Row(auction=1, price=2.0)])
+    _ = rows | "Safe" >> beam_yaml.FilterRecords(keep="price > 1.5")  # cannot fail: no output needed
+    with pytest.raises(SchemaError, match="DeriveFields can emit dead letters: add error_handling"):
+        _ = rows | beam_yaml.DeriveFields(fields={"next": "auction + 1"})
 
 
 def test_dead_letters_need_an_output():
@@ -175,7 +246,7 @@ def test_python_m_prints_the_providers_path():
 
     out = subprocess.run([sys.executable, "-m", "hybridflow.beam_yaml"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == beam_yaml.PROVIDERS_FILE
-    assert textwrap.dedent(open(beam_yaml.PROVIDERS_FILE).read()).count("hybridflow.beam_yaml.") == 5
+    assert textwrap.dedent(open(beam_yaml.PROVIDERS_FILE).read()).count("hybridflow.beam_yaml.") == 8
 
 
 def _readme_portable_block():

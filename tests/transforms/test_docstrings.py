@@ -8,12 +8,13 @@ import pytest
 MODULES = [
     "hybridflow.transforms.parse",
     "hybridflow.transforms.enrich",
+    "hybridflow.transforms.expressions",
     "hybridflow.transforms.aggregate",
     "hybridflow.transforms.dedupe",
     "hybridflow.transforms.alerts",
     "hybridflow.transforms.lookups.memory",
 ]
-PUBLIC_TRANSFORMS = ["ParseRecords", "Enrich", "WindowedAggregate", "Dedupe", "ThresholdAlerts"]
+PUBLIC_TRANSFORMS = ["ParseRecords", "Filter", "Select", "Derive", "Enrich", "WindowedAggregate", "Dedupe", "ThresholdAlerts"]
 
 
 @pytest.mark.parametrize("module", MODULES)
