@@ -161,3 +161,12 @@ def test_generated_record_types_cross_a_portable_runner(prism_server, tmp_path):
         out = selected.records | "Big" >> Filter("euro > 100")
         _ = out.records | beam.Map(tuple) | Collect(tmp_path)
     assert sorted(collected(tmp_path)) == [(0, 890000.0), (123, 133.5), (2**62, 178.0)]
+
+
+def test_the_docs_example_runs_and_prints_what_the_page_says(tmp_path, capsys):
+    from tests._docs import example, printed
+
+    namespace = {"__name__": "docs_example"}
+    exec(compile(example("transforms.md", "expressions", "python"), "docs/transforms.md", "exec"), namespace)
+    namespace["run"](tmp_path)
+    assert capsys.readouterr().out == printed("transforms.md", "expressions")
