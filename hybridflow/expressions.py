@@ -493,24 +493,15 @@ class _Compiler:
     def logical(self, left: _Node, right: _Node, op: str) -> _Node:
         lrow, rrow = left.row, right.row
         _, pc = _pa()
-        if op == "and":
+        decides = op == "or"  # the value that decides alone: false for and, true for or
 
-            def row(record):
-                a, b = lrow(record), rrow(record)
-                if a is False or b is False:
-                    return False
-                return None if a is None or b is None else True
+        def row(record):
+            a, b = lrow(record), rrow(record)
+            if a is decides or b is decides:
+                return decides
+            return None if a is None or b is None else not decides
 
-            kernel = pc.and_kleene
-        else:
-
-            def row(record):
-                a, b = lrow(record), rrow(record)
-                if a is True or b is True:
-                    return True
-                return None if a is None or b is None else False
-
-            kernel = pc.or_kleene
+        kernel = pc.or_kleene if decides else pc.and_kleene
         return _Node(
             bool, left.nullable or right.nullable, row,
             lambda table: kernel(left.arrow(table), right.arrow(table)),
