@@ -93,7 +93,11 @@ class _ExpressionFn(beam.DoFn):
         self._dead = DeadLetterCounter()
         self._in = counter("records_in")
         self._out = counter("records_out")
-        self._filtered = counter("records_filtered")
+        self._filtered = counter("filtered")
+        if self._columnar:
+            from hybridflow.io.files import arrow_schema
+
+            self._schema = arrow_schema(self._output_type)
 
     # per record
 
@@ -105,49 +109,39 @@ class _ExpressionFn(beam.DoFn):
         values = [getattr(record, n) if e is None else e.evaluate(record) for n, e in self._outputs]
         return self._output_type(*values)
 
-    def _records(self, records):
-        """(kept records, dead letters, filtered count) of ``records``."""
-        kept, dead, filtered = [], [], 0
-        for record in records:
-            try:
-                out = self._one(record)
-            except ExpressionError as exc:
-                dead.append(self._dead.dead_letter(self._stage, exc.reason, f"{self._stage}: {exc}", record))
-                continue
-            if out is None:
-                filtered += 1
-            else:
-                kept.append(out)
-        return kept, dead, filtered
+    def _evaluate(self, record):
+        """(output record or None when filtered out, dead letter or None)."""
+        try:
+            return self._one(record), None
+        except ExpressionError as exc:
+            return None, self._dead.dead_letter(self._stage, exc.reason, f"{self._stage}: {exc}", record)
 
     # Arrow tables
 
     def _table(self, table):
         import pyarrow as pa
 
-        from hybridflow.io.files import arrow_schema
-
         if self._predicate is not None:
             mask = self._predicate.evaluate_table(table)
             table = table.filter(mask, null_selection_behavior="drop")
         if self._outputs is None:
             return table
-        schema = arrow_schema(self._output_type)
-        columns = [
-            table.column(n) if e is None else e.evaluate_table(table) for n, e in self._outputs
-        ]
-        return pa.table([c.cast(f.type) for c, f in zip(columns, schema)], schema=schema)
+        columns = [table.column(n) if e is None else e.evaluate_table(table) for n, e in self._outputs]
+        return pa.table([c.cast(f.type) for c, f in zip(columns, self._schema)], schema=self._schema)
 
     def process(self, element):
         if self._columnar:
             yield from self._process_table(element)
         else:
             self._in.inc()
-            kept, dead, filtered = self._records([element])
-            self._filtered.inc(filtered)
-            self._out.inc(len(kept))
-            yield from kept
-            yield from dead
+            out, dead = self._evaluate(element)
+            if out is not None:
+                self._out.inc()
+                yield out
+            elif dead is not None:
+                yield dead
+            else:
+                self._filtered.inc()
 
     def _process_table(self, element):
         import pyarrow as pa
@@ -160,8 +154,9 @@ class _ExpressionFn(beam.DoFn):
             out = self._table(element)
         except (pa.ArrowInvalid, ExpressionError):
             # some row cannot be evaluated: find it record by record
-            kept, dead, _ = self._records(table_to_records(element, self._input_type))
-            out = records_to_table(kept, self._output_type)
+            results = [self._evaluate(r) for r in table_to_records(element, self._input_type)]
+            dead = [d for _, d in results if d is not None]
+            out = records_to_table([r for r, _ in results if r is not None], self._output_type)
             yield from dead
         self._filtered.inc(element.num_rows - out.num_rows - len(dead))
         self._out.inc(out.num_rows)
@@ -217,7 +212,7 @@ class Filter(_ExpressionTransform):
     """Keeps the records for which ``predicate`` is true.
 
     A record whose predicate is false or null is filtered out and counted
-    (``hybridflow/records_filtered``); one whose predicate cannot be
+    (``hybridflow/filtered``, exported as ``filtered_records``); one whose predicate cannot be
     evaluated becomes a dead letter (reason ``expression_error``). The
     language is described in :mod:`hybridflow.expressions`.
 
@@ -255,7 +250,7 @@ class Filter(_ExpressionTransform):
         return self._predicate, None, input_type
 
 
-def _check_names(stage: str, names, input_names) -> None:
+def _check_names(stage: str, names) -> None:
     for name in names:
         if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
             raise SchemaError(f"{stage}: output field {name!r} must be an identifier not starting with '_'")
@@ -300,7 +295,7 @@ class Select(_ExpressionTransform):
         stage = "Select"
         available = {f.name: f for f in fields_of(input_type)}
         names = self._fields + list(self._computed)
-        _check_names("Select", names, available)
+        _check_names("Select", names)
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise SchemaError(f"{stage}: output fields {duplicates} are named twice")
@@ -352,7 +347,7 @@ class Derive(_ExpressionTransform):
 
     def _plan(self, input_type):
         fields = fields_of(input_type)
-        _check_names("Derive", self._computed, fields)
+        _check_names("Derive", self._computed)
         computed = {n: Expression(t, input_type) for n, t in self._computed.items()}
         types = [(f.name, computed[f.name].field_type if f.name in computed else _annotation(f)) for f in fields]
         names = {f.name for f in fields}

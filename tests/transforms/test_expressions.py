@@ -170,3 +170,22 @@ def test_the_docs_example_runs_and_prints_what_the_page_says(tmp_path, capsys):
     exec(compile(example("transforms.md", "expressions", "python"), "docs/transforms.md", "exec"), namespace)
     namespace["run"](tmp_path)
     assert capsys.readouterr().out == printed("transforms.md", "expressions")
+
+
+@pytest.mark.parametrize("columnar", [False, True])
+def test_filtered_records_and_dead_letters_are_counted(columnar):
+    from apache_beam.metrics.metric import MetricsFilter
+
+    p = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
+    bids = p | CreateEvents(BIDS, record_type=Bid)
+    source = bids | ToTables("event_time", batch_size=2) if columnar else bids
+    _ = source | Filter("auction * 2 > 200")  # 123, 246 kept; 5, 0 filtered; 2**62 overflows
+    result = p.run()
+    result.wait_until_finish()
+    metrics = result.metrics()
+
+    def total(name):
+        return sum(r.committed for r in metrics.query(MetricsFilter().with_name(name))["counters"])
+
+    assert (total("records_in"), total("records_out"), total("filtered"), total("dead_letters")) == (5, 2, 2, 1)
+    assert total("dead_letters.expression_error") == 1
