@@ -239,11 +239,9 @@ def _round_float(x: float, digits: int) -> float:
 
 
 def _date_part(part: str):
-    attribute = {"day": "day"}.get(part, part)
-
     def of(ts: Timestamp) -> int:
         moment = _EPOCH + datetime.timedelta(microseconds=ts.micros)
-        return getattr(moment, attribute)
+        return getattr(moment, part)
 
     return of
 
@@ -402,6 +400,8 @@ class _Compiler:
         return left, right
 
     def visit_Compare(self, node: ast.Compare) -> _Node:
+        if len(node.ops) > 1 and any(isinstance(op, (ast.Is, ast.IsNot, ast.In, ast.NotIn)) for op in node.ops):
+            raise self.fail(f"{ast.unparse(node)!r}: chain only == != < <= > >=; join the rest with and")
         parts = []
         left = self.compile(node.left)
         for op, comparator in zip(node.ops, node.comparators):
@@ -412,13 +412,13 @@ class _Compiler:
                 parts.append(self.null_check(left, negate=isinstance(op, ast.IsNot)))
             elif isinstance(op, (ast.In, ast.NotIn)):
                 parts.append(self.membership(left, comparator, negate=isinstance(op, ast.NotIn)))
-                right = None
+                right = left  # not chained (refused above)
             else:
                 symbol = _COMPARISONS[type(op)]
                 right = self.compile(comparator)
                 a, b = self.comparable(left, right, symbol, node)
                 parts.append(self.comparison(a, b, symbol))
-            left = right if right is not None else left
+            left = right
         result = parts[0]
         for part in parts[1:]:
             result = self.logical(result, part, "and")
@@ -561,7 +561,7 @@ class _Compiler:
             digits = d.row(None)
         if arg.type is int:
             return arg
-        pa, pc = _pa()
+        _, pc = _pa()
         return _unary(
             arg, arg.type, lambda v: _round_float(v, digits),
             lambda a: pc.round(a, ndigits=digits, round_mode="half_to_even"),

@@ -262,3 +262,8 @@ def test_property_per_record_and_columnar_agree(text, records):
         return
     assert not failed, f"{text}: a record failed per record, but not in Arrow"
     assert _same(per_record, columnar), (text, per_record, columnar)
+
+
+def test_chains_with_in_or_is_are_refused():
+    with pytest.raises(SchemaError, match="chain only"):
+        Expression("i in (1, 2) == b", Row)
