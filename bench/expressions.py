@@ -9,9 +9,9 @@ process, wall time from ``Pipeline.run()`` to the end:
 - ``per_record``: hybridflow's transforms on records (the compiled evaluator);
 - ``beam``: ``beam.Filter`` + ``beam.Map`` with Python lambdas on records.
 
-Every variant starts from the same Arrow tables in memory (the per-record
-ones explode them first, as ``ToRecords`` does for any per-record step) and
-ends in a count, which must be equal. Not a test: never part of ``make test``.
+Every variant starts from the same Arrow tables, made by a first step of the
+pipeline (the per-record variants explode them, as ``ToRecords`` does before
+any per-record step) and ends in a count, which must be equal. Not a test: never part of ``make test``.
 
     .venv/bin/python -m bench.expressions --n 1000000
 """
@@ -45,25 +45,21 @@ class Bid(NamedTuple):
     event_time: Timestamp
 
 
-def tables(n: int, per_table: int = 100_000) -> list:
+def table(start: int, size: int):
+    """Bids ``start`` .. ``start + size`` as one Arrow table (seeded by ``start``)."""
     import numpy as np
     import pyarrow as pa
 
     from hybridflow.io.files import arrow_schema
 
-    rng = np.random.default_rng(7)
-    schema = arrow_schema(Bid)
-    out = []
-    for start in range(0, n, per_table):
-        size = min(per_table, n - start)
-        out.append(pa.table([
-            pa.array(rng.integers(1000, 1_000_000, size)),
-            pa.array(rng.integers(1, 100_000, size)),
-            pa.array(np.round(rng.exponential(100.0, size), 2)),
-            pa.array(rng.choice(["web", "app", "Google", "Baidu"], size)),
-            pa.array(1_767_225_600_000_000 + np.arange(start, start + size) * 1000, pa.timestamp("us", tz="UTC")),
-        ], schema=schema))
-    return out
+    rng = np.random.default_rng(start)
+    return pa.table([
+        pa.array(rng.integers(1000, 1_000_000, size)),
+        pa.array(rng.integers(1, 100_000, size)),
+        pa.array(np.round(rng.exponential(100.0, size), 2)),
+        pa.array(rng.choice(["web", "app", "Google", "Baidu"], size)),
+        pa.array(1_767_225_600_000_000 + np.arange(start, start + size) * 1000, pa.timestamp("us", tz="UTC")),
+    ], schema=arrow_schema(Bid))
 
 
 class _Euro(NamedTuple):
@@ -93,9 +89,14 @@ def _steps(variant: str, source):
     return derived | "One" >> beam.Map(lambda r: 1)
 
 
-def run(variant: str, data: list, result_path: str) -> float:
+def run(variant: str, n: int, result_path: str, per_table: int = 100_000) -> float:
+    # the tables are made in the pipeline: beam.Create of ready tables would pickle
+    # and bz2-compress them into the pipeline proto, which costs more than the steps
     p = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
-    source = p | beam.Create(data).with_output_types(arrow_tables(Bid, "event_time"))
+    specs = [(start, min(per_table, n - start)) for start in range(0, n, per_table)]
+    source = p | beam.Create(specs) | "Tables" >> beam.MapTuple(table).with_output_types(
+        arrow_tables(Bid, "event_time")
+    )
     count = _steps(variant, source) | beam.CombineGlobally(sum)
     _ = count | beam.Map(lambda c: open(result_path, "w").write(str(c)))
     started = time.perf_counter()
@@ -112,13 +113,12 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--variants", nargs="+", default=["columnar", "per_record", "beam"])
     args = parser.parse_args(argv)
-    data = tables(args.n)
     figures, counts = {}, {}
     for variant in args.variants:
         walls = []
         for _ in range(args.repeat):
             path = os.path.join(tempfile.mkdtemp(), "count")
-            walls.append(run(variant, data, path))
+            walls.append(run(variant, args.n, path))
             counts[variant] = int(open(path).read())
         figures[variant] = statistics.median(walls)
     assert len(set(counts.values())) == 1, f"the variants disagree: {counts}"
