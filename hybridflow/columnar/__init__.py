@@ -6,6 +6,7 @@ bounded input read from files of a known format, hybridflow can instead carry
 *Arrow tables of records* as the elements of its PCollections: each element
 is a ``pyarrow.Table`` of many records of one record type, and the transforms
 (:class:`~hybridflow.transforms.ParseRecords`,
+:class:`~hybridflow.transforms.Filter`, ``Select``, ``Derive``,
 :class:`~hybridflow.transforms.WindowedAggregate`,
 :class:`~hybridflow.transforms.Enrich`,
 :class:`~hybridflow.transforms.ThresholdAlerts`,
