@@ -52,6 +52,7 @@ import ast
 import dataclasses
 import datetime
 import math
+import operator
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from apache_beam.utils.timestamp import Timestamp
@@ -152,23 +153,17 @@ def _as_float(node: _Node) -> _Node:
     return dataclasses.replace(node, type=float, row=row_float, arrow=arrow_float)
 
 
-def _strict(fn):
-    """A per-record function of non-null values -> null when any value is null."""
-
-    def call(*values):
-        if any(v is None for v in values):
-            return None
-        return fn(*values)
-
-    return call
-
-
 def _binary(left: _Node, right: _Node, tp, fn, kernel, nullable=None, can_fail=False) -> _Node:
+    """``fn(a, b)`` of two non-null values; null when either is null (the right
+    side is not evaluated when the left is null)."""
     lrow, rrow = left.row, right.row
-    strict = _strict(fn)
 
     def row(record):
-        return strict(lrow(record), rrow(record))
+        a = lrow(record)
+        if a is None:
+            return None
+        b = rrow(record)
+        return None if b is None else fn(a, b)
 
     def arrow(table):
         return kernel(left.arrow(table), right.arrow(table))
@@ -184,11 +179,15 @@ def _binary(left: _Node, right: _Node, tp, fn, kernel, nullable=None, can_fail=F
 
 def _unary(arg: _Node, tp, fn, kernel, nullable=None, can_fail=False) -> _Node:
     inner = arg.row
-    strict = _strict(fn)
+
+    def row(record):
+        v = inner(record)
+        return None if v is None else fn(v)
+
     return _Node(
         tp,
         arg.nullable if nullable is None else nullable,
-        lambda record: strict(inner(record)),
+        row,
         lambda table: kernel(arg.arrow(table)),
         can_fail or arg.can_fail,
     )
@@ -305,7 +304,7 @@ class _Compiler:
         return _Node(
             info.type,
             info.optional,
-            lambda record: getattr(record, name),
+            operator.attrgetter(name),
             lambda table: table.column(name),
         )
 
@@ -343,7 +342,7 @@ class _Compiler:
                 return self.literal(-arg.row(None))
             if arg.type is int:
                 return _unary(arg, int, lambda v: _int64(-v), lambda a: _pa()[1].negate_checked(a), can_fail=True)
-            return _unary(arg, arg.type, lambda v: -v, lambda a: _pa()[1].negate(a))
+            return _unary(arg, arg.type, operator.neg, lambda a: _pa()[1].negate(a))
         raise self.fail(f"the operator {ast.unparse(node)!r} is not part of the language")
 
     def need(self, node: _Node, types: Sequence[Any], what: str) -> None:
@@ -378,7 +377,7 @@ class _Compiler:
         integers = {left.type, right.type} <= {int, _NULL}
         if not integers:
             left, right = _as_float(left), _as_float(right)
-        python = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}[op]
+        python = {"+": operator.add, "-": operator.sub, "*": operator.mul}[op]
         if integers:
             kernel = {"+": pc.add_checked, "-": pc.subtract_checked, "*": pc.multiply_checked}[op]
             return _binary(left, right, int, lambda a, b: _int64(python(a, b)), kernel, can_fail=True)
@@ -427,8 +426,7 @@ class _Compiler:
     def comparison(self, left: _Node, right: _Node, op: str) -> _Node:
         _, pc = _pa()
         python = {
-            "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-            "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+            "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
         }[op]
         kernel = {
             "==": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal,
@@ -488,7 +486,7 @@ class _Compiler:
     # boolean logic
 
     def logical_not(self, arg: _Node) -> _Node:
-        return _unary(arg, bool, lambda v: not v, lambda a: _pa()[1].invert(a))
+        return _unary(arg, bool, operator.not_, lambda a: _pa()[1].invert(a))
 
     def logical(self, left: _Node, right: _Node, op: str) -> _Node:
         lrow, rrow = left.row, right.row
