@@ -197,7 +197,7 @@ class _ExpressionTransform(beam.PTransform):
         texts = [predicate] if predicate is not None else [t for _, t in outputs if t is not None]
         self.can_fail = any(Expression(t, input_type).can_fail for t in texts)
         if columnar:
-            ts = self._timestamp_field(ts, outputs, output_type)
+            ts = self._timestamp_field(ts, outputs)
             element_type = arrow_tables(output_type, ts)
         else:
             element_type = output_type
@@ -208,7 +208,7 @@ class _ExpressionTransform(beam.PTransform):
         result[DEAD_LETTERS].element_type = DeadLetter
         return result
 
-    def _timestamp_field(self, ts, outputs, output_type):
+    def _timestamp_field(self, ts, outputs):
         """The event-time column of the output tables: the input's, kept or renamed."""
         if ts is None or outputs is None:
             return ts
@@ -256,8 +256,9 @@ class Filter(_ExpressionTransform):
     def _plan(self, input_type):
         expression = Expression(self._predicate, input_type)
         if expression.type is not bool:
+            kind = "null" if expression.type is type(None) else expression.type.__name__
             raise SchemaError(
-                f"Filter: predicate {self._predicate!r} is a {getattr(expression.type, '__name__', 'null')}, "
+                f"Filter: predicate {self._predicate!r} is a {kind}, "
                 "not a boolean; compare it, e.g. 'amount > 100'"
             )
         return self._predicate, None, input_type
@@ -368,10 +369,10 @@ class Derive(_ExpressionTransform):
         outputs = [(n, self._computed.get(n)) for n, _ in types]
         return None, outputs, record_type(f"{self.__class__.__name__}Of{_name(input_type)}", types)
 
-    def _timestamp_field(self, ts, outputs, output_type):
+    def _timestamp_field(self, ts, outputs):
         if ts is None or ts not in self._computed:
             return ts
-        return super()._timestamp_field(ts, outputs, output_type)
+        return super()._timestamp_field(ts, outputs)
 
 
 def _name(input_type) -> str:
