@@ -426,7 +426,8 @@ class _Compiler:
     def comparison(self, left: _Node, right: _Node, op: str) -> _Node:
         _, pc = _pa()
         python = {
-            "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+            "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+            "<=": operator.le, ">": operator.gt, ">=": operator.ge,
         }[op]
         kernel = {
             "==": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal,

@@ -293,7 +293,8 @@ class Select(_ExpressionTransform):
         >>> from hybridflow.testing import CreateEvents, batch_pipeline, transactions
         >>> with batch_pipeline() as p:
         ...     txns = p | CreateEvents(transactions([("c1", 10.0, 5)]))
-        ...     out = txns | Select("card_id", card="merchant_id", cents="round(amount * 100)", minute="minute(event_time)")
+        ...     out = txns | Select(
+        ...         "card_id", card="merchant_id", cents="round(amount * 100)", minute="minute(event_time)")
         ...     _ = out.records | beam.Map(print)
         SelectOfTransaction(card_id='c1', card='m-1', cents=1000.0, minute=0)
     """
