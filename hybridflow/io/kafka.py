@@ -233,6 +233,9 @@ class ReadFromKafka(beam.PTransform):
         ``processing`` (see the module doc).
       start: ``earliest`` or ``latest`` offsets when the group has none.
       max_records, max_seconds: bound the read (tests, backfills).
+      start_time: start each partition at its first record whose Kafka
+        timestamp is at or after this time (Kafka's offsets-for-times; Beam's
+        ``start_read_time``); ``start`` and the group's offsets then do not apply.
       expansion_service: ``host:port`` of the Java expansion service
         (default: ``--kafka_expansion_service``, then Beam's own).
       validate: check the broker and topics at construction.
@@ -255,9 +258,11 @@ class ReadFromKafka(beam.PTransform):
         expansion_service: Optional[str] = None,
         validate: bool = True,
         security: KafkaSecurity = PLAINTEXT,
+        start_time: Optional[Timestamp] = None,
     ):
         super().__init__()
         self._security = security
+        self._start_time = start_time
         self._topics = list(topics)
         self._uri = _uri(bootstrap_servers, self._topics)
         if not self._topics or not all(self._topics):
@@ -290,6 +295,7 @@ class ReadFromKafka(beam.PTransform):
             topics=self._topics,
             max_num_records=self._max_records,
             max_read_time=self._max_seconds,
+            start_read_time=None if self._start_time is None else self._start_time.micros // 1000,
             commit_offset_in_finalize=bool(self._group_id),
             timestamp_policy=EVENT_TIMES[self._event_time],
             expansion_service=address,
@@ -429,7 +435,7 @@ def _security(endpoint: EndpointUri) -> KafkaSecurity:
         raise InvalidUriError(f"{endpoint.location!r}: {exc}") from None
 
 
-def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
+def reader(endpoint: EndpointUri, bounded: Optional[bool], start_time: Optional[Timestamp] = None) -> beam.PTransform:
     security = _security(endpoint)
     endpoint.check_params(("group_id", "event_time", "start", "max_records", "max_seconds", "validate",
                            *_SECURITY_PARAMS), "kafka:// sources")
@@ -448,6 +454,7 @@ def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
         max_seconds=max_seconds,
         validate=endpoint.bool_param("validate", True),
         security=security,
+        start_time=start_time,
     )
 
 
