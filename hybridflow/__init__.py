@@ -23,6 +23,7 @@ from hybridflow._pins import BEAM_VERSION
 _EXPORTS = {
     "ReadFrom": "hybridflow.io",
     "WriteTo": "hybridflow.io",
+    "HybridRead": "hybridflow.io",
     "SyntheticStream": "hybridflow.io",
     "SyntheticTransactions": "hybridflow.pipelines.fraud.generator",
     "ParseRecords": "hybridflow.transforms",
@@ -94,6 +95,7 @@ __all__ = [
     # sources and sinks
     "ReadFrom",
     "WriteTo",
+    "HybridRead",
     "SyntheticStream",
     "SyntheticTransactions",
     # transforms

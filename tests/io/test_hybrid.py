@@ -15,6 +15,7 @@ from hybridflow.errors import InvalidOptionError, InvalidUriError
 from hybridflow.io.hybrid import HybridRead, Seam
 from hybridflow.schemas import register, to_json
 from hybridflow.testing import Collect, collected
+from tests._docs import example
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -90,8 +91,10 @@ def test_history_then_live_on_prism_every_record_once_and_seam_windows_complete(
     send(topic_before)
     p = beam.Pipeline(options=PipelineOptions([*prism_flags, "--streaming",
                                                f"--kafka_expansion_service={kafka_expansion_service.address}"]))
-    read = p | HybridRead(str(tmp_path / "history.jsonl"), f"kafka://{kafka_broker.bootstrap}/{topic}",
-                          boundary=boundary.to_rfc3339(), schema=Event, id_field="id", horizon=f"{HORIZON}s")
+    namespace = dict(p=p, history=str(tmp_path / "history.jsonl"), live=f"kafka://{kafka_broker.bootstrap}/{topic}",
+                     boundary=boundary.to_rfc3339(), Event=Event)
+    exec(example("hybrid.md", "hybrid-read", "python"), namespace)  # horizon="60s": HORIZON
+    read = namespace["read"]
     read.records | "Records" >> Collect(tmp_path / "records")
     read.dead_letters | "Dead" >> Collect(tmp_path / "dead")
     (read.records
@@ -128,3 +131,14 @@ def test_history_then_live_on_prism_every_record_once_and_seam_windows_complete(
         ("history_after_boundary", "h_far"), ("live_before_boundary", "l_far")]
     # windows across the seam fire once, complete: equal to the batch count over the union
     assert sorted(collected(tmp_path / "windows")) == expected_windows
+
+
+def test_prism_flatten_of_bounded_and_unbounded_fires_windows_once(tmp_path, prism_flags):
+    start = int(time.time())
+    (tmp_path / "history.txt").write_text("".join(f"{start - 10 + i}\n" for i in range(10)))
+    namespace = dict(options=PipelineOptions([*prism_flags, "--streaming"]), history_file=str(tmp_path / "history.txt"),
+                     start=start, sink=Collect(tmp_path / "counts"))
+    exec(example("hybrid.md", "prism-flatten", "python"), namespace)
+    times = [("history", start - 10 + i) for i in range(10)] + [("live", start + i) for i in range(10)]
+    expected = collections.Counter((t // 5 * 5, side) for side, t in times)
+    assert sorted(collected(tmp_path / "counts")) == sorted((w, side, n) for (w, side), n in expected.items())
