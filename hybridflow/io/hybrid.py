@@ -43,7 +43,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.durations import parse_duration
-from hybridflow.errors import InvalidOptionError, InvalidUriError
+from hybridflow.errors import InvalidOptionError, InvalidUriError, SchemaError
 from hybridflow.io.uri import parse_uri
 from hybridflow.metrics import NAMESPACE, counter
 from hybridflow.schemas import DeadLetter, to_timestamp
@@ -195,19 +195,17 @@ class HybridRead(beam.PTransform):
 
         self._boundary = _boundary(boundary)
         try:
-            seconds = parse_duration(horizon)
-        except ValueError as exc:
-            raise InvalidOptionError(f"HybridRead: horizon={horizon!r}: {exc}") from None
-        if seconds <= 0:
-            raise InvalidOptionError(f"HybridRead: horizon={horizon!r} must be > 0 (e.g. '1h')")
-        self._seam = Seam(self._boundary.micros, round(seconds * 1_000_000))
+            self._dedupe = Dedupe(id_field, within=horizon)  # checks the horizon
+        except SchemaError as exc:
+            raise InvalidOptionError(f"HybridRead: horizon={horizon!r}: {exc}; e.g. '1h'") from None
+        self._seam = Seam(self._boundary.micros, round(parse_duration(horizon) * 1_000_000))
         self._history = ReadFrom(history, bounded=True)
         self._live = _live_reader(live, self._boundary)
         self._history_uri = parse_uri(history).redacted
+        self._live_uri = parse_uri(live).redacted
         self._schema = schema
-        self._id_field = id_field
         self._timestamp_field = timestamp_field
-        self._parse = ParseRecords(schema, timestamp_field=timestamp_field)  # validates schema and field now
+        ParseRecords(schema, timestamp_field=timestamp_field)  # checks the schema and the field now
 
     @property
     def boundary(self) -> Timestamp:
@@ -215,8 +213,8 @@ class HybridRead(beam.PTransform):
         return self._boundary
 
     def expand(self, pbegin):
-        _LOG.info("HybridRead: history %s before %s, live from %s", self._history_uri,
-                  self._boundary.to_rfc3339(), self._boundary.to_rfc3339())
+        _LOG.info("HybridRead: history %s (events before %s), then live %s from that time", self._history_uri,
+                  self._boundary.to_rfc3339(), self._live_uri)
         sides = {}
         dead = []
         for side, read in ((HISTORY, self._history), (LIVE, self._live)):
@@ -234,7 +232,7 @@ class HybridRead(beam.PTransform):
         seam = (
             [sides[HISTORY][_SEAM], sides[LIVE][_SEAM]]
             | "FlattenSeam" >> beam.Flatten().with_output_types(self._schema)
-            | "DedupeSeam" >> Dedupe(self._id_field, within=self._seam.horizon_micros / 1_000_000)
+            | "DedupeSeam" >> self._dedupe
         )
         records = [sides[HISTORY].clear, sides[LIVE].clear, seam] | "Flatten" >> beam.Flatten().with_output_types(
             self._schema)

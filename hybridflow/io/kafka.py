@@ -204,6 +204,35 @@ def _check_topics(uri: str, bootstrap: str, topics: Sequence[str], security: Kaf
         )
 
 
+def _check_start_time(uri: str, bootstrap: str, topics: Sequence[str], start_time: Timestamp,
+                      security: KafkaSecurity = PLAINTEXT) -> None:
+    """One-line ConnectorError if a partition has no record at or after ``start_time``: Beam's
+    Kafka read finds each partition's start with offsets-for-times and fails the job on one
+    that has none (Beam Java's ``ConsumerSpEL.offsetForTime``)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None,
+                                 request_timeout_ms=10000, **security.python_config())
+    except KafkaError as exc:
+        raise ConnectorError(f"{uri}: cannot reach the broker at {bootstrap} ({type(exc).__name__})") from exc
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        found = consumer.offsets_for_times({tp: start_time.micros // 1000 for tp in partitions})
+    except KafkaError as exc:
+        raise ConnectorError(f"{uri}: the broker at {bootstrap} did not answer ({type(exc).__name__})") from exc
+    finally:
+        consumer.close()
+    empty = [f"{tp.topic}-{tp.partition}" for tp in partitions if found.get(tp) is None]
+    if empty:
+        raise ConnectorError(
+            f"{uri}: partition {empty[0]} has no record at or after {start_time.to_rfc3339()} "
+            f"({len(empty)} of {len(partitions)} partitions), and Beam's Kafka read cannot start there; "
+            "pick an earlier start time (the boundary), or start once every partition has a record past it"
+        )
+
+
 def _expansion_service(pipeline, explicit: Optional[str]) -> Optional[str]:
     return explicit or pipeline.options.view_as(ConnectorOptions).kafka_expansion_service
 
@@ -236,6 +265,8 @@ class ReadFromKafka(beam.PTransform):
       start_time: start each partition at its first record whose Kafka
         timestamp is at or after this time (Kafka's offsets-for-times; Beam's
         ``start_read_time``); ``start`` and the group's offsets then do not apply.
+        With ``validate``, a partition without such a record is a
+        ConnectorError when the pipeline is built (Beam's read would fail the job).
       expansion_service: ``host:port`` of the Java expansion service
         (default: ``--kafka_expansion_service``, then Beam's own).
       validate: check the broker and topics at construction.
@@ -285,6 +316,8 @@ class ReadFromKafka(beam.PTransform):
 
         if self._validate:
             _check_topics(self._uri, self._bootstrap, self._topics, self._security)
+            if self._start_time is not None:
+                _check_start_time(self._uri, self._bootstrap, self._topics, self._start_time, self._security)
         config = {"bootstrap.servers": self._bootstrap, "auto.offset.reset": self._start,
                   **self._security.java_config()}
         if self._group_id:
