@@ -208,7 +208,8 @@ def _check_start_time(uri: str, bootstrap: str, topics: Sequence[str], start_tim
                       security: KafkaSecurity = PLAINTEXT) -> None:
     """One-line ConnectorError if a partition has no record at or after ``start_time``: Beam's
     Kafka read finds each partition's start with offsets-for-times and fails the job on one
-    that has none (Beam Java's ``ConsumerSpEL.offsetForTime``)."""
+    that has none (an IllegalStateException in ``ReadFromKafkaDoFn``'s initial restriction,
+    seen on Prism; docs/hybrid.md)."""
     from kafka import KafkaConsumer, TopicPartition
     from kafka.errors import KafkaError
 
