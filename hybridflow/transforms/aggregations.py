@@ -53,6 +53,9 @@ AGGREGATE_FUNCTIONS: Mapping[str, tuple[bool, Any]] = {
     "percentile": (True, Optional[float]),
 }
 
+# functions whose result has the field's type when the field is an int
+_KEEPS_INT = ("sum", "min", "max")
+
 _CALL = re.compile(
     r"^\s*([a-z_]+|p\d+(?:\.\d+)?)\s*"
     r"(?:\(\s*([A-Za-z_][A-Za-z0-9_]*)?\s*(?:,\s*([0-9.eE+-]+)\s*)?\))?\s*$"
@@ -106,6 +109,14 @@ class Aggregation:
     @property
     def output_type(self):
         return AGGREGATE_FUNCTIONS[self.fn][1]
+
+    def output_type_for(self, field_type: Any):
+        """The output type when the aggregated field has ``field_type``:
+        ``sum``, ``min`` and ``max`` of an ``int`` field are ``int`` (exact),
+        of a ``float`` field ``float``; the other functions do not depend on it."""
+        if field_type is int and self.fn in _KEEPS_INT:
+            return int if self.fn == "sum" else Optional[int]
+        return self.output_type
 
 
 AggregationsLike = Union[Mapping[str, Any], Sequence[Any]]
@@ -192,10 +203,18 @@ class Accumulator:
     mean -> [n, exact]; stddev -> [n, exact, exact squares];
     count_distinct -> [set]; approx_distinct -> DistinctSketch;
     percentile -> QuantileSketch.
+
+    ``integer_fields`` names the ``int`` fields: their ``sum``, ``min`` and
+    ``max`` are Python ints, exact at any size (also above 2**53), as
+    :meth:`Aggregation.output_type_for` declares; other fields' are floats.
     """
 
-    def __init__(self, aggregations: Iterable[Aggregation]):
+    def __init__(self, aggregations: Iterable[Aggregation], integer_fields: Iterable[str] = ()):
         self.aggregations = tuple(aggregations)
+        integer_fields = frozenset(integer_fields)
+        self._ints = tuple(a.fn in _KEEPS_INT and a.field in integer_fields for a in self.aggregations)
+        #: names of the aggregations whose result is an exact int of an int field
+        self.integers = frozenset(a.name for a, i in zip(self.aggregations, self._ints) if i)
 
     def create(self) -> list:
         acc: list = []
@@ -228,7 +247,7 @@ class Accumulator:
             if fn == "count":
                 acc[i] += 1
             elif fn == "sum":
-                acc[i] += _exact(value)
+                acc[i] += value if self._ints[i] else _exact(value)
             elif fn == "min":
                 acc[i] = value if acc[i] is None or value < acc[i] else acc[i]
             elif fn == "max":
@@ -273,14 +292,14 @@ class Accumulator:
 
     def extract(self, acc: list) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for agg, slot in zip(self.aggregations, acc):
+        for agg, slot, integer in zip(self.aggregations, acc, self._ints):
             fn = agg.fn
-            if fn == "count":
+            if fn == "count" or (integer and fn == "sum"):
                 out[agg.name] = slot
             elif fn == "sum":
                 out[agg.name] = _quotient(slot, _ONE)
             elif fn in ("min", "max"):
-                out[agg.name] = None if slot is None else float(slot)
+                out[agg.name] = None if slot is None else (int(slot) if integer else float(slot))
             elif fn == "mean":
                 n, total = slot
                 out[agg.name] = None if n == 0 else _quotient(total, n * _ONE)
