@@ -111,6 +111,12 @@ class FieldInfo:
     optional: bool
     is_list: bool
 
+    @property
+    def hint(self) -> Any:
+        """The field's type hint, ``list[...]`` and ``Optional[...]`` wrapped again."""
+        tp = list[self.type] if self.is_list else self.type
+        return Optional[tp] if self.optional else tp
+
 
 _BASE_TYPES = (str, int, float, bool, bytes, Timestamp)
 

@@ -82,6 +82,13 @@ def key_partitions(column, partitions: int, distinct: bool = False):
     return (h % np.uint64(partitions)).astype(np.int64)
 
 
+def event_micros(column):
+    """A timestamp column as int64 microseconds (an Arrow array)."""
+    import pyarrow as pa
+
+    return one_array(column).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+
+
 def window_starts(window, micros):
     """(row index, window start) for every window each timestamp falls in."""
     import numpy as np
@@ -132,8 +139,7 @@ class _AssignAndPartition(beam.DoFn):
         names = list(self._keys) + [f for f in self._fields if f not in self._keys]
         narrow = table.select(names)
         if self._window is not None:  # windows are assigned after the shuffle: 1 row per record travels
-            micros = table.column(self._ts).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-            narrow = narrow.append_column(_TS, micros)
+            narrow = narrow.append_column(_TS, event_micros(table.column(self._ts)))
         if not self._keys:  # no key: every row is in the one group of its window
             if narrow.num_rows:
                 yield 0, narrow

@@ -37,18 +37,13 @@ def _joint_codes(mine, theirs):
 
 def _window_join_keys(table, reference, key, table_key, window, timestamp_field):
     """One int64 per input row and per reference row, equal where (key, window start) are."""
-    import numpy as np
     import pyarrow as pa
 
-    def micros(column):
-        return one_array(column).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    from hybridflow.columnar.aggregate import event_micros, window_starts
 
-    t = micros(table.column(timestamp_field))
-    size = round(window.size * 1_000_000)
-    offset = round(window.offset * 1_000_000) % size
-    starts = t - np.mod(t - offset, size)  # FixedWindow.assign, vectorized
+    _, starts = window_starts(window, event_micros(table.column(timestamp_field)).to_numpy(zero_copy_only=False))
     start_codes, ref_start_codes, n_starts = _joint_codes(
-        pa.array(starts, pa.int64()), pa.array(micros(reference.column("window_start")), pa.int64())
+        pa.array(starts, pa.int64()), event_micros(reference.column("window_start"))
     )
     if key is None:
         return pa.array(start_codes), pa.array(ref_start_codes)

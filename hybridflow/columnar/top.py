@@ -15,19 +15,19 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.typehints import typehints
 
-from hybridflow.columnar import arrow_tables, one_array
-from hybridflow.columnar.aggregate import DEFAULT_PARTITIONS, group_codes, partition_table, window_starts
+from hybridflow.columnar import arrow_tables
+from hybridflow.columnar.aggregate import (
+    DEFAULT_PARTITIONS,
+    event_micros,
+    group_codes,
+    partition_table,
+    window_starts,
+)
 from hybridflow.metrics import counter
 
 __all__ = ["TopTables"]
 
 _WINDOW = ("window_start", "window_end")
-
-
-def _micros(column):
-    import pyarrow as pa
-
-    return one_array(column).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
 
 
 class _SelectFn(beam.DoFn):
@@ -54,7 +54,7 @@ class _SelectFn(beam.DoFn):
         import pyarrow as pa
 
         size = round(self._window.size * 1_000_000)
-        rows, starts = window_starts(self._window, _micros(table.column(self._ts)).to_numpy(zero_copy_only=False))
+        rows, starts = window_starts(self._window, event_micros(table.column(self._ts)).to_numpy(zero_copy_only=False))
         table = table.take(pa.array(rows))
         ts = pa.timestamp("us", tz="UTC")
         return table.append_column("window_start", pa.array(starts, pa.int64()).cast(ts)).append_column(

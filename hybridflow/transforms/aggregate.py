@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import typing
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder, VarIntCoder
@@ -552,13 +552,8 @@ class WindowedAggregate(beam.PTransform):
                 raise SchemaError(
                     f"WindowedAggregate: {agg.fn}({agg.field}) needs a numeric field"
                 )
-
-        def key_type(name):
-            f = by_name[name]
-            return Optional[f.type] if f.optional else f.type
-
         return RowTypeConstraint.from_fields(
-            [(n, key_type(n)) for n in self._keys.names]
+            [(n, by_name[n].hint) for n in self._keys.names]
             + [
                 ("window_start", Timestamp),
                 ("window_end", Timestamp),

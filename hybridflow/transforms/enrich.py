@@ -315,13 +315,9 @@ class Enrich(beam.PTransform):
         if clash:
             raise SchemaError(f"Enrich: output fields {sorted(clash)} clash with input fields; set prefix=...")
 
-        def typed(field, optional):
-            tp = list[field.type] if field.is_list else field.type
-            return Optional[tp] if optional else tp
-
         row_type = RowTypeConstraint.from_fields(
-            [(f.name, typed(f, f.optional)) for f in input_fields]
-            + [(self._prefix + n, typed(table_by_name[n], True)) for n in names]
+            [(f.name, f.hint) for f in input_fields]
+            + [(self._prefix + n, Optional[table_by_name[n].hint]) for n in names]
         )
         if columnar:
             from hybridflow.columnar.enrich import EnrichTables

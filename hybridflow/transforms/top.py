@@ -25,7 +25,7 @@ in ``hybridflow/top_not_ranked``.
 from __future__ import annotations
 
 import enum
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import apache_beam as beam
 from apache_beam.typehints.row_type import RowTypeConstraint
@@ -297,12 +297,7 @@ class TopPerWindow(beam.PTransform):
                 "rows' own windows, or rename those fields"
             )
         top = TopRows(self._by, self._k, self._ties, [f.name for f in fields if not f.is_list])
-
-        def typed(f):
-            tp = list[f.type] if f.is_list else f.type
-            return Optional[tp] if f.optional else tp
-
-        pairs = [(f.name, typed(f)) for f in fields]
+        pairs = [(f.name, f.hint) for f in fields]
         if self._window is not None:
             pairs += [(n, Timestamp) for n in _WINDOW]
         return top, RowTypeConstraint.from_fields(pairs)
