@@ -247,6 +247,8 @@ class Enrich(beam.PTransform):
                 raise SchemaError("Enrich: window=... joins on a table=...; a lookup handler joins on its key only")
         elif not key:
             raise SchemaError("Enrich: key=... (the input field to join on) is required")
+        if table_key and not key:
+            raise SchemaError(f"Enrich: table_key={table_key!r} needs key=... (the input field it matches)")
         if handler is not None:
             if not isinstance(handler, LookupHandler):
                 raise SchemaError(f"Enrich: handler must be a LookupHandler, got {type(handler).__name__}")

@@ -278,6 +278,8 @@ def test_join_on_key_and_window_of_aggregated_rows(columnar, tmp_path):
 def test_window_join_is_checked_at_construction():
     with pytest.raises(SchemaError, match="use fixed:SIZE"):
         Enrich(beam.pvalue.PBegin(None), key="card_id", window="sliding:60s/10s")
+    with pytest.raises(SchemaError, match="table_key='card' needs key"):
+        Enrich(beam.pvalue.PBegin(None), table_key="card", window="fixed:60s")
     with pytest.raises(SchemaError, match="window_start"):
         with batch_pipeline() as p:
             profiles = p | "Profiles" >> beam.Create(PROFILES)
