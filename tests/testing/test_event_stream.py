@@ -60,3 +60,13 @@ def test_payload_types_and_what_is_refused():
         EventStream(["a"])
     with pytest.raises(SchemaError, match="event time of payload 'a'"):
         EventStream([("a", "yesterday")])
+
+
+@pytest.mark.streaming
+def test_docs_example_runs(tmp_path):
+    """docs/transforms.md's raw-payload example runs as written."""
+    from tests._docs import example
+
+    namespace = {"__name__": "docs_event_stream_raw"}
+    exec(compile(example("transforms.md", "event-stream-raw", "python"), "docs/transforms.md", "exec"), namespace)
+    namespace["run"](str(tmp_path))

@@ -97,5 +97,5 @@ def test_bad_methods_are_schema_errors(spec, match):
 def test_docs_example_prints_what_the_page_says(capsys):
     from tests._docs import printed
 
-    exec(compile(example("transforms.md", "percentile-methods"), "docs/transforms.md", "exec"), {})
+    exec(compile(example("transforms.md", "percentile-methods", "python"), "docs/transforms.md", "exec"), {})
     assert capsys.readouterr().out == printed("transforms.md", "percentile-methods")

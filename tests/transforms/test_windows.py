@@ -79,3 +79,10 @@ def test_the_cli_flag_names_itself():
     with pytest.raises(InvalidOptionError, match=r"^--window=sliding:5m every 1m: window 'sliding:5m every 1m': "
                                                    r"sliding needs period; accepted: fixed:SIZE"):
         check_window("sliding:5m every 1m")
+
+
+def test_docs_example_prints_what_the_page_says(capsys):
+    from tests._docs import example, printed
+
+    exec(compile(example("transforms.md", "window-spec-error", "python"), "docs/transforms.md", "exec"), {})
+    assert capsys.readouterr().out == printed("transforms.md", "window-spec-error")
