@@ -163,7 +163,8 @@ class Dedupe(beam.PTransform):
     re-deliveries of one record). Ties (different records with the same id
     and event time): batch keeps the one whose JSON text sorts first, in any
     input order; streaming keeps the first to arrive. The output has the
-    input's type, element timestamps and windowing.
+    input's type (records, for Arrow tables of records), element timestamps
+    and windowing.
 
     Args:
       id_field: the field that identifies a record (``txn_id``, ``event_id``),
@@ -198,6 +199,10 @@ class Dedupe(beam.PTransform):
         self._within = round(seconds * 1_000_000)
 
     def expand(self, pcoll):
+        from hybridflow.columnar import ToRecords, is_columnar
+
+        if is_columnar(pcoll):  # Arrow tables (the columnar batch path): dedupe their records
+            pcoll = pcoll | "ToRecords" >> ToRecords()
         fields = {f.name: f for f in fields_of(pcoll.element_type)}
         for name in self._id_fields:
             if name not in fields:

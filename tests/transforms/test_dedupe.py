@@ -226,3 +226,17 @@ def test_docs_example_runs(tmp_path):
     namespace = {"__name__": "docs_dedupe_composite"}
     exec(compile(example("transforms.md", "dedupe-composite", "python"), "docs/transforms.md", "exec"), namespace)
     namespace["run"](str(tmp_path))
+
+
+def test_columnar_input_gives_the_records_path_result(tmp_path):
+    from hybridflow.columnar import ToTables
+
+    for name, columnar in (("tables", True), ("records", False)):
+        with batch_pipeline() as p:
+            readings = p | CreateEvents(READINGS, timestamp_field="ts")
+            if columnar:
+                readings = readings | ToTables("ts", batch_size=2)
+            readings | Dedupe(COMPOSITE, within="1h") | beam.Map(keyed) | Collect(tmp_path / name)
+    assert sorted(collected(tmp_path / "tables")) == sorted(collected(tmp_path / "records")) == sorted(
+        [("m1", "s1", 10, 1.0), ("m1", "s2", 10, 5.0), ("m2", "s1", 10, 6.0), ("m1", "s1", 20, 7.0)]
+    )
