@@ -8,7 +8,7 @@ import hybridflow.transforms
 EXPECTED = {
     "BEAM_VERSION",
     "ReadFrom", "WriteTo", "HybridRead", "SyntheticStream", "SyntheticTransactions",
-    "ParseRecords", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Summarize", "Aggregation",
+    "ParseRecords", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "TopPerWindow", "Summarize", "Aggregation",
     "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
     "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup", "DynamoDBLookup",
     "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",

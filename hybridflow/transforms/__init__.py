@@ -14,6 +14,7 @@ from hybridflow.transforms.enrich import Enrich, MissingKeyPolicy
 from hybridflow.transforms.lookups import BigtableLookup, DynamoDBLookup, InMemoryLookup, LookupHandler
 from hybridflow.transforms.parse import ParseRecords
 from hybridflow.transforms.summarize import Summarize
+from hybridflow.transforms.top import TopPerWindow
 from hybridflow.transforms.windows import (
     Accumulation,
     FixedWindow,
@@ -32,6 +33,7 @@ __all__ = [
     "BigtableLookup",
     "DynamoDBLookup",
     "WindowedAggregate",
+    "TopPerWindow",
     "Summarize",
     "Aggregation",
     "FixedWindow",
