@@ -195,9 +195,9 @@ class HybridRead(beam.PTransform):
 
         self._boundary = _boundary(boundary)
         try:
-            self._dedupe = Dedupe(id_field, within=horizon)  # checks the horizon
+            self._dedupe = Dedupe(id_field, within=horizon)  # checks id_field and the horizon (its within=)
         except SchemaError as exc:
-            raise InvalidOptionError(f"HybridRead: horizon={horizon!r}: {exc}; e.g. '1h'") from None
+            raise InvalidOptionError(f"HybridRead(id_field={id_field!r}, horizon={horizon!r}): {exc}") from None
         self._seam = Seam(self._boundary.micros, round(parse_duration(horizon) * 1_000_000))
         self._history = ReadFrom(history, bounded=True)
         self._live = _live_reader(live, self._boundary)

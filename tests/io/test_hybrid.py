@@ -42,7 +42,8 @@ def test_seam_places_records_by_side_and_horizon():
     (dict(live="pubsub://projects/p/topics/t"), InvalidUriError, "the live source must be kafka://"),
     (dict(live="kafka://127.0.0.1:1/t?start=latest"), InvalidUriError, "remove start="),
     (dict(boundary="yesterday"), InvalidOptionError, "boundary='yesterday' is not a time"),
-    (dict(horizon="0s"), InvalidOptionError, "horizon='0s': .*must be > 0"),
+    (dict(horizon="0s"), InvalidOptionError, "horizon='0s'.*must be > 0"),
+    (dict(id_field=""), InvalidOptionError, "id_field=''.*give a field name"),
 ])
 def test_bad_arguments_are_one_line_usage_errors(tmp_path, kwargs, error, message):
     args = dict(history=str(tmp_path / "h.jsonl"), live="kafka://127.0.0.1:1/t", boundary="2026-12-07T00:00:00Z",
