@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, Sequence, Union
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -163,7 +163,8 @@ class HybridRead(beam.PTransform):
         seconds): the history holds the events before ``T``, the live read
         starts at ``T``. Use the history export's cut-off time.
       schema: the record type (a ``typing.NamedTuple`` class).
-      id_field: the field that identifies a record; records of the seam
+      id_field: the field (or tuple of fields) that identifies a record, as
+        :class:`~hybridflow.transforms.Dedupe` takes it; records of the seam
         present on both sides are kept once.
       horizon: how far either side of ``T`` records are checked for
         duplicates (seconds or ``"10m"``); default one hour.
@@ -186,7 +187,7 @@ class HybridRead(beam.PTransform):
         live: str,
         boundary: Union[str, float, Timestamp],
         schema: type,
-        id_field: str,
+        id_field: Union[str, Sequence[str]],
         horizon: Union[str, float] = "1h",
         timestamp_field: str = "event_time",
     ):
