@@ -14,8 +14,11 @@ Compose the transforms in your own Beam code::
             key="card_id", window="fixed:60s", aggregations={"n": "count"})
 """
 
+from hybridflow import _quiet
 from hybridflow._lazy import lazy_exports
 from hybridflow._pins import BEAM_VERSION
+
+_quiet.install()  # before anything here imports Beam: its four notices that are not the user's business
 
 # Public names and the module each lives in. They are imported on first use
 # (PEP 562), so `hybridflow --help` and usage errors answer without importing
@@ -23,6 +26,7 @@ from hybridflow._pins import BEAM_VERSION
 _EXPORTS = {
     "ReadFrom": "hybridflow.io",
     "WriteTo": "hybridflow.io",
+    "HybridRead": "hybridflow.io",
     "SyntheticStream": "hybridflow.io",
     "SyntheticTransactions": "hybridflow.pipelines.fraud.generator",
     "ParseRecords": "hybridflow.transforms",
@@ -32,6 +36,7 @@ _EXPORTS = {
     "Enrich": "hybridflow.transforms",
     "MissingKeyPolicy": "hybridflow.transforms",
     "WindowedAggregate": "hybridflow.transforms",
+    "TopPerWindow": "hybridflow.transforms",
     "Summarize": "hybridflow.transforms",
     "Aggregation": "hybridflow.transforms",
     "FixedWindow": "hybridflow.transforms",
@@ -97,6 +102,7 @@ __all__ = [
     # sources and sinks
     "ReadFrom",
     "WriteTo",
+    "HybridRead",
     "SyntheticStream",
     "SyntheticTransactions",
     # transforms
@@ -107,6 +113,7 @@ __all__ = [
     "Enrich",
     "MissingKeyPolicy",
     "WindowedAggregate",
+    "TopPerWindow",
     "Summarize",
     "Aggregation",
     "FixedWindow",

@@ -111,6 +111,12 @@ class FieldInfo:
     optional: bool
     is_list: bool
 
+    @property
+    def hint(self) -> Any:
+        """The field's type hint, ``list[...]`` and ``Optional[...]`` wrapped again."""
+        tp = list[self.type] if self.is_list else self.type
+        return Optional[tp] if self.optional else tp
+
 
 _BASE_TYPES = (str, int, float, bool, bytes, Timestamp)
 
@@ -150,7 +156,9 @@ def fields_of(record_type: Any) -> list[FieldInfo]:
     else:
         raise SchemaError(
             f"{record_type!r} is not a record type: use a typing.NamedTuple class "
-            "(or a PCollection with a Beam schema)"
+            "(or a PCollection with a Beam schema); a step of your own that returns Arrow "
+            "tables declares them with .with_output_types(hybridflow.columnar.arrow_tables("
+            "RecordType, 'event_time_field'))"
         )
     return [_unwrap(name, tp) for name, tp in pairs]
 

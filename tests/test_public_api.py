@@ -7,8 +7,9 @@ import hybridflow.transforms
 
 EXPECTED = {
     "BEAM_VERSION",
-    "ReadFrom", "WriteTo", "SyntheticStream", "SyntheticTransactions",
-    "ParseRecords", "Filter", "Select", "Derive", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "Summarize", "Aggregation",
+    "ReadFrom", "WriteTo", "HybridRead", "SyntheticStream", "SyntheticTransactions",
+    "ParseRecords", "Filter", "Select", "Derive", "Enrich", "MissingKeyPolicy", "WindowedAggregate", "TopPerWindow",
+    "Summarize", "Aggregation",
     "FixedWindow", "SlidingWindow", "SessionWindow", "TriggerSpec", "Accumulation",
     "Dedupe", "LookupHandler", "InMemoryLookup", "BigtableLookup", "DynamoDBLookup",
     "ThresholdAlerts", "Rule", "ZScoreRule", "NotInRule",
@@ -80,7 +81,7 @@ def test_every_error_derives_from_the_one_tree():
 
 
 IO_EXPECTED = {
-    "ReadFrom", "WriteTo", "ReadFromFiles", "WriteToFiles", "ReadFromPubSub", "WriteToPubSub", "ReadFromKafka",
+    "ReadFrom", "WriteTo", "HybridRead", "ReadFromFiles", "WriteToFiles", "ReadFromPubSub", "WriteToPubSub", "ReadFromKafka",
     "WriteToKafka", "ReadFromBigQuery", "WriteToBigQuery", "WriteToBigtable", "ReadFromPostgres",
     "ReadSynthetic", "SyntheticStream", "generate_records",
     "ReadSyntheticTransactions", "SyntheticTransactions", "generate_transactions", "EndpointUri", "parse_uri",

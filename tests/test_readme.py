@@ -1,11 +1,13 @@
-"""The README's composing example runs as written."""
+"""The README's composing example runs as written, and every link of the
+README and the docs pages reaches a file and a heading that exist."""
 
-import json
-import logging
 import pathlib
 import re
 
-README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def test_readme_compose_example_runs(tmp_path):
@@ -16,27 +18,38 @@ def test_readme_compose_example_runs(tmp_path):
     namespace["run"](str(tmp_path))
 
 
-def test_readme_transforms_example_runs(tmp_path):
-    """The transforms section's example (lookup handler, Dedupe, approximate aggregations)."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    example = next(b for b in blocks if "InMemoryLookup" in b)
-    namespace = {"__name__": "readme_transforms_example"}
-    exec(compile(example, "README.md", "exec"), namespace)
-    namespace["run"](str(tmp_path))
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def test_readme_yaml_pipeline_runs(tmp_path, caplog):
-    """The Beam YAML block runs with Beam's YAML runner, the include pointing at the shipped file."""
-    from apache_beam.yaml import main as yaml_main
+def _anchors(page: pathlib.Path) -> set:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # a '#' in a code block is no heading
+    return {_slug(m) for m in re.findall(r"^#+ (.*)$", text, re.M)}
 
-    from hybridflow.beam_yaml import PROVIDERS_FILE
 
-    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S) if "pipeline:" in b]
-    spec = re.sub(r"(- include: ).*", lambda m: m.group(1) + PROVIDERS_FILE, block)
-    path = tmp_path / "pipeline.yaml"
-    path.write_text(spec)
-    with caplog.at_level(logging.INFO):
-        yaml_main.run(argv=[f"--yaml_pipeline_file={path}", "--runner=FnApiRunner"])
-    logged = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith("{")]
-    assert {"card_id": "c1", "window_end": "2026-01-01T00:01:00Z", "n": 1, "total": 12.5, "p95": 12.5} in logged
-    assert any(r.get("stage") == "ParseRecords" and r.get("error_type") == "missing_field" for r in logged), logged
+def _links(page: pathlib.Path):
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    for target in _LINK.findall(text):
+        if not re.match(r"[a-z]+:", target):  # http(s), mailto: not checked here
+            yield target
+
+
+def test_every_relative_link_reaches_a_file_and_a_heading():
+    broken = []
+    for page in PAGES:
+        for target in _links(page):
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            if not linked.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading in {linked.name})")
+    assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+def test_the_link_check_sees_a_missing_heading(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("# Title: `x` (y)\n\n[ok](#title-x-y) [bad](#nothing)\n")
+    assert _anchors(page) == {"title-x-y"}
+    assert list(_links(page)) == ["#title-x-y", "#nothing"]

@@ -362,11 +362,12 @@ class Dedupe(beam.PTransform):
     """Drops records whose id was seen less than ``within`` earlier in event time.
 
     Args:
-      id_field: the field that identifies a record.
+      id_field: the field that identifies a record, or a list of fields that
+        together do (a composite key).
       within: how long an id is remembered (``10m``, ``1h`` or seconds).
     """
 
-    def __init__(self, id_field: str, within: Any = "1h"):
+    def __init__(self, id_field: Any, within: Any = "1h"):
         super().__init__()
         self._dedupe = core.Dedupe(id_field, within=within)
 

@@ -82,6 +82,13 @@ def key_partitions(column, partitions: int, distinct: bool = False):
     return (h % np.uint64(partitions)).astype(np.int64)
 
 
+def event_micros(column):
+    """A timestamp column as int64 microseconds (an Arrow array)."""
+    import pyarrow as pa
+
+    return one_array(column).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+
+
 def window_starts(window, micros):
     """(row index, window start) for every window each timestamp falls in."""
     import numpy as np
@@ -106,12 +113,17 @@ def window_starts(window, micros):
     return np.concatenate(rows), np.concatenate(starts)
 
 
+def _names(key) -> tuple:
+    """One key field, several (composite) or none, as a tuple."""
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
 class _AssignAndPartition(beam.DoFn):
-    """table -> (partition, table of the key, the aggregated fields and the
-    event time in microseconds); windows are assigned after the shuffle."""
+    """table -> (partition, table of the key fields, the aggregated fields and
+    the event time in microseconds); windows are assigned after the shuffle."""
 
     def __init__(self, key, window, fields, timestamp_field, partitions):
-        self._key = key
+        self._keys = _names(key)
         self._window = window
         self._fields = fields
         self._ts = timestamp_field
@@ -124,16 +136,20 @@ class _AssignAndPartition(beam.DoFn):
         import pyarrow as pa
 
         self._in.inc(table.num_rows)
-        names = [self._key] + [f for f in self._fields if f != self._key]
+        names = list(self._keys) + [f for f in self._fields if f not in self._keys]
         narrow = table.select(names)
         if self._window is not None:  # windows are assigned after the shuffle: 1 row per record travels
-            micros = table.column(self._ts).cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-            narrow = narrow.append_column(_TS, micros)
-        yield from partition_table(narrow, self._key, self._partitions)
+            narrow = narrow.append_column(_TS, event_micros(table.column(self._ts)))
+        if not self._keys:  # no key: every row is in the one group of its window
+            if narrow.num_rows:
+                yield 0, narrow
+            return
+        yield from partition_table(narrow, self._keys[0], self._partitions)
 
 
 def partition_table(narrow, key, partitions):
-    """(partition, rows of ``narrow`` whose ``key`` hashes to it) for each non-empty partition."""
+    """(partition, rows of ``narrow`` whose ``key`` hashes to it) for each
+    non-empty partition (a composite key's rows go by its first field)."""
     import numpy as np
     import pyarrow as pa
 
@@ -144,6 +160,20 @@ def partition_table(narrow, key, partitions):
     for p in range(partitions):
         if bounds[p + 1] > bounds[p]:
             yield p, ordered.slice(bounds[p], bounds[p + 1] - bounds[p])
+
+
+def group_codes(table, names):
+    """(dense group number per row, the first row of each group) for the
+    distinct combinations of the columns ``names`` (one group if none)."""
+    import numpy as np
+    import pyarrow as pa
+
+    composite = np.zeros(table.num_rows, dtype=np.int64)
+    for name in names:
+        codes, values = _codes(table.column(name))
+        composite, _ = _codes(pa.array(composite * (len(values) + 1) + codes))  # dense again: no overflow
+    _, first, gid = np.unique(composite, return_index=True, return_inverse=True)
+    return gid.reshape(-1).astype(np.int64), first
 
 
 def _codes(column):
@@ -164,11 +194,12 @@ def _codes(column):
 class _AggregatePartition(beam.DoFn):
     """(partition, tables) -> one table of rows per (key, window)."""
 
-    def __init__(self, key, window, aggregations, row_type):
-        self._key = key
+    def __init__(self, key, window, aggregations, row_type, accumulator=None):
+        self._keys = _names(key)
         self._window = window
         self._aggregations = aggregations
         self._row_type = row_type
+        self._accumulator = accumulator or Accumulator(aggregations)
 
     def setup(self):
         from hybridflow.io.files import arrow_schema
@@ -195,18 +226,12 @@ class _AggregatePartition(beam.DoFn):
 
         rows, starts = window_starts(self._window, table.column(_TS).to_numpy())
         table = table.take(pa.array(rows)).append_column(_START, pa.array(starts, type=pa.int64()))
-        key_codes, keys = _codes(table.column(self._key))
-        start_codes, starts = _codes(table.column(_START))
-        composite = key_codes * (len(starts) + 1) + start_codes
-        gid, groups = _codes(pa.array(composite))
-        groups = groups.to_numpy(zero_copy_only=False)
-        ngroups = len(groups)
+        gid, first = group_codes(table, self._keys + (_START,))
+        ngroups = len(first)
         counts = np.bincount(gid, minlength=ngroups)
-        columns = {
-            self._key: keys.take(pa.array(groups // (len(starts) + 1))),
-            "window_start": starts.take(pa.array(groups % (len(starts) + 1))),
-        }
-        window_start = columns["window_start"].to_numpy(zero_copy_only=False)
+        first = pa.array(first)
+        columns = {name: one_array(table.column(name)).take(first) for name in self._keys}
+        window_start = starts[first.to_numpy()]
         columns["window_start"] = pa.array(window_start, pa.int64())
         columns["window_end"] = pa.array(window_start + self._size, pa.int64())
         columns["pane"] = pa.array(["ON_TIME"] * ngroups, pa.string())
@@ -244,26 +269,42 @@ class _AggregatePartition(beam.DoFn):
             pairs = np.unique(g * (len(dictionary) + 1) + codes)
             return pa.array(np.bincount(pairs // (len(dictionary) + 1), minlength=ngroups), pa.int64())
         if agg.fn in ("min", "max"):
-            small = pa.table({"g": pa.array(g, pa.int64()), "v": values.cast(pa.float64())})
+            integer = self._integer(agg)
+            small = pa.table({"g": pa.array(g, pa.int64()), "v": values.cast(pa.int64() if integer else pa.float64())})
             result = small.group_by("g").aggregate([("v", agg.fn)])
-            out = np.full(ngroups, np.nan)
+            out = np.zeros(ngroups, dtype=np.int64) if integer else np.full(ngroups, np.nan)
             valid = np.zeros(ngroups, dtype=bool)
             idx = result.column("g").to_numpy()
             out[idx] = result.column(f"v_{agg.fn}").to_numpy(zero_copy_only=False)
             valid[idx] = True
-            return pa.array(out, pa.float64(), mask=~valid)
+            return pa.array(out, pa.int64() if integer else pa.float64(), mask=~valid)
         if agg.fn in ("sum", "mean", "stddev"):
             return self._moments(agg, values, g, ngroups)
         return self._sketches(agg, values, g, ngroups)
+
+    def _integer(self, agg) -> bool:
+        """Whether ``agg``'s result is an exact int (sum/min/max of an int field)."""
+        return agg.name in self._accumulator.integers
+
+    def _single(self, agg) -> Accumulator:
+        """The per-element accumulator of ``agg`` alone."""
+        return Accumulator([agg], [agg.field] if self._integer(agg) else [])
 
     def _moments(self, agg, values, g, ngroups):
         import numpy as np
         import pyarrow as pa
 
-        accumulator = Accumulator([agg])
+        accumulator = self._single(agg)
         n = np.bincount(g, minlength=ngroups)
         if pa.types.is_integer(values.type):
-            ints = values.to_numpy(zero_copy_only=False)
+            ints = values.to_numpy(zero_copy_only=False).astype(np.int64)
+            if agg.fn == "sum" and self._integer(agg):
+                # exact while no partial sum can leave int64; else Python ints
+                if not len(ints) or max(-int(ints.min()), int(ints.max())) * len(ints) < 2**63:
+                    sums = np.zeros(ngroups, dtype=np.int64)
+                    np.add.at(sums, g, ints)
+                    return pa.array(sums, pa.int64())
+                return self._python(agg, values, g, ngroups)
             if len(ints) and np.abs(ints).max() > 2**53:
                 return self._python(agg, values, g, ngroups)
         x = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
@@ -318,13 +359,14 @@ class _AggregatePartition(beam.DoFn):
         """Any aggregation, group by group, with the per-element accumulator."""
         import pyarrow as pa
 
-        accumulator = Accumulator([agg])
+        accumulator = self._single(agg)
         accs = [accumulator.create() for _ in range(ngroups)]
         record = _Record()
         for gi, v in zip(g.tolist(), values.to_pylist()):
             setattr(record, agg.field, v)
             accumulator.add(accs[gi], record)
-        return pa.array([accumulator.extract(a)[agg.name] for a in accs], type=_arrow_output(agg))
+        integer = agg.output_type is int or self._integer(agg)
+        return pa.array([accumulator.extract(a)[agg.name] for a in accs], type=pa.int64() if integer else pa.float64())
 
     def _sketches(self, agg, values, g, ngroups):
         return self._python(agg, values, g, ngroups)
@@ -334,19 +376,15 @@ class _Record:
     """A mutable stand-in for a record: the accumulator reads one attribute."""
 
 
-def _arrow_output(agg):
-    import pyarrow as pa
-
-    return pa.int64() if agg.output_type is int else pa.float64()
-
-
 class AggregateTables(beam.PTransform):
     """The columnar implementation behind ``WindowedAggregate`` on Arrow tables
     (fixed and sliding windows)."""
 
-    def __init__(self, key, window, aggregations, row_type, timestamp_field, partitions=DEFAULT_PARTITIONS):
+    def __init__(self, key, window, aggregations, row_type, timestamp_field, partitions=DEFAULT_PARTITIONS,
+                 accumulator=None):
         super().__init__()
         self._key = key
+        self._accumulator = accumulator
         self._window = window
         self._aggregations = tuple(aggregations)
         self._row_type = row_type
@@ -363,7 +401,7 @@ class AggregateTables(beam.PTransform):
             ).with_output_types(keyed)
             | "Shuffle" >> beam.GroupByKey()
             | "Aggregate" >> beam.ParDo(
-                _AggregatePartition(self._key, self._window, self._aggregations, self._row_type)
+                _AggregatePartition(self._key, self._window, self._aggregations, self._row_type, self._accumulator)
             ).with_output_types(arrow_tables(self._row_type))
         )
 

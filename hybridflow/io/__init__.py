@@ -23,6 +23,10 @@ local path / ``gs://`` / ``s3://`` / ``hdfs://`` glob  yes      yes             
 .. [#] bounded with ``max_records=`` / ``max_seconds=``.
 .. [#] likewise.
 
+:class:`~hybridflow.io.hybrid.HybridRead` reads a bounded history, then a
+``kafka://`` topic from a boundary time, as one unbounded PCollection of
+records (docs/hybrid.md).
+
 File formats: JSON lines, CSV, Avro, Parquet, ORC, and ECS (a sink format).
 See ``docs/connectors.md`` for every URI's parameters and guarantees.
 
@@ -45,6 +49,7 @@ from hybridflow.io.bigquery import ReadFromBigQuery, WriteToBigQuery
 from hybridflow.io.bigtable import WriteToBigtable
 from hybridflow.io.dynamodb import WriteToDynamoDB
 from hybridflow.io.files import ReadFromFiles, WriteToFiles
+from hybridflow.io.hybrid import HybridRead
 from hybridflow.io.iceberg import ReadFromIceberg, WriteToIceberg
 from hybridflow.io.kafka import ReadFromKafka, WriteToKafka
 from hybridflow.io.kinesis import ReadFromKinesis, WriteToKinesis
@@ -59,6 +64,7 @@ from hybridflow.redaction import redact
 __all__ = [
     "ReadFrom",
     "WriteTo",
+    "HybridRead",
     "ReadFromFiles",
     "WriteToFiles",
     "ReadFromPubSub",

@@ -204,6 +204,36 @@ def _check_topics(uri: str, bootstrap: str, topics: Sequence[str], security: Kaf
         )
 
 
+def _check_start_time(uri: str, bootstrap: str, topics: Sequence[str], start_time: Timestamp,
+                      security: KafkaSecurity = PLAINTEXT) -> None:
+    """One-line ConnectorError if a partition has no record at or after ``start_time``: Beam's
+    Kafka read finds each partition's start with offsets-for-times and fails the job on one
+    that has none (an IllegalStateException in ``ReadFromKafkaDoFn``'s initial restriction,
+    seen on Prism; docs/hybrid.md)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, group_id=None,
+                                 request_timeout_ms=10000, **security.python_config())
+    except KafkaError as exc:
+        raise ConnectorError(f"{uri}: cannot reach the broker at {bootstrap} ({type(exc).__name__})") from exc
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        found = consumer.offsets_for_times({tp: start_time.micros // 1000 for tp in partitions})
+    except KafkaError as exc:
+        raise ConnectorError(f"{uri}: the broker at {bootstrap} did not answer ({type(exc).__name__})") from exc
+    finally:
+        consumer.close()
+    empty = [f"{tp.topic}-{tp.partition}" for tp in partitions if found.get(tp) is None]
+    if empty:
+        raise ConnectorError(
+            f"{uri}: partition {empty[0]} has no record at or after {start_time.to_rfc3339()} "
+            f"({len(empty)} of {len(partitions)} partitions), and Beam's Kafka read cannot start there; "
+            "pick an earlier start time (the boundary), or start once every partition has a record past it"
+        )
+
+
 def _expansion_service(pipeline, explicit: Optional[str]) -> Optional[str]:
     return explicit or pipeline.options.view_as(ConnectorOptions).kafka_expansion_service
 
@@ -233,6 +263,11 @@ class ReadFromKafka(beam.PTransform):
         ``processing`` (see the module doc).
       start: ``earliest`` or ``latest`` offsets when the group has none.
       max_records, max_seconds: bound the read (tests, backfills).
+      start_time: start each partition at its first record whose Kafka
+        timestamp is at or after this time (Kafka's offsets-for-times; Beam's
+        ``start_read_time``); ``start`` and the group's offsets then do not apply.
+        With ``validate``, a partition without such a record is a
+        ConnectorError when the pipeline is built (Beam's read would fail the job).
       expansion_service: ``host:port`` of the Java expansion service
         (default: ``--kafka_expansion_service``, then Beam's own).
       validate: check the broker and topics at construction.
@@ -255,9 +290,11 @@ class ReadFromKafka(beam.PTransform):
         expansion_service: Optional[str] = None,
         validate: bool = True,
         security: KafkaSecurity = PLAINTEXT,
+        start_time: Optional[Timestamp] = None,
     ):
         super().__init__()
         self._security = security
+        self._start_time = start_time
         self._topics = list(topics)
         self._uri = _uri(bootstrap_servers, self._topics)
         if not self._topics or not all(self._topics):
@@ -280,6 +317,8 @@ class ReadFromKafka(beam.PTransform):
 
         if self._validate:
             _check_topics(self._uri, self._bootstrap, self._topics, self._security)
+            if self._start_time is not None:
+                _check_start_time(self._uri, self._bootstrap, self._topics, self._start_time, self._security)
         config = {"bootstrap.servers": self._bootstrap, "auto.offset.reset": self._start,
                   **self._security.java_config()}
         if self._group_id:
@@ -290,6 +329,7 @@ class ReadFromKafka(beam.PTransform):
             topics=self._topics,
             max_num_records=self._max_records,
             max_read_time=self._max_seconds,
+            start_read_time=None if self._start_time is None else self._start_time.micros // 1000,
             commit_offset_in_finalize=bool(self._group_id),
             timestamp_policy=EVENT_TIMES[self._event_time],
             expansion_service=address,
@@ -429,7 +469,7 @@ def _security(endpoint: EndpointUri) -> KafkaSecurity:
         raise InvalidUriError(f"{endpoint.location!r}: {exc}") from None
 
 
-def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
+def reader(endpoint: EndpointUri, bounded: Optional[bool], start_time: Optional[Timestamp] = None) -> beam.PTransform:
     security = _security(endpoint)
     endpoint.check_params(("group_id", "event_time", "start", "max_records", "max_seconds", "validate",
                            *_SECURITY_PARAMS), "kafka:// sources")
@@ -448,6 +488,7 @@ def reader(endpoint: EndpointUri, bounded: Optional[bool]) -> beam.PTransform:
         max_seconds=max_seconds,
         validate=endpoint.bool_param("validate", True),
         security=security,
+        start_time=start_time,
     )
 
 

@@ -119,7 +119,7 @@ def parse_uri(uri: str) -> EndpointUri:
         return EndpointUri(uri, "file", rest, "", rest, params)
     netloc, _, path = rest.partition("/")
     if not netloc:
-        raise InvalidUriError(f"{redact(uri)!r}: nothing after {scheme}://; see the README for URI forms")
+        raise InvalidUriError(f"{redact(uri)!r}: nothing after {scheme}://; see docs/connectors.md for URI forms")
     return EndpointUri(uri, scheme, location, netloc, path, params)
 
 

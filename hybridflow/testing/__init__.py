@@ -6,7 +6,8 @@ amount, seconds after start)`` tuples (the running example of the docs; it is
 :func:`hybridflow.pipelines.fraud.records.transactions`); :class:`CreateEvents`
 is ``beam.Create`` with element timestamps taken from the event-time field;
 :func:`event_stream` builds a ``TestStream`` that delivers the same records as
-an unbounded input, with watermark moves between groups.
+an unbounded input, with watermark moves between groups, or raw payloads
+(``(text or bytes, event time)`` pairs) to test parsing from the wire.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import Timestamp
 
+from hybridflow.errors import SchemaError
 from hybridflow.pipelines.fraud.records import transactions
 from hybridflow.schemas import to_timestamp
 
@@ -82,6 +84,42 @@ class Watermark:
         self.time = to_timestamp(time) if not isinstance(time, Timestamp) else time
 
 
+def _is_payload(item: Any) -> bool:
+    """A raw ``(payload, event_time)`` pair: a plain 2-tuple (not a record) whose payload is text or bytes."""
+    return type(item) is tuple and len(item) == 2 and isinstance(item[0], (str, bytes))
+
+
+def _stamped(item: Any, timestamp_field: str) -> beam.window.TimestampedValue:
+    if _is_payload(item):
+        payload, time = item
+        try:
+            return beam.window.TimestampedValue(payload, to_timestamp(time))
+        except ValueError as exc:
+            raise SchemaError(f"event_stream: event time of payload {payload!r}: {exc}") from None
+    if isinstance(item, (str, bytes)):
+        raise SchemaError(
+            f"event_stream: raw payload {item!r} has no event time; give (payload, event_time) pairs, "
+            "e.g. ('{\"id\": 1}', START + 5)"
+        )
+    return beam.window.TimestampedValue(item, getattr(item, timestamp_field))
+
+
+def _element_type(items: Sequence[Any]) -> Any:
+    """The records' type, or ``str`` / ``bytes`` for raw payloads (``Union`` of both when mixed)."""
+    kinds = []
+    for item in items:
+        if isinstance(item, Watermark):
+            continue
+        kind = type(item[0]) if _is_payload(item) else type(item)
+        if kind not in kinds:
+            kinds.append(kind)
+    if not kinds:
+        return None
+    if set(kinds) == {str, bytes}:
+        return Union[str, bytes]
+    return kinds[0]
+
+
 def event_stream(
     items: Iterable[Any],
     timestamp_field: str = "event_time",
@@ -90,21 +128,25 @@ def event_stream(
 ) -> TestStream:
     """A ``TestStream`` delivering ``items`` in order as an unbounded input.
 
-    ``items`` mixes records and :class:`Watermark` markers; records are
-    timestamped with their event-time field; the watermark goes to infinity at
-    the end. With ``processing_time_step`` the processing time advances by
-    that many seconds after each record (for processing-time triggers).
+    ``items`` mixes :class:`Watermark` markers with records, timestamped with
+    their event-time field, or raw payloads as ``(payload, event_time)`` pairs
+    (text or bytes, as a source such as Kafka or Pub/Sub delivers them, for
+    :class:`~hybridflow.transforms.ParseRecords`; the event time is a
+    Timestamp, epoch seconds or ISO-8601 text). The watermark goes to
+    infinity at the end. With ``processing_time_step`` the processing time
+    advances by that many seconds after each element (for processing-time
+    triggers).
     """
     items = list(items)
     if record_type is None:
-        record_type = next((type(i) for i in items if not isinstance(i, Watermark)), None)
+        record_type = _element_type(items)
     coder = beam.coders.registry.get_coder(record_type) if record_type is not None else None
     stream = TestStream(coder=coder) if coder is not None else TestStream()
     for item in items:
         if isinstance(item, Watermark):
             stream.advance_watermark_to(item.time)
         else:
-            stream.add_elements([beam.window.TimestampedValue(item, getattr(item, timestamp_field))])
+            stream.add_elements([_stamped(item, timestamp_field)])
             if processing_time_step:
                 stream.advance_processing_time(processing_time_step)
     # Beam's bundle-based DirectRunner does not hold a downstream global
@@ -118,19 +160,19 @@ def event_stream(
 
 
 class EventStream(beam.PTransform):
-    """Applies :func:`event_stream` and types its output as ``record_type``.
+    """Applies :func:`event_stream` and types its output as ``record_type``
+    (default: the records' type, or ``str`` / ``bytes`` for raw payloads).
 
     Example::
 
         p | EventStream(transactions([...]) + [Watermark(START + 60)] + ...)
+        p | EventStream([('{"id": "a", ...}', START + 5), (b"\\xff", START + 6)]) | ParseRecords(...)
     """
 
     def __init__(self, items, timestamp_field="event_time", record_type=None, processing_time_step=None):
         super().__init__()
         self._items = list(items)
-        self._record_type = record_type or next(
-            (type(i) for i in self._items if not isinstance(i, Watermark)), None
-        )
+        self._record_type = record_type or _element_type(self._items)
         self._stream = event_stream(self._items, timestamp_field, self._record_type, processing_time_step)
 
     def expand(self, pbegin):

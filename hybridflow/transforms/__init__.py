@@ -15,6 +15,7 @@ from hybridflow.transforms.enrich import Enrich, MissingKeyPolicy
 from hybridflow.transforms.lookups import BigtableLookup, DynamoDBLookup, InMemoryLookup, LookupHandler
 from hybridflow.transforms.parse import ParseRecords
 from hybridflow.transforms.summarize import Summarize
+from hybridflow.transforms.top import TopPerWindow
 from hybridflow.transforms.windows import (
     Accumulation,
     FixedWindow,
@@ -36,6 +37,7 @@ __all__ = [
     "BigtableLookup",
     "DynamoDBLookup",
     "WindowedAggregate",
+    "TopPerWindow",
     "Summarize",
     "Aggregation",
     "FixedWindow",

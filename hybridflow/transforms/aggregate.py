@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import typing
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Sequence, Union
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder, VarIntCoder
@@ -47,10 +47,96 @@ from hybridflow.transforms.windows import (
     window_spec,
 )
 
-__all__ = ["WindowedAggregate", "LATE"]
+__all__ = ["WindowedAggregate", "LATE", "RESERVED"]
 
 LATE = "late"
-_RESERVED = ("window_start", "window_end", "pane", "pane_index")
+#: The fields WindowedAggregate adds to every output row: neither a key nor an
+#: aggregation may be named so.
+RESERVED = ("window_start", "window_end", "pane", "pane_index")
+
+KeyLike = Union[str, Sequence[str], None]
+
+
+def key_fields(key: KeyLike, stage: str) -> tuple[str, ...]:
+    """``key=`` as a tuple of field names: one field, several (a composite
+    key) or none (``None``: one group per window)."""
+    names = () if key is None else (key,) if isinstance(key, str) else tuple(key)
+    if not all(isinstance(n, str) and n for n in names):
+        raise SchemaError(f"{stage}: key={key!r}; give a field name, a list of field names or None")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SchemaError(f"{stage}: key fields {repeated} are repeated; name each field once")
+    return names
+
+
+class Keys:
+    """The key of a record: one field's value, the tuple of several fields'
+    values, or ``0`` for every record when there is no key field."""
+
+    def __init__(self, names: Sequence[str]):
+        self.names = tuple(names)
+
+    def of(self, record):
+        names = self.names
+        if len(names) == 1:
+            return getattr(record, names[0])
+        if not names:
+            return 0
+        return tuple(getattr(record, n) for n in names)
+
+    def values(self, key) -> dict:
+        """The key fields of an output row, from a key :meth:`of` returned."""
+        if len(self.names) == 1:
+            return {self.names[0]: key}
+        return dict(zip(self.names, key)) if self.names else {}
+
+    def text(self, key) -> str:
+        return "" if not self.names else str(key)
+
+    def type(self, row_type: RowTypeConstraint):
+        """The key's type hint, from the output row type holding the key fields."""
+        types = [row_type.get_type_for(n) for n in self.names]
+        if len(types) == 1:
+            return types[0]
+        return typing.Tuple[tuple(types)] if types else int
+
+    def check(self, fields, stage: str) -> None:
+        by_name = {f.name for f in fields}
+        missing = [n for n in self.names if n not in by_name]
+        if missing:
+            raise SchemaError(
+                f"{stage}: key {missing[0]!r} is not a field of the input ({', '.join(f.name for f in fields)})"
+            )
+
+
+class EventTimeWindows:
+    """The windows of a record: those its event time falls in (the window spec's arithmetic)."""
+
+    def __init__(self, window: WindowSpec):
+        self.window = window
+
+    def __call__(self, record, micros: int):
+        return self.window.assign(micros)
+
+
+class AggregateRows:
+    """The output row of one pane: the key fields, the window, the pane and the aggregates."""
+
+    def __init__(self, keys: Keys, accumulator: Accumulator):
+        self._keys = keys
+        self._acc = accumulator
+
+    def __call__(self, key, start: int, end: int, timing: PaneTiming, index: int, acc) -> list:
+        return [
+            beam.Row(
+                **self._keys.values(key),
+                window_start=Timestamp(micros=start),
+                window_end=Timestamp(micros=end),
+                pane=timing.value,
+                pane_index=index,
+                **self._acc.extract(acc),
+            )
+        ]
 
 
 class _AggregateCombineFn(beam.CombineFn):
@@ -73,8 +159,8 @@ class _AggregateCombineFn(beam.CombineFn):
 class _AssignWindows(beam.DoFn):
     """(key, record) -> ((key, start, end), record) per window (fixed / sliding)."""
 
-    def __init__(self, window: WindowSpec):
-        self._window = window
+    def __init__(self, assign):
+        self._assign = assign
 
     def setup(self):
         self._in = counter("records_in")
@@ -84,32 +170,24 @@ class _AssignWindows(beam.DoFn):
         key, record = element
         self._in.inc()
         self._lag.observe(timestamp)
-        for start, end in self._window.assign(timestamp.micros):
+        for start, end in self._assign(record, timestamp.micros):
             yield (key, start, end), record
 
 
 class _BatchRows(beam.DoFn):
-    """((key, start, end), accumulator) -> one ON_TIME row at the window's end."""
+    """((key, start, end), accumulator) -> the ON_TIME rows at the window's end."""
 
-    def __init__(self, key_field: str, accumulator: Accumulator):
-        self._key_field = key_field
-        self._acc = accumulator
+    def __init__(self, rows):
+        self._rows = rows
 
     def setup(self):
         self._out = counter("records_out")
 
     def process(self, element):
         (key, start, end), acc = element
-        self._out.inc()
-        row = beam.Row(
-            **{self._key_field: key},
-            window_start=Timestamp(micros=start),
-            window_end=Timestamp(micros=end),
-            pane=PaneTiming.ON_TIME.value,
-            pane_index=0,
-            **self._acc.extract(acc),
-        )
-        yield beam.window.TimestampedValue(row, Timestamp(micros=end - 1))
+        for row in self._rows(key, start, end, PaneTiming.ON_TIME, 0, acc):
+            self._out.inc()
+            yield beam.window.TimestampedValue(row, Timestamp(micros=end - 1))
 
 
 class _Sessions(beam.CombineFn):
@@ -209,10 +287,13 @@ class _StreamingAggregate(beam.DoFn):
     STATE = ReadModifyWriteStateSpec("windows", PickleCoder())
     EVENT_TIMER = TimerSpec("event", TimeDomain.WATERMARK)
 
-    def __init__(self, key_field, window: WindowSpec, accumulator, trigger: TriggerSpec, lateness_micros, stage):
-        self._key_field = key_field
+    def __init__(self, keys: Keys, window: WindowSpec, assign, accumulator, rows, trigger: TriggerSpec,
+                 lateness_micros, stage):
+        self._keys = keys
         self._window = window
+        self._assign = assign
         self._acc = accumulator
+        self._rows = rows
         self._trigger = trigger
         self._lateness = lateness_micros
         self._stage = stage
@@ -227,20 +308,13 @@ class _StreamingAggregate(beam.DoFn):
 
     def _pane(self, key, bounds, win: _Window, timing: PaneTiming):
         accumulating = self._trigger.accumulation is Accumulation.ACCUMULATING
-        values = self._acc.extract(win.total if accumulating else win.delta)
-        row = beam.Row(
-            **{self._key_field: key},
-            window_start=Timestamp(micros=bounds[0]),
-            window_end=Timestamp(micros=bounds[1]),
-            pane=timing.value,
-            pane_index=win.index,
-            **values,
-        )
+        rows = self._rows(key, bounds[0], bounds[1], timing, win.index, win.total if accumulating else win.delta)
         win.index += 1
         win.new = 0
         win.delta = self._acc.create()
-        self._out.inc()
-        return beam.window.TimestampedValue(row, Timestamp(micros=bounds[1] - 1))
+        for row in rows:
+            self._out.inc()
+            yield beam.window.TimestampedValue(row, Timestamp(micros=bounds[1] - 1))
 
     def _deadline(self, bounds, win: _Window) -> int:
         max_ts = bounds[1] - 1
@@ -293,14 +367,14 @@ class _StreamingAggregate(beam.DoFn):
         self._lag.observe(timestamp)
         t = timestamp.micros
         known_watermark, windows = self._load(state)
-        for bounds in sorted(self._window.assign(t)):  # earliest window first
+        for bounds in sorted(self._assign(record, t)):  # earliest window first
             if bounds[1] - 1 + self._lateness < known_watermark:
                 self._late.inc()
                 yield beam.pvalue.TaggedOutput(
                     LATE,
                     LateRecord(
                         stage=self._stage,
-                        key=str(key),
+                        key=self._keys.text(key),
                         window_start=Timestamp(micros=bounds[0]),
                         window_end=Timestamp(micros=bounds[1]),
                         event_time=timestamp,
@@ -320,9 +394,9 @@ class _StreamingAggregate(beam.DoFn):
             win.new += 1
             if win.fired:
                 if win.new >= self._trigger.late_count:
-                    yield self._pane(key, bounds, win, PaneTiming.LATE)
+                    yield from self._pane(key, bounds, win, PaneTiming.LATE)
             elif self._trigger.early_count is not None and win.new >= self._trigger.early_count:
-                yield self._pane(key, bounds, win, PaneTiming.EARLY)
+                yield from self._pane(key, bounds, win, PaneTiming.EARLY)
         state.write((known_watermark, windows))
         self._arm(windows, event_timer)
 
@@ -343,10 +417,10 @@ class _StreamingAggregate(beam.DoFn):
             win = windows[bounds]
             if not win.fired and bounds[1] - 1 <= now:
                 win.fired = True
-                yield self._pane(key, bounds, win, PaneTiming.ON_TIME)
+                yield from self._pane(key, bounds, win, PaneTiming.ON_TIME)
             if win.fired and bounds[1] - 1 + self._lateness <= now:
                 if win.new:  # late records not yet emitted (late_count > 1)
-                    yield self._pane(key, bounds, win, PaneTiming.LATE)
+                    yield from self._pane(key, bounds, win, PaneTiming.LATE)
                 del windows[bounds]
         state.write((known_watermark, windows))
         self._arm(windows, event_timer)
@@ -384,7 +458,7 @@ class _StreamingAggregateWithEarlyTimer(_StreamingAggregate):
         for bounds in sorted(windows):
             win = windows[bounds]
             if not win.fired and win.new:
-                yield self._pane(key, bounds, win, PaneTiming.EARLY)
+                yield from self._pane(key, bounds, win, PaneTiming.EARLY)
         state.write((known_watermark, windows))
 
 
@@ -403,11 +477,14 @@ class WindowedAggregate(beam.PTransform):
     ``hybridflow/late_records``.
 
     Args:
-      key: the key field of the input records.
+      key: the key field of the input records; a list of fields for a
+        composite key (``["machine", "sensor"]``: each becomes an output
+        field); ``None`` for one group per window (no key field in the output).
       window: a window spec or its text/dict form (``sliding:10m/1m``).
       aggregations: ``{"n": "count", "total": "sum(amount)"}`` or a list of
         :class:`~hybridflow.transforms.aggregations.Aggregation`. Functions:
-        count, sum, min, max, mean, stddev, count_distinct, and the
+        count, sum, min, max, mean, stddev, count_distinct (``sum``, ``min``
+        and ``max`` of an ``int`` field are exact ``int`` s), and the
         approximate approx_distinct(field) and percentile(field, q) / pNN(field)
         (1 % relative error; p50 of 5 and 10 above is 5.02).
       trigger: a :class:`TriggerSpec` or dict (``{"early_every": "10s"}``).
@@ -434,14 +511,14 @@ class WindowedAggregate(beam.PTransform):
 
     def __init__(
         self,
-        key: str,
+        key: KeyLike,
         window: Union[WindowSpec, Mapping[str, Any], str],
         aggregations: AggregationsLike,
         trigger: Union[TriggerSpec, Mapping[str, Any], None] = None,
         allowed_lateness: Union[float, str] = 0,
     ):
         super().__init__()
-        self._key = key
+        self._keys = Keys(key_fields(key, "WindowedAggregate"))
         self._window = window_spec(window)
         self._aggregations = parse_aggregations(aggregations)
         self._trigger = trigger_spec(trigger)
@@ -449,17 +526,22 @@ class WindowedAggregate(beam.PTransform):
             self._lateness = parse_duration(allowed_lateness)
         except ValueError as exc:
             raise SchemaError(f"WindowedAggregate.allowed_lateness: {exc}") from None
-        clash = {a.name for a in self._aggregations} & (set(_RESERVED) | {key})
+        reserved = sorted(set(self._keys.names) & set(RESERVED))
+        if reserved:
+            raise SchemaError(
+                f"WindowedAggregate: key field {reserved} is named like an output field the transform adds "
+                f"({', '.join(RESERVED)}); rename the field first"
+            )
+        clash = sorted({a.name for a in self._aggregations} & (set(RESERVED) | set(self._keys.names)))
         if clash:
-            raise SchemaError(f"WindowedAggregate: aggregation names {sorted(clash)} clash with output fields")
+            raise SchemaError(
+                f"WindowedAggregate: aggregation names {clash} clash with output fields "
+                f"({', '.join(self._keys.names + RESERVED)}); choose other names"
+            )
 
     def _row_type(self, input_fields) -> RowTypeConstraint:
         by_name = {f.name: f for f in input_fields}
-        if self._key not in by_name:
-            raise SchemaError(
-                f"WindowedAggregate: key {self._key!r} is not a field of the input "
-                f"({', '.join(by_name)})"
-            )
+        self._keys.check(input_fields, "WindowedAggregate")
         for agg in self._aggregations:
             if agg.field is not None and agg.field not in by_name:
                 raise SchemaError(
@@ -470,18 +552,19 @@ class WindowedAggregate(beam.PTransform):
                 raise SchemaError(
                     f"WindowedAggregate: {agg.fn}({agg.field}) needs a numeric field"
                 )
-        key_field = by_name[self._key]
-        key_type = Optional[key_field.type] if key_field.optional else key_field.type
         return RowTypeConstraint.from_fields(
-            [
-                (self._key, key_type),
+            [(n, by_name[n].hint) for n in self._keys.names]
+            + [
                 ("window_start", Timestamp),
                 ("window_end", Timestamp),
                 ("pane", str),
                 ("pane_index", int),
             ]
-            + [(a.name, a.output_type) for a in self._aggregations]
+            + [(a.name, a.output_type_for(by_name[a.field].type if a.field else None)) for a in self._aggregations]
         )
+
+    def _accumulator(self, input_fields) -> Accumulator:
+        return Accumulator(self._aggregations, [f.name for f in input_fields if f.type is int and not f.is_list])
 
     def _expand_columnar(self, pcoll):
         """Arrow tables of records (bounded): vectorized fixed and sliding windows."""
@@ -499,12 +582,13 @@ class WindowedAggregate(beam.PTransform):
             )
         if self._window.merging:  # sessions merge per key: Beam's own merging, per element
             per_element = (pcoll | "ToRecords" >> ToRecords()) | "PerElement" >> WindowedAggregate(
-                self._key, self._window, self._aggregations, self._trigger, self._lateness
+                self._keys.names, self._window, self._aggregations, self._trigger, self._lateness
             )
             aggregates = per_element.aggregates | "ToTables" >> ToTables(record_type=row_type)
         else:
             aggregates = pcoll | "Aggregate" >> AggregateTables(
-                self._key, self._window, self._aggregations, row_type, hint.timestamp_field
+                self._keys.names, self._window, self._aggregations, row_type, hint.timestamp_field,
+                accumulator=self._accumulator(hint.fields),
             )
         late = pcoll.pipeline | "NoLateRecords" >> beam.Create([]).with_output_types(LateRecord)
         return _Result(aggregates, late)
@@ -514,54 +598,64 @@ class WindowedAggregate(beam.PTransform):
 
         if is_columnar(pcoll):
             return self._expand_columnar(pcoll)
-        row_type = self._row_type(fields_of(pcoll.element_type))
-        accumulator = Accumulator(self._aggregations)
-        key_field = self._key
-        key_type = row_type.get_type_for(key_field)
-        keyed = pcoll | "KeyBy" >> beam.Map(lambda r: (getattr(r, key_field), r)).with_output_types(
-            typing.Tuple[key_type, pcoll.element_type]
+        fields = fields_of(pcoll.element_type)
+        row_type = self._row_type(fields)
+        accumulator = self._accumulator(fields)
+        return aggregate_records(
+            pcoll, self._keys, self._window, EventTimeWindows(self._window), accumulator,
+            AggregateRows(self._keys, accumulator), row_type, self._trigger, self._lateness, self.label,
         )
-        if pcoll.is_bounded:
-            # Windows are assigned here, with the same arithmetic as the
-            # streaming path, and aggregated in the global window: Beam's
-            # windowed GroupByKey in Python pays a trigger-driver call per
-            # key and window. Sessions are merged by the combiner (_Sessions).
-            window_key = typing.Tuple[key_type, int, int]
-            if self._window.merging:
-                per_window = (
-                    keyed
-                    | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
-                    | "WithTime" >> beam.ParDo(_WithTime())
-                    | "Sessions" >> beam.CombinePerKey(_Sessions(accumulator, self._window))
-                    | "SessionWindows" >> beam.FlatMap(_session_windows).with_output_types(
-                        typing.Tuple[window_key, typing.Any]
-                    )
+
+
+def aggregate_records(pcoll, keys: Keys, window: WindowSpec, assign, accumulator, rows, row_type,
+                      trigger: TriggerSpec, lateness: float, stage: str):
+    """The per-element engine behind WindowedAggregate (and TopPerWindow):
+    records grouped by key and by the windows ``assign(record, micros)``
+    gives, folded with ``accumulator``, each pane turned into output rows by
+    ``rows(key, start, end, timing, index, accumulator state)``. Bounded input:
+    one ON_TIME pane per key and window; unbounded: panes from timers, and a
+    ``late`` output."""
+    key_type = keys.type(row_type)
+    keyed = pcoll | "KeyBy" >> beam.Map(lambda r: (keys.of(r), r)).with_output_types(
+        typing.Tuple[key_type, pcoll.element_type]
+    )
+    if pcoll.is_bounded:
+        # Windows are assigned here, with the same arithmetic as the
+        # streaming path, and aggregated in the global window: Beam's
+        # windowed GroupByKey in Python pays a trigger-driver call per
+        # key and window. Sessions are merged by the combiner (_Sessions).
+        window_key = typing.Tuple[key_type, int, int]
+        if window.merging:
+            per_window = (
+                keyed
+                | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
+                | "WithTime" >> beam.ParDo(_WithTime())
+                | "Sessions" >> beam.CombinePerKey(_Sessions(accumulator, window))
+                | "SessionWindows" >> beam.FlatMap(_session_windows).with_output_types(
+                    typing.Tuple[window_key, typing.Any]
                 )
-            else:
-                per_window = (
-                    keyed
-                    | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
-                    | "AssignWindows" >> beam.ParDo(_AssignWindows(self._window)).with_output_types(
-                        typing.Tuple[window_key, pcoll.element_type]
-                    )
-                    | "Aggregate" >> beam.CombinePerKey(_AggregateCombineFn(accumulator))
+            )
+        else:
+            per_window = (
+                keyed
+                | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
+                | "AssignWindows" >> beam.ParDo(_AssignWindows(assign)).with_output_types(
+                    typing.Tuple[window_key, pcoll.element_type]
                 )
-            aggregates = per_window | "ToRows" >> beam.ParDo(
-                _BatchRows(key_field, accumulator)
-            ).with_output_types(row_type)
-            late = pcoll.pipeline | "NoLateRecords" >> beam.Create([]).with_output_types(LateRecord)
-            return _Result(aggregates, late)
-        fn_class = _StreamingAggregateWithEarlyTimer if self._trigger.early_every else _StreamingAggregate
-        fn = fn_class(
-            key_field, self._window, accumulator, self._trigger, round(self._lateness * 1e6), self.label
-        )
-        result = (
-            keyed
-            | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
-            | "Aggregate" >> beam.ParDo(fn).with_output_types(row_type).with_outputs(LATE, main="aggregates")
-        )
-        result[LATE].element_type = LateRecord
-        return _Result(result.aggregates, result[LATE])
+                | "Aggregate" >> beam.CombinePerKey(_AggregateCombineFn(accumulator))
+            )
+        aggregates = per_window | "ToRows" >> beam.ParDo(_BatchRows(rows)).with_output_types(row_type)
+        late = pcoll.pipeline | "NoLateRecords" >> beam.Create([]).with_output_types(LateRecord)
+        return _Result(aggregates, late)
+    fn_class = _StreamingAggregateWithEarlyTimer if trigger.early_every else _StreamingAggregate
+    fn = fn_class(keys, window, assign, accumulator, rows, trigger, round(lateness * 1e6), stage)
+    result = (
+        keyed
+        | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
+        | "Aggregate" >> beam.ParDo(fn).with_output_types(row_type).with_outputs(LATE, main="aggregates")
+    )
+    result[LATE].element_type = LateRecord
+    return _Result(result.aggregates, result[LATE])
 
 
 class _Result(tuple):

@@ -21,8 +21,10 @@ Spec syntax (text, as in YAML)::
     approx_distinct(card_id)   approximate distinct values
     percentile(amount, 0.99)   the 0.99 quantile (q between 0 and 1)
     p50(amount) p95(amount) p99.9(amount)   the same, as a percentage
+    p95:nearest(amount)        the same by another rank definition: lower (the
+                               default), nearest or linear (see sketches.py)
 
-or a dict ``{"fn": "percentile", "field": "amount", "q": 0.99}``.
+or a dict ``{"fn": "percentile", "field": "amount", "q": 0.99, "method": "nearest"}``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import re
 from typing import Any, Iterable, Mapping, Optional, Sequence, Union
 
 from hybridflow.errors import SchemaError
-from hybridflow.transforms.sketches import DistinctSketch, QuantileSketch
+from hybridflow.transforms.sketches import QUANTILE_METHODS, DistinctSketch, QuantileSketch
 
 __all__ = ["Aggregation", "parse_aggregations", "Accumulator", "AGGREGATE_FUNCTIONS"]
 
@@ -53,8 +55,11 @@ AGGREGATE_FUNCTIONS: Mapping[str, tuple[bool, Any]] = {
     "percentile": (True, Optional[float]),
 }
 
+# functions whose result has the field's type when the field is an int
+_KEEPS_INT = ("sum", "min", "max")
+
 _CALL = re.compile(
-    r"^\s*([a-z_]+|p\d+(?:\.\d+)?)\s*"
+    r"^\s*((?:[a-z_]+|p\d+(?:\.\d+)?)(?::[a-z_]+)?)\s*"
     r"(?:\(\s*([A-Za-z_][A-Za-z0-9_]*)?\s*(?:,\s*([0-9.eE+-]+)\s*)?\))?\s*$"
 )
 _PERCENT = re.compile(r"^p(\d+(?:\.\d+)?)$")
@@ -65,15 +70,24 @@ class Aggregation:
     """One output column: ``name = fn(field)``.
 
     ``count`` without a field counts records; with a field, non-null values.
-    ``q`` is the quantile of ``percentile`` (0..1).
+    ``q`` is the quantile of ``percentile`` (0..1) and ``method`` its rank
+    definition (``lower``, ``nearest`` or ``linear``; also written
+    ``p95:nearest``).
     """
 
     name: str
     fn: str
     field: Optional[str] = None
     q: Optional[float] = None
+    method: Optional[str] = None
 
     def __post_init__(self):
+        fn, colon, method = (self.fn or "").partition(":")
+        if colon:  # p95:nearest -> p95 with method nearest
+            if self.method is not None and self.method != method:
+                raise SchemaError(f"aggregation {self.name!r}: {self.fn} already names its method; drop method")
+            object.__setattr__(self, "fn", fn)
+            object.__setattr__(self, "method", method)
         percent = _PERCENT.match(self.fn or "")
         if percent:  # p95 -> percentile with q = 0.95
             if self.q is not None:
@@ -100,12 +114,27 @@ class Aggregation:
             if not 0.0 <= q <= 1.0:
                 raise SchemaError(f"aggregation {self.name!r}: quantile {self.q!r} must be between 0 and 1 (p0..p100)")
             object.__setattr__(self, "q", q)
-        elif self.q is not None:
-            raise SchemaError(f"aggregation {self.name!r}: q only applies to percentile, not {self.fn}")
+            method = self.method or QUANTILE_METHODS[0]
+            if method not in QUANTILE_METHODS:
+                raise SchemaError(
+                    f"aggregation {self.name!r}: percentile method {method!r}; use one of "
+                    f"{', '.join(QUANTILE_METHODS)} (e.g. p95:nearest(amount))"
+                )
+            object.__setattr__(self, "method", method)
+        elif self.q is not None or self.method is not None:
+            raise SchemaError(f"aggregation {self.name!r}: q and method only apply to percentile, not {self.fn}")
 
     @property
     def output_type(self):
         return AGGREGATE_FUNCTIONS[self.fn][1]
+
+    def output_type_for(self, field_type: Any):
+        """The output type when the aggregated field has ``field_type``:
+        ``sum``, ``min`` and ``max`` of an ``int`` field are ``int`` (exact),
+        of a ``float`` field ``float``; the other functions do not depend on it."""
+        if field_type is int and self.fn in _KEEPS_INT:
+            return int if self.fn == "sum" else Optional[int]
+        return self.output_type
 
 
 AggregationsLike = Union[Mapping[str, Any], Sequence[Any]]
@@ -129,10 +158,12 @@ def _one(name: str, spec: Any) -> Aggregation:
                 raise SchemaError(f"aggregation {name!r}: {match.group(3)!r} in {spec!r} is not a number") from None
         return Aggregation(name, match.group(1), match.group(2), q)
     if isinstance(spec, Mapping):
-        unknown = set(spec) - {"name", "fn", "field", "q"}
+        unknown = set(spec) - {"name", "fn", "field", "q", "method"}
         if unknown:
-            raise SchemaError(f"aggregation {name!r}: unknown keys {sorted(unknown)}; use fn, field and q")
-        return Aggregation(spec.get("name", name), spec.get("fn", ""), spec.get("field"), spec.get("q"))
+            raise SchemaError(f"aggregation {name!r}: unknown keys {sorted(unknown)}; use fn, field, q and method")
+        return Aggregation(
+            spec.get("name", name), spec.get("fn", ""), spec.get("field"), spec.get("q"), spec.get("method")
+        )
     raise SchemaError(f"aggregation {name!r}: {spec!r} is not an aggregation spec")
 
 
@@ -192,10 +223,18 @@ class Accumulator:
     mean -> [n, exact]; stddev -> [n, exact, exact squares];
     count_distinct -> [set]; approx_distinct -> DistinctSketch;
     percentile -> QuantileSketch.
+
+    ``integer_fields`` names the ``int`` fields: their ``sum``, ``min`` and
+    ``max`` are Python ints, exact at any size (also above 2**53), as
+    :meth:`Aggregation.output_type_for` declares; other fields' are floats.
     """
 
-    def __init__(self, aggregations: Iterable[Aggregation]):
+    def __init__(self, aggregations: Iterable[Aggregation], integer_fields: Iterable[str] = ()):
         self.aggregations = tuple(aggregations)
+        integer_fields = frozenset(integer_fields)
+        self._ints = tuple(a.fn in _KEEPS_INT and a.field in integer_fields for a in self.aggregations)
+        #: names of the aggregations whose result is an exact int of an int field
+        self.integers = frozenset(a.name for a, i in zip(self.aggregations, self._ints) if i)
 
     def create(self) -> list:
         acc: list = []
@@ -228,7 +267,7 @@ class Accumulator:
             if fn == "count":
                 acc[i] += 1
             elif fn == "sum":
-                acc[i] += _exact(value)
+                acc[i] += value if self._ints[i] else _exact(value)
             elif fn == "min":
                 acc[i] = value if acc[i] is None or value < acc[i] else acc[i]
             elif fn == "max":
@@ -273,14 +312,14 @@ class Accumulator:
 
     def extract(self, acc: list) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for agg, slot in zip(self.aggregations, acc):
+        for agg, slot, integer in zip(self.aggregations, acc, self._ints):
             fn = agg.fn
-            if fn == "count":
+            if fn == "count" or (integer and fn == "sum"):
                 out[agg.name] = slot
             elif fn == "sum":
                 out[agg.name] = _quotient(slot, _ONE)
             elif fn in ("min", "max"):
-                out[agg.name] = None if slot is None else float(slot)
+                out[agg.name] = None if slot is None else (int(slot) if integer else float(slot))
             elif fn == "mean":
                 n, total = slot
                 out[agg.name] = None if n == 0 else _quotient(total, n * _ONE)
@@ -297,7 +336,7 @@ class Accumulator:
             elif fn == "approx_distinct":
                 out[agg.name] = slot.estimate()
             else:
-                out[agg.name] = slot.quantile(agg.q)
+                out[agg.name] = slot.quantile(agg.q, agg.method)
         return out
 
 

@@ -1,8 +1,9 @@
 """Dedupe: drop records whose id was already seen within a period of event time.
 
-The rule, the same bounded or unbounded: per id, take the records in
-event-time order (ties broken by the record's JSON text, so the choice is
-stable); keep the first; drop every record of that id less than ``within``
+The id is one field or several (a composite key such as ``("machine",
+"sensor", "ts")``). The rule, the same bounded or unbounded: per id, take the
+records in event-time order (ties broken by the record's JSON text, so the
+choice is stable); keep the first; drop every record of that id less than ``within``
 after the last kept one; the first record at or past that point is kept
 again, and so on. Dropped records are counted (``hybridflow/duplicates`` and
 ``hybridflow/filtered``), never lost silently.
@@ -15,7 +16,10 @@ id once the watermark passes ``within`` after the last kept record. So the
 two agree whenever the records of one id arrive in event-time order, which
 includes every re-delivery of the same record (equal times, and the same
 record whichever copy is kept). A duplicate that arrives *before* an earlier
-copy of itself is where they differ: streaming kept the first to arrive.
+copy of itself is where they differ: streaming kept the first to arrive. So
+does a tie (two different records with the same id and event time): batch
+keeps the one whose JSON text sorts first, whatever the input order;
+streaming keeps the one that arrived first.
 Emitting on arrival (rather than when the watermark passes) keeps latency low
 and needs no output watermark hold.
 """
@@ -23,7 +27,7 @@ and needs no output watermark hold.
 from __future__ import annotations
 
 import typing
-from typing import Any, Optional, Union
+from typing import Any, Sequence, Union
 
 import apache_beam as beam
 from apache_beam.coders import VarIntCoder
@@ -35,6 +39,7 @@ from hybridflow.durations import parse_duration
 from hybridflow.errors import SchemaError
 from hybridflow.metrics import EventTimeLag, counter
 from hybridflow.schemas import fields_of, to_json
+from hybridflow.transforms.sketches import canonical
 
 __all__ = ["Dedupe"]
 
@@ -80,11 +85,28 @@ class _DedupeGroup(_Counters, beam.DoFn):
 
 
 class _StampFn(beam.DoFn):
-    def __init__(self, id_field: str):
-        self._id_field = id_field
+    """record -> (id, (event time in micros, record)). The id is the canonical
+    bytes of the id fields' values: one deterministic key coder for every field
+    type (a ``Timestamp`` has no deterministic coder of its own)."""
+
+    def __init__(self, id_fields: tuple[str, ...]):
+        self._id_fields = id_fields
 
     def process(self, record, timestamp=beam.DoFn.TimestampParam):
-        yield getattr(record, self._id_field), (timestamp.micros, record)
+        yield canonical(tuple(getattr(record, name) for name in self._id_fields)), (timestamp.micros, record)
+
+
+def _id_fields(id_field: Union[str, Sequence[str]]) -> tuple[str, ...]:
+    """The field names of ``id_field`` (one name, or a tuple/list of names)."""
+    names = (id_field,) if isinstance(id_field, str) else id_field
+    if not isinstance(names, (tuple, list)) or not names or not all(isinstance(n, str) and n for n in names):
+        raise SchemaError(
+            f"Dedupe: id_field={id_field!r}; give a field name or a tuple/list of field names, "
+            'e.g. "txn_id" or ("machine", "sensor", "ts")'
+        )
+    if len(set(names)) != len(names):
+        raise SchemaError(f"Dedupe: id_field={id_field!r} names a field twice")
+    return tuple(names)
 
 
 class _DedupeStreaming(_Counters, beam.DoFn):
@@ -130,19 +152,24 @@ class _DedupeStreaming(_Counters, beam.DoFn):
 class Dedupe(beam.PTransform):
     """Drops records whose ``id_field`` was seen less than ``within`` earlier (event time).
 
-    Per id the earliest record (by event time, then a stable tie-break) is
-    kept; later records of that id within ``within`` of it are dropped and
+    Per id (one field, or a composite of several) the earliest record (by
+    event time, then a stable tie-break) is kept; later records of that id within ``within`` of it are dropped and
     counted in ``hybridflow/duplicates`` (and ``hybridflow/filtered``); a
     record ``within`` or more after the last kept one is kept again. Bounded
     input: exact, by grouping per id. Unbounded input: a stateful DoFn that
     emits the first record of an id on arrival and forgets the id (event-time
     timer) ``within`` after its last kept record; batch and streaming agree
     when each id's records arrive in event-time order (always true for
-    re-deliveries of one record). The output has the input's type, element
-    timestamps and windowing.
+    re-deliveries of one record). Ties (different records with the same id
+    and event time): batch keeps the one whose JSON text sorts first, in any
+    input order; streaming keeps the first to arrive. The output has the
+    input's type (records, for Arrow tables of records), element timestamps
+    and windowing.
 
     Args:
-      id_field: the field that identifies a record (``txn_id``, ``event_id``).
+      id_field: the field that identifies a record (``txn_id``, ``event_id``),
+        or a tuple/list of fields that together do (``("machine", "sensor",
+        "ts")``); checked against the input's schema when applied.
       within: how long an id is remembered, in event time (seconds or
         ``"10m"``); duplicates further apart are both kept.
 
@@ -160,9 +187,9 @@ class Dedupe(beam.PTransform):
         ['t0', 't2']
     """
 
-    def __init__(self, id_field: str, within: Union[float, str] = "1h"):
+    def __init__(self, id_field: Union[str, Sequence[str]], within: Union[float, str] = "1h"):
         super().__init__()
-        self._id_field = id_field
+        self._id_fields = _id_fields(id_field)
         try:
             seconds = parse_duration(within)
         except ValueError as exc:
@@ -172,21 +199,22 @@ class Dedupe(beam.PTransform):
         self._within = round(seconds * 1_000_000)
 
     def expand(self, pcoll):
+        from hybridflow.columnar import ToRecords, is_columnar
+
+        if is_columnar(pcoll):  # Arrow tables (the columnar batch path): dedupe their records
+            pcoll = pcoll | "ToRecords" >> ToRecords()
         fields = {f.name: f for f in fields_of(pcoll.element_type)}
-        if self._id_field not in fields:
-            raise SchemaError(
-                f"Dedupe: id_field {self._id_field!r} is not a field of the input ({', '.join(fields)})"
-            )
-        id_info = fields[self._id_field]
-        if id_info.is_list:
-            raise SchemaError(f"Dedupe: id_field {self._id_field!r} is a list; use a scalar field")
-        id_type: Any = Optional[id_info.type] if id_info.optional else id_info.type
+        for name in self._id_fields:
+            if name not in fields:
+                raise SchemaError(f"Dedupe: id_field {name!r} is not a field of the input ({', '.join(fields)})")
+            if fields[name].is_list:
+                raise SchemaError(f"Dedupe: id_field {name!r} is a list; use scalar fields")
         record_type = pcoll.element_type
         stamped = (
             pcoll
             | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
-            | "KeyById" >> beam.ParDo(_StampFn(self._id_field)).with_output_types(
-                typing.Tuple[id_type, typing.Tuple[int, record_type]]
+            | "KeyById" >> beam.ParDo(_StampFn(self._id_fields)).with_output_types(
+                typing.Tuple[bytes, typing.Tuple[int, record_type]]
             )
         )
         if pcoll.is_bounded:

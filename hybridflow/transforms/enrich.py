@@ -9,12 +9,14 @@ import apache_beam as beam
 from apache_beam.io.requestresponse import Caller
 from apache_beam.transforms.enrichment import Enrichment
 from apache_beam.typehints.row_type import RowTypeConstraint
+from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow.errors import RecordError, SchemaError
 from hybridflow.metrics import EventTimeLag, counter
 from hybridflow.schemas import DeadLetter, fields_of
 from hybridflow.transforms.dead_letters import DEAD_LETTERS, DeadLetterCounter
 from hybridflow.transforms.lookups import LookupHandler
+from hybridflow.transforms.windows import FixedWindow, WindowSpec, window_spec
 
 __all__ = ["Enrich", "MissingKeyPolicy"]
 
@@ -51,20 +53,18 @@ class _JoinFn(beam.DoFn):
         self._in.inc()
         self._lag.observe(timestamp)
 
-    def _join(self, record, ref: Optional[Mapping[str, Any]]):
+    def _join(self, record, ref: Optional[Mapping[str, Any]], window_start: Optional[int] = None):
         values = {n: getattr(record, n) for n in self._input_names}
         if ref is None:
             self._misses.inc()
-            key = getattr(record, self._key)
+            missing = missing_key_text(self._key, record, window_start)
             if self._policy is MissingKeyPolicy.DEAD_LETTER:
-                yield self._dead.dead_letter(
-                    self._stage, "missing_key", f"no reference row for {self._key}={key!r}", record
-                )
+                yield self._dead.dead_letter(self._stage, "missing_key", f"no reference row for {missing}", record)
                 return
             if self._policy is MissingKeyPolicy.FAIL:
                 raise RecordError(
                     "missing_key",
-                    f"{self._stage}: no reference row for {self._key}={key!r} "
+                    f"{self._stage}: no reference row for {missing} "
                     "(on_missing=fail); complete the reference table or use on_missing=nulls",
                 )
             values.update(self._none)
@@ -76,11 +76,30 @@ class _JoinFn(beam.DoFn):
         yield beam.Row(**values)
 
 
+def missing_key_text(key: Optional[str], record, window_start: Optional[int]) -> str:
+    """``card_id='c1'``, with ``in the window starting at ...`` for a window join."""
+    text = f"{key}={getattr(record, key)!r}" if key else "the window"
+    if window_start is None:
+        return text
+    return f"{text} in the window starting at {Timestamp(micros=window_start).to_rfc3339()}"
+
+
 class _SideInputJoinFn(_JoinFn):
+    """Joins on the key, or on (key, window start) when ``window`` is a fixed window."""
+
+    def __init__(self, *args, window: Optional[FixedWindow] = None):
+        super().__init__(*args)
+        self._window = window
+
     def process(self, record, table, timestamp=beam.DoFn.TimestampParam):
         self._received(timestamp)
-        ref = table.get(getattr(record, self._key))
-        yield from self._join(record, ref._asdict() if ref is not None else None)
+        key = getattr(record, self._key) if self._key else None
+        start = None
+        if self._window is not None:
+            ((start, _),) = self._window.assign(timestamp.micros)
+            key = (key, start)
+        ref = table.get(key)
+        yield from self._join(record, ref._asdict() if ref is not None else None, start)
 
 
 class _LookupJoinFn(_JoinFn):
@@ -168,6 +187,12 @@ class Enrich(beam.PTransform):
         ``dead_letter``, ``fail``).
       handler: a lookup handler, instead of ``table``.
       timeout: seconds one lookup may take (``handler`` only).
+      window: a fixed window spec (``"fixed:10s"``; ``table`` only): join
+        each record with the reference row of its key *and* of the window its
+        event time falls in, the table's rows naming their window in
+        ``window_start`` (the output of ``WindowedAggregate``); ``key`` may
+        then be omitted (one reference row per window). The table's
+        ``window_start``/``window_end`` are not added to the output.
 
     Returns a tuple-like result ``(records, dead_letters)`` with attributes
     ``.records`` and ``.dead_letters``.
@@ -206,12 +231,24 @@ class Enrich(beam.PTransform):
         on_missing: Union[MissingKeyPolicy, str] = MissingKeyPolicy.NULLS,
         handler: Optional[LookupHandler] = None,
         timeout: float = 30.0,
+        window: Union[WindowSpec, Mapping[str, Any], str, None] = None,
     ):
         super().__init__()
         if (table is None) == (handler is None):
             raise SchemaError("Enrich: give exactly one of table=... (a PCollection) or handler=... (a LookupHandler)")
-        if not key:
+        self._window = window_spec(window) if window is not None else None
+        if self._window is not None:
+            if not isinstance(self._window, FixedWindow):
+                raise SchemaError(
+                    f"Enrich: window={window!r}; a record is joined with one window: use fixed:SIZE "
+                    "(a record falls in several sliding windows, and sessions are not known in advance)"
+                )
+            if handler is not None:
+                raise SchemaError("Enrich: window=... joins on a table=...; a lookup handler joins on its key only")
+        elif not key:
             raise SchemaError("Enrich: key=... (the input field to join on) is required")
+        if table_key and not key:
+            raise SchemaError(f"Enrich: table_key={table_key!r} needs key=... (the input field it matches)")
         if handler is not None:
             if not isinstance(handler, LookupHandler):
                 raise SchemaError(f"Enrich: handler must be a LookupHandler, got {type(handler).__name__}")
@@ -220,8 +257,8 @@ class Enrich(beam.PTransform):
         self._table = table
         self._handler = handler
         self._timeout = timeout
-        self._key = key
-        self._table_key = table_key or key
+        self._key = key or None
+        self._table_key = table_key or key or None
         self._fields = list(fields) if fields is not None else None
         self._prefix = prefix
         try:
@@ -257,13 +294,22 @@ class Enrich(beam.PTransform):
             table_fields, table_key = fields_of(table_type), self._table_key
         input_names = [f.name for f in input_fields]
         table_by_name = {f.name: f for f in table_fields}
-        if self._key not in input_names:
+        if self._key is not None and self._key not in input_names:
             raise SchemaError(f"Enrich: key {self._key!r} is not an input field ({', '.join(input_names)})")
-        if table_key not in table_by_name:
+        if table_key is not None and table_key not in table_by_name:
             raise SchemaError(
                 f"Enrich: table_key {table_key!r} is not a field of the table ({', '.join(table_by_name)})"
             )
-        names = self._fields if self._fields is not None else [n for n in table_by_name if n != table_key]
+        joined_on = {table_key}
+        if self._window is not None:
+            start = table_by_name.get("window_start")
+            if start is None or start.type is not Timestamp or start.is_list:
+                raise SchemaError(
+                    "Enrich: window=... joins on the table's window_start (a Timestamp field), which the "
+                    f"table does not have ({', '.join(table_by_name)}); join WindowedAggregate's output"
+                )
+            joined_on |= {"window_start", "window_end"}
+        names = self._fields if self._fields is not None else [n for n in table_by_name if n not in joined_on]
         missing = [n for n in names if n not in table_by_name]
         if missing:
             raise SchemaError(f"Enrich: fields {missing} are not in the table ({', '.join(table_by_name)})")
@@ -271,20 +317,22 @@ class Enrich(beam.PTransform):
         if clash:
             raise SchemaError(f"Enrich: output fields {sorted(clash)} clash with input fields; set prefix=...")
 
-        def typed(field, optional):
-            tp = list[field.type] if field.is_list else field.type
-            return Optional[tp] if optional else tp
-
         row_type = RowTypeConstraint.from_fields(
-            [(f.name, typed(f, f.optional)) for f in input_fields]
-            + [(self._prefix + n, typed(table_by_name[n], True)) for n in names]
+            [(f.name, f.hint) for f in input_fields]
+            + [(self._prefix + n, Optional[table_by_name[n].hint]) for n in names]
         )
         if columnar:
             from hybridflow.columnar.enrich import EnrichTables
 
+            timestamp_field = pcoll.element_type.timestamp_field
+            if self._window is not None and timestamp_field is None:
+                raise SchemaError(
+                    "Enrich: window=... needs the tables' event-time field; declare it with "
+                    "arrow_tables(RecordType, timestamp_field) or parse with ParseRecords(..., timestamp_field=...)"
+                )
             return pcoll | "JoinTables" >> EnrichTables(
                 reference, self._key, table_key, names, self._prefix, self._policy, self.label,
-                input_type, table_type, row_type, pcoll.element_type.timestamp_field,
+                input_type, table_type, row_type, timestamp_field, self._window,
             )
         args = (self._key, input_names, names, self._prefix, self._policy, self.label)
         if self._handler is not None:
@@ -300,13 +348,17 @@ class Enrich(beam.PTransform):
             # (RowCoder) side input fails on Flink's streaming runner, which
             # copies the decoded Java Rows with Kryo; opaque Python-coded
             # values pass through it as bytes.
+            by_window = self._window is not None
+
+            def table_key_of(row):
+                key = getattr(row, table_key) if table_key else None
+                return (key, row.window_start.micros) if by_window else key
+
             lookup = beam.pvalue.AsDict(
                 reference
-                | "KeyTable" >> beam.Map(lambda row: (getattr(row, table_key), row)).with_output_types(
-                    tuple[Any, Any]
-                )
+                | "KeyTable" >> beam.Map(lambda row: (table_key_of(row), row)).with_output_types(tuple[Any, Any])
             )
-            source, join = pcoll, beam.ParDo(_SideInputJoinFn(*args), lookup)
+            source, join = pcoll, beam.ParDo(_SideInputJoinFn(*args, window=self._window), lookup)
         result = source | "Join" >> join.with_output_types(row_type).with_outputs(DEAD_LETTERS, main="records")
         result[DEAD_LETTERS].element_type = DeadLetter
         return result

@@ -24,6 +24,13 @@ interpolated key mapping: it uses only IEEE arithmetic (no ``log``), so
 bucket boundaries are the same on every platform. Every returned quantile is
 within 1 % (relative) of the value at that rank, clamped to the exact minimum
 and maximum; quantiles 0 and 1 are the exact minimum and maximum.
+
+Which rank is "the" q-quantile of n values is a definition (:data:`QUANTILE_METHODS`):
+``lower`` (the default, DDSketch's own) takes the value at 0-based rank
+floor(q·(n−1)); ``nearest`` the nearest rank, 1-based ceil(q·n) (SQL's
+``percentile_disc``, DuckDB's ``quantile_disc``); ``linear`` interpolates
+between the values at ranks floor and ceil of q·(n−1) (DuckDB's
+``quantile_cont``, NumPy's default). docs/transforms.md has a worked example.
 """
 
 from __future__ import annotations
@@ -35,18 +42,29 @@ from typing import Any, Iterable, Optional
 
 from apache_beam.utils.timestamp import Timestamp
 
-__all__ = ["DistinctSketch", "QuantileSketch", "stable_hash", "PRECISION", "SPARSE_LIMIT", "RELATIVE_ACCURACY"]
+__all__ = [
+    "DistinctSketch",
+    "QuantileSketch",
+    "stable_hash",
+    "canonical",
+    "PRECISION",
+    "SPARSE_LIMIT",
+    "RELATIVE_ACCURACY",
+    "QUANTILE_METHODS",
+]
 
 PRECISION = 12  # 2**12 registers: standard error 1.04 / sqrt(4096) ~ 1.6 %
 SPARSE_LIMIT = 1 << (PRECISION - 2)  # exact up to 1024 distinct values
 RELATIVE_ACCURACY = 0.01
+#: Rank definitions of :meth:`QuantileSketch.quantile`; the first is the default.
+QUANTILE_METHODS = ("lower", "nearest", "linear")
 
 _M = 1 << PRECISION
 _ALPHA = 0.7213 / (1 + 1.079 / _M)
 _REST_BITS = 64 - PRECISION
 
 
-def _canonical(value: Any) -> bytes:
+def canonical(value: Any) -> bytes:
     """Bytes that identify a value: equal values (1 == 1.0 == True) give equal bytes."""
     if isinstance(value, bool):
         value = int(value)
@@ -63,13 +81,13 @@ def _canonical(value: Any) -> bytes:
     if isinstance(value, Timestamp):
         return b"t" + str(value.micros).encode()
     if isinstance(value, (list, tuple)):
-        return b"l" + b"".join(struct.pack(">I", len(c)) + c for c in map(_canonical, value))
+        return b"l" + b"".join(struct.pack(">I", len(c)) + c for c in map(canonical, value))
     return b"r" + repr(value).encode("utf-8", "backslashreplace")
 
 
 def stable_hash(value: Any) -> int:
     """A 64-bit hash of ``value`` that is the same in every process and run."""
-    return int.from_bytes(hashlib.blake2b(_canonical(value), digest_size=8).digest(), "big")
+    return int.from_bytes(hashlib.blake2b(canonical(value), digest_size=8).digest(), "big")
 
 
 class DistinctSketch:
@@ -197,16 +215,36 @@ class QuantileSketch:
     def count(self) -> int:
         return int(self._sketch.count)
 
-    def quantile(self, q: float) -> Optional[float]:
-        """The value at quantile ``q`` (0..1), or None when empty."""
+    def quantile(self, q: float, method: str = "lower") -> Optional[float]:
+        """The value at quantile ``q`` (0..1) by rank definition ``method``
+        (one of :data:`QUANTILE_METHODS`), or None when empty."""
         if self._min is None:
             return None
         if q <= 0:
             return self._min
         if q >= 1:
             return self._max
-        value = self._sketch.get_quantile_value(q)
-        return float(min(max(value, self._min), self._max))
+        if method == "lower":
+            return self._clamped(self._sketch.get_quantile_value(q))
+        n = self.count
+        if method == "nearest":
+            return self._at_rank(max(math.ceil(q * n) - 1, 0), n)
+        if method == "linear":
+            h = q * (n - 1)
+            below = math.floor(h)
+            low = self._at_rank(below, n)
+            return low if h == below else low + (h - below) * (self._at_rank(below + 1, n) - low)
+        raise ValueError(f"quantile method {method!r}: use one of {', '.join(QUANTILE_METHODS)}")
+
+    def _at_rank(self, rank: int, n: int) -> float:
+        """The value at 0-based ``rank`` of ``n``: DDSketch reads rank floor(q·(n−1)),
+        so ask for the middle of [rank, rank + 1); the top rank is the exact maximum."""
+        if rank >= n - 1:
+            return self._max  # type: ignore[return-value]
+        return self._clamped(self._sketch.get_quantile_value((rank + 0.5) / (n - 1)))
+
+    def _clamped(self, value: float) -> float:
+        return float(min(max(value, self._min), self._max))  # type: ignore[type-var]
 
     def __getstate__(self):
         return (self._sketch, self._min, self._max)

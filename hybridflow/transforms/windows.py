@@ -25,6 +25,7 @@ __all__ = [
     "SessionWindow",
     "WindowSpec",
     "window_spec",
+    "WINDOW_FORMS",
     "Accumulation",
     "TriggerSpec",
     "trigger_spec",
@@ -120,36 +121,68 @@ WindowSpec = Union[FixedWindow, SlidingWindow, SessionWindow]
 _KINDS = {"fixed": FixedWindow, "sliding": SlidingWindow, "session": SessionWindow, "sessions": SessionWindow}
 
 
+#: What :func:`window_spec` accepts, as its errors name it.
+WINDOW_FORMS = (
+    "fixed:SIZE[/OFFSET], sliding:SIZE/PERIOD[/OFFSET] or session:GAP with durations "
+    "such as 90s, 10m, 2h (e.g. sliding:10m/1m), or a mapping like "
+    "{type: sliding, size: 10m, period: 1m}"
+)
+
+
+def _window_error(value: Any, problem: str) -> SchemaError:
+    return SchemaError(f"window {value!r}: {problem}; accepted: {WINDOW_FORMS}")
+
+
+def _required(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+
+
+def _construct(value: Any, cls, params: Mapping[str, Any]) -> WindowSpec:
+    missing = [name for name in _required(cls) if name not in params]
+    if missing:
+        raise _window_error(value, f"{_kind_name(cls)} needs {', '.join(missing)}")
+    try:
+        return cls(**params)
+    except SchemaError as exc:
+        raise _window_error(value, str(exc)) from None
+
+
+def _kind_name(cls) -> str:
+    return next(kind for kind, c in _KINDS.items() if c is cls)
+
+
 def window_spec(value: Union[WindowSpec, Mapping[str, Any], str]) -> WindowSpec:
     """A window spec from a spec, a dict (``{"type": "sliding", "size": "10m",
-    "period": "1m"}``) or text (``fixed:60s``, ``sliding:10m/1m``, ``session:5m``)."""
+    "period": "1m"}``) or text (``fixed:60s``, ``sliding:10m/1m``, ``session:5m``).
+
+    Anything else is one :class:`~hybridflow.errors.SchemaError` naming the
+    value and :data:`WINDOW_FORMS`."""
     if isinstance(value, (FixedWindow, SlidingWindow, SessionWindow)):
         return value
     if isinstance(value, str):
-        kind, _, args = value.partition(":")
+        kind, colon, args = value.partition(":")
         cls = _KINDS.get(kind.strip().lower())
-        if cls is None or not args:
-            raise SchemaError(
-                f"window {value!r}: write fixed:SIZE, sliding:SIZE/PERIOD or session:GAP "
-                "(e.g. sliding:10m/1m)"
-            )
+        if cls is None:
+            problem = f"unknown window type {kind.strip()!r}" if colon else "no window type"
+            raise _window_error(value, problem)
         parts = [p.strip() for p in args.split("/")]
         names = [f.name for f in dataclasses.fields(cls)]
+        if any(not p for p in parts):
+            raise _window_error(value, "an empty duration")
         if len(parts) > len(names):
-            raise SchemaError(f"window {value!r}: too many parts for {kind}")
-        return cls(**dict(zip(names, parts)))
+            raise _window_error(value, f"too many parts for {_kind_name(cls)}")
+        return _construct(value, cls, dict(zip(names, parts)))
     if isinstance(value, Mapping):
         params = dict(value)
-        kind = str(params.pop("type", "")).lower()
-        cls = _KINDS.get(kind)
+        cls = _KINDS.get(str(params.pop("type", "")).strip().lower())
         if cls is None:
-            raise SchemaError(f"window {value!r}: type must be one of fixed, sliding, session")
+            raise _window_error(value, "type must be one of fixed, sliding, session")
         allowed = {f.name for f in dataclasses.fields(cls)}
         unknown = set(params) - allowed
         if unknown:
-            raise SchemaError(f"window {value!r}: unknown keys {sorted(unknown)} for {kind}; use {sorted(allowed)}")
-        return cls(**params)
-    raise SchemaError(f"{value!r} is not a window spec")
+            raise _window_error(value, f"unknown keys {sorted(unknown)} for {_kind_name(cls)} (use {sorted(allowed)})")
+        return _construct(value, cls, params)
+    raise _window_error(value, "not a window spec")
 
 
 class Accumulation(str, enum.Enum):

@@ -250,16 +250,14 @@ def test_python_m_prints_the_providers_path():
     assert textwrap.dedent(open(beam_yaml.PROVIDERS_FILE).read()).count("hybridflow.beam_yaml.") == 8
 
 
-def _readme_portable_block():
-    import pathlib
-    import re
+def _portable_block():
+    from tests._docs import example
 
-    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
-    return re.search(r"<!-- example: yaml-portable -->\n```yaml\n(.*?)```", readme, re.S).group(1)
+    return example("transforms.md", "yaml-portable", "yaml")
 
 
 def test_the_portable_providers_are_the_shipped_transforms_served_by_the_package():
-    """The README's portable form is what `python -m hybridflow.beam_yaml --portable` prints for this
+    """docs/transforms.md's portable form is what `python -m hybridflow.beam_yaml --portable` prints for this
     version, and Beam YAML reads it as a python provider that installs hybridflow==VERSION."""
     import subprocess
     import sys
@@ -269,7 +267,7 @@ def test_the_portable_providers_are_the_shipped_transforms_served_by_the_package
 
     import hybridflow
 
-    block = yaml.safe_load(_readme_portable_block())
+    block = yaml.safe_load(_portable_block())
     printed = subprocess.run([sys.executable, "-m", "hybridflow.beam_yaml", "--portable"],
                              capture_output=True, text=True, timeout=120, check=True).stdout
     assert yaml.safe_load(printed) == block == {"providers": beam_yaml.portable_providers()}
@@ -284,7 +282,7 @@ def test_the_portable_providers_are_the_shipped_transforms_served_by_the_package
 
 
 def test_a_day_is_24_hours_in_hybridflow_and_12_in_beam_yamls_window_into():
-    """The README's note on durations stays true (if Beam fixes its 'd', the note must go)."""
+    """docs/transforms.md's note on durations stays true (if Beam fixes its 'd', the note must go)."""
     from apache_beam.yaml.yaml_provider import YamlProviders
 
     from hybridflow.durations import parse_duration

@@ -44,3 +44,13 @@ def test_columnar_errors_name_the_fix():
     lookup = InMemoryLookup([CardProfile("c1", 1, 1.0, 0.0, ["US"], START)], key="card_id")
     with pytest.raises(SchemaError, match="ToRecords"):
         untimed | Enrich(key="card_id", handler=lookup)
+
+
+def test_a_table_step_without_a_declared_type_names_arrow_tables():
+    """A step of the user's over tables (beam.Map) yields untyped elements: the
+    next hybridflow transform says how to declare them."""
+    p = beam.Pipeline(runner="FnApiRunner")
+    tables = p | CreateEvents(transactions([("c1", 1.0, 5)])) | ToTables("event_time")
+    untyped = tables | beam.Map(lambda table: table.filter(table.column("amount").is_valid()))
+    with pytest.raises(SchemaError, match=r"with_output_types\(hybridflow\.columnar\.arrow_tables\("):
+        untyped | WindowedAggregate(key="card_id", window="fixed:60s", aggregations={"n": "count"})

@@ -27,7 +27,7 @@ def test_other_schemes():
 @pytest.mark.parametrize("bad, message", [
     ("", r"^empty endpoint URI '': give a path or scheme://"),
     ("   ", r"^empty endpoint URI '   ': give a path or scheme://"),
-    ("kafka://", r"^'kafka://': nothing after kafka://; see the README for URI forms"),
+    ("kafka://", r"^'kafka://': nothing after kafka://; see docs/connectors.md for URI forms"),
     ("out/file.txt", r"^'out/file.txt': cannot tell the file format; end the path with one of .avro, .csv, "
                      r".*or add \?format=<jsonl\|csv\|avro\|parquet\|orc\|ecs>"),
     ("out/x?format=xml", r"^'out/x\?format=xml': unknown format 'xml'; use one of jsonl, csv, avro, parquet"),

@@ -55,7 +55,7 @@ def test_processing_time_triggers_on_prism(runner, batch_windows, tmp_path):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the failed job's data threads
 @pytest.mark.parametrize("runner", runner_params("flink"), indirect=True)
 def test_flink_refuses_teststream_processing_time(runner, tmp_path):
-    """What the README's table says: Beam's Flink runner cannot advance a
+    """What docs/runners.md's table says: Beam's Flink runner cannot advance a
     TestStream's processing time (and does not fire our processing-time
     timers on a real stream either; the fraud pipeline refuses --early_every
     on Flink)."""

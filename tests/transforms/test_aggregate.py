@@ -1,10 +1,14 @@
 """WindowedAggregate: exact batch results, streaming panes and late data, parity."""
 
+from typing import NamedTuple, Optional
+
 import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.utils.timestamp import Timestamp
 
 from hybridflow import SchemaError, WindowedAggregate
+from hybridflow.schemas import register
 from hybridflow.testing import (
     START,
     Collect,
@@ -234,3 +238,80 @@ def test_parity_batch_equals_streaming(window, tmp_path):
     approx = {(r.card_id, r.window_start): (r.sd, r.ids, r.p50, r.p95) for r in batch_rows}
     assert approx == {(r.card_id, r.window_start): (r.sd, r.ids, r.p50, r.p95)
                       for r in stream_rows if r.pane == "ON_TIME"}
+
+
+class Reading(NamedTuple):
+    machine: str
+    sensor: str
+    hits: int
+    value: float
+    event_time: Timestamp
+
+
+register(Reading)
+BIG = 2**53 + 1  # not a float: an int sum through floats would lose it
+
+
+def readings(rows):
+    """(machine, sensor, hits, value, seconds after START) -> Readings."""
+    return [Reading(m, s, c, v, START + t) for m, s, c, v, t in rows]
+
+
+READINGS = readings([
+    ("m1", "a", BIG, 1.5, 1), ("m1", "b", 2, 2.5, 2), ("m2", "a", 3, 0.5, 3), ("m1", "a", 4, 1.0, 61),
+])
+INT_AGGS = {"n": "count", "total": "sum(hits)", "hi": "max(hits)", "lo": "min(hits)", "v": "sum(value)"}
+
+
+class TestKeysAndTypes:
+    def _rows(self, key, tmp_path, name):
+        with batch_pipeline() as p:
+            out = p | CreateEvents(READINGS) | WindowedAggregate(key=key, window="fixed:60s", aggregations=INT_AGGS)
+            out.aggregates | Collect(tmp_path / name)
+            element_type = out.aggregates.element_type
+        return collected(tmp_path / name), element_type
+
+    def test_keyless_gives_one_row_per_window_with_exact_ints(self, tmp_path):
+        rows, element_type = self._rows(None, tmp_path, "keyless")
+        assert sorted((secs(r.window_start), r.n, r.total, r.hi, r.lo, r.v) for r in rows) == [
+            (0, 3, BIG + 5, BIG, 2, 4.5), (60, 1, 4, 4, 4, 1.0),
+        ]
+        assert all(type(r.total) is int and type(r.hi) is int for r in rows)
+        types = dict(element_type._fields)
+        assert "machine" not in types
+        assert types["total"] is int and types["hi"] == Optional[int] and types["v"] is float
+
+    def test_composite_key_gives_one_field_per_key_field(self, tmp_path):
+        rows, element_type = self._rows(["machine", "sensor"], tmp_path, "composite")
+        assert sorted((r.machine, r.sensor, secs(r.window_start), r.n, r.total) for r in rows) == [
+            ("m1", "a", 0, 1, BIG), ("m1", "a", 60, 1, 4), ("m1", "b", 0, 1, 2), ("m2", "a", 0, 1, 3),
+        ]
+        assert [n for n, _ in element_type._fields][:3] == ["machine", "sensor", "window_start"]
+
+    @pytest.mark.streaming
+    @pytest.mark.parametrize("key", [None, ("machine", "sensor")])
+    def test_keyless_and_composite_streaming_equal_batch(self, key, tmp_path):
+        batch, _ = self._rows(key, tmp_path, "batch")
+        with streaming_pipeline() as p:
+            items = READINGS[:2] + [Watermark(START + 30)] + READINGS[2:]
+            out = p | EventStream(items) | WindowedAggregate(key=key, window="fixed:60s", aggregations=INT_AGGS)
+            out.aggregates | Collect(tmp_path / "stream")
+        assert sorted(map(tuple, collected(tmp_path / "stream"))) == sorted(map(tuple, batch))
+
+    @pytest.mark.parametrize("key, aggregations, named", [
+        ("window_start", {"n": "count"}, "window_start"),
+        (["machine", "pane"], {"n": "count"}, "pane"),
+        ("machine", {"pane_index": "count"}, "pane_index"),
+        ("machine", {"machine": "count"}, "machine"),
+    ])
+    def test_reserved_output_names_are_schema_errors(self, key, aggregations, named):
+        with pytest.raises(SchemaError, match=named):
+            WindowedAggregate(key=key, window="fixed:60s", aggregations=aggregations)
+
+    def test_bad_keys_are_schema_errors(self):
+        with pytest.raises(SchemaError, match="repeated"):
+            WindowedAggregate(key=["machine", "machine"], window="fixed:60s", aggregations={"n": "count"})
+        with pytest.raises(SchemaError, match="sensorx"):
+            with batch_pipeline() as p:
+                _ = p | CreateEvents(READINGS) | WindowedAggregate(
+                    key=["machine", "sensorx"], window="fixed:60s", aggregations={"n": "count"})

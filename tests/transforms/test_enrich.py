@@ -234,3 +234,53 @@ def test_parity_batch_equals_streaming(source, tmp_path):
     assert sorted(collected(tmp_path / "batch")) == sorted(collected(tmp_path / "stream")) == [
         ("c1", 10.0, 50.0, ["US"]), ("c1", 30.0, 50.0, ["US"])]
     assert collected(tmp_path / "batch-dead") == collected(tmp_path / "stream-dead") == ["missing_key"] * 2
+
+
+# -- joining on the window of aggregated rows --------------------------------------------
+
+WINDOWED = transactions(
+    [("c1", 10.0, 1), ("c1", 30.0, 20), ("c2", 5.0, 30), ("c1", 7.0, 61), ("c2", 1.0, 125), ("c3", 2.0, 10)]
+)
+
+
+@pytest.mark.parametrize("columnar", [False, True])
+def test_join_on_key_and_window_of_aggregated_rows(columnar, tmp_path):
+    """Each transaction gets its card's mean over its own minute (from WindowedAggregate's rows);
+    a (card, minute) the table lacks is a dead letter naming the window; keyless: the minute's max."""
+    from hybridflow import WindowedAggregate
+    from hybridflow.columnar import ToRecords, ToTables
+
+    with batch_pipeline() as p:
+        txns = p | CreateEvents(WINDOWED)
+        history = txns | "NotC3" >> beam.Filter(lambda t: t.card_id != "c3")
+        if columnar:
+            txns = txns | ToTables("event_time", batch_size=4)
+            history = history | "HistoryTables" >> ToTables("event_time")
+        means = history | "Means" >> WindowedAggregate(
+            key="card_id", window="fixed:60s", aggregations={"avg": "mean(amount)"})
+        peaks = txns | "Peaks" >> WindowedAggregate(key=None, window="fixed:60s", aggregations={"peak": "max(amount)"})
+        by_card = txns | "ByCard" >> Enrich(
+            means.aggregates, key="card_id", window="fixed:60s", fields=["avg"], on_missing="dead_letter")
+        by_minute = txns | "ByMinute" >> Enrich(peaks.aggregates, window="fixed:60s", prefix="minute_")
+        records = by_card.records | "R1" >> ToRecords() if columnar else by_card.records
+        minute = by_minute.records | "R2" >> ToRecords() if columnar else by_minute.records
+        records | beam.Map(lambda r: (r.card_id, r.amount, r.avg)) | "Out" >> Collect(tmp_path / "out")
+        minute | beam.Map(lambda r: (r.amount, r.minute_peak)) | "Minute" >> Collect(tmp_path / "minute")
+        by_card.dead_letters | beam.Map(lambda d: d.message) | "Dead" >> Collect(tmp_path / "dead")
+    assert collected(tmp_path / "dead") == [
+        "no reference row for card_id='c3' in the window starting at 2026-01-01T00:00:00Z"]
+    assert sorted(collected(tmp_path / "out")) == [
+        ("c1", 7.0, 7.0), ("c1", 10.0, 20.0), ("c1", 30.0, 20.0), ("c2", 1.0, 1.0), ("c2", 5.0, 5.0)]
+    assert sorted(collected(tmp_path / "minute")) == [
+        (1.0, 1.0), (2.0, 30.0), (5.0, 30.0), (7.0, 7.0), (10.0, 30.0), (30.0, 30.0)]
+
+
+def test_window_join_is_checked_at_construction():
+    with pytest.raises(SchemaError, match="use fixed:SIZE"):
+        Enrich(beam.pvalue.PBegin(None), key="card_id", window="sliding:60s/10s")
+    with pytest.raises(SchemaError, match="table_key='card' needs key"):
+        Enrich(beam.pvalue.PBegin(None), table_key="card", window="fixed:60s")
+    with pytest.raises(SchemaError, match="window_start"):
+        with batch_pipeline() as p:
+            profiles = p | "Profiles" >> beam.Create(PROFILES)
+            _ = p | CreateEvents(TXNS) | Enrich(profiles, key="card_id", window="fixed:60s")

@@ -177,14 +177,12 @@ def test_streaming_alerts_launch_real_batch_runs(tmp_path):
 
 
 @pytest.mark.streaming
-def test_readme_event_driven_example_runs(tmp_path):
-    import pathlib
-    import re
+def test_the_event_driven_example_of_the_orchestration_page_runs(tmp_path):
+    from tests._docs import example
 
-    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
-    (block,) = re.findall(r"<!-- example: launch-on-alert -->\n```python\n(.*?)```", readme, re.S)
-    namespace = {"__name__": "readme_launch_example"}
-    exec(compile(block, "README.md", "exec"), namespace)
+    block = example("orchestration.md", "launch-on-alert", "python")
+    namespace = {"__name__": "docs_launch_example"}
+    exec(compile(block, "docs/orchestration.md", "exec"), namespace)
     namespace["run"](str(tmp_path))
 
 
