@@ -352,6 +352,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from hybridflow.logs import CommandLog
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("HYBRIDFLOW_TRACEBACK"):
+        sys.excepthook = _redacted_excepthook  # the traceback of an error re-raised below
     log: Optional[CommandLog] = None
     try:
         with _Stop():
@@ -394,9 +396,20 @@ def _log_failure(log, exc: BaseException) -> None:
 
 def _say(line: str, code: int) -> int:
     from hybridflow.logs import terminal
+    from hybridflow.redaction import redact  # an exception's message may hold a URI with its password
 
-    print(line, file=terminal())
+    print(redact(line), file=terminal())
     return code
+
+
+def _redacted_excepthook(kind, value, tb) -> None:
+    """``HYBRIDFLOW_TRACEBACK=1`` shows the traceback of a failure, with every
+    URI's password or token in it redacted as in the one-line errors."""
+    import traceback
+
+    from hybridflow.redaction import redact
+
+    sys.__stderr__.write(redact("".join(traceback.format_exception(kind, value, tb))))
 
 
 def _dispatch(args, rest: Sequence[str], out) -> int:

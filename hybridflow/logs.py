@@ -10,7 +10,7 @@ and the traceback of a failure to one file per command::
 (``$HYBRIDFLOW_LOG_DIR`` overrides the directory; when it cannot be created,
 a directory under the system's temporary directory is used; the newest
 :data:`KEEP` files are kept). While a command runs, ``sys.stderr`` writes to
-the file too (Beam's workers print tracebacks there); the terminal gets
+the file too, each line redacted (Beam's workers print tracebacks there); the terminal gets
 hybridflow's own lines through :func:`terminal`: its warnings and, for a
 failure, one line naming the problem, the fix and this file (see
 :func:`hybridflow.errors.report`). ``--log_level LEVEL`` also shows every
@@ -57,6 +57,41 @@ class _OwnRecords(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.name == "hybridflow" or record.name.startswith("hybridflow.")
+
+
+class _RedactingStream:
+    """What ``sys.stderr`` is while a :class:`CommandLog` runs: text printed to
+    stderr (a worker's traceback, a library's print) goes to the log file a
+    line at a time, each line redacted like log records are
+    (:func:`hybridflow.redaction.redact`), so a URI's password or token
+    printed by any code never reaches the file."""
+
+    def __init__(self, stream: IO[str]):
+        self._stream = stream
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        from hybridflow.redaction import redact
+
+        with self._lock:
+            lines = (self._partial + text).split("\n")
+            self._partial = lines.pop()  # after the last newline: kept until its line ends
+            if lines:
+                self._stream.write("".join(redact(line) + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        from hybridflow.redaction import redact
+
+        with self._lock:
+            if self._partial:
+                self._stream.write(redact(self._partial))
+                self._partial = ""
+        self._stream.flush()
+
+    def __getattr__(self, name):  # fileno, encoding, isatty ... of the file
+        return getattr(self._stream, name)
 
 
 class CommandLog:
@@ -112,7 +147,7 @@ class CommandLog:
             self._file.setLevel(logging.INFO)
             root.addHandler(self._file)
             _TERMINAL = sys.stderr
-            sys.stderr = self._file.stream  # prints to stderr (workers' tracebacks) go to the file
+            sys.stderr = _RedactingStream(self._file.stream)  # prints to stderr (workers' tracebacks): the file
         levels = [logging.INFO] + ([logging.getLevelName(self.level)] if self.level else [])
         root.setLevel(min(levels))
         logging.captureWarnings(True)
@@ -159,6 +194,8 @@ class CommandLog:
     def _restore(self) -> None:
         global _TERMINAL
         level, handlers, excepthook, unraisablehook, stderr = self._saved
+        if isinstance(sys.stderr, _RedactingStream):
+            sys.stderr.flush()
         sys.stderr, _TERMINAL = stderr, None
         root = logging.getLogger()
         for handler in (self._console, self._file):

@@ -133,3 +133,39 @@ def test_summary_metrics_json_dead_letters_and_logs_never_show_a_webhook_token(t
     assert "urllib3.connectionpool" in result.stderr  # the DEBUG request lines were logged ...
     for name, text in texts.items():
         assert TOKEN not in text, name  # ... without the token
+
+
+def test_text_printed_to_stderr_reaches_the_log_file_redacted(tmp_path, monkeypatch):
+    """While a command runs, stderr goes to its log file (a worker's
+    traceback, a library's print): every line is redacted, also one written
+    in pieces."""
+    from hybridflow.logs import CommandLog
+
+    monkeypatch.setenv("HYBRIDFLOW_LOG_DIR", str(tmp_path))
+    log = CommandLog("run").start()
+    try:
+        print(f"connecting to {PG}?table=orders", file=sys.stderr)
+        sys.stderr.write("retrying postgresql://etl:")
+        sys.stderr.write(f"{PASSWORD}@127.0.0.1:1/shop")  # the line ends at stop()
+    finally:
+        log.stop()
+    text = open(log.path).read()
+    assert PASSWORD not in text
+    assert "connecting to postgresql://etl:***@127.0.0.1:1/shop?table=orders\n" in text
+    assert text.endswith("retrying postgresql://etl:***@127.0.0.1:1/shop")
+
+
+def test_the_traceback_shown_with_hybridflow_traceback_is_redacted(monkeypatch, capfd):
+    from hybridflow import cli
+
+    monkeypatch.setenv("HYBRIDFLOW_TRACEBACK", "1")
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    assert cli.main(["profiles"]) == 0
+    assert sys.excepthook is cli._redacted_excepthook
+    try:
+        raise RuntimeError(f"cannot reach {PG}?table=orders")
+    except RuntimeError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    err = capfd.readouterr().err
+    assert "Traceback (most recent call last)" in err and PASSWORD not in err
+    assert "RuntimeError: cannot reach postgresql://etl:***@127.0.0.1:1/shop?table=orders" in err
