@@ -148,15 +148,15 @@ def test_baselines_alerts_and_dead_letters_equal_an_independent_computation(batc
     assert summary.records_read == INPUT["count"] + HISTORY["count"]
 
 
-def test_each_rule_launches_one_maintenance_job_per_window_and_cooldown(batch_run):
+def test_each_machine_and_rule_launches_one_maintenance_job_per_cooldown(batch_run):
     out, _ = batch_run
     alerts = read_jsonl(out, "alerts")
     launches = read_jsonl(out, "launches")
     assert launches and {l["status"] for l in launches} == {"dry_run"}
     expected = []
-    for rule in sorted({a["rule"] for a in alerts}):  # LaunchOnAlert's policy, by hand: 1 h cooldown per rule
+    for rule, key in sorted({(a["rule"], a["key"]) for a in alerts}):  # by hand: 1 h cooldown per rule and machine
         last = None
-        for a in sorted((a for a in alerts if a["rule"] == rule),
+        for a in sorted((a for a in alerts if (a["rule"], a["key"]) == (rule, key)),
                         key=lambda a: (_micros(a["event_time"]), a["key"], a["alert_id"])):
             if last is None or _micros(a["event_time"]) >= last + 3600 * 10**6:
                 last = _micros(a["event_time"])
@@ -204,31 +204,27 @@ def test_batch_and_streaming_scoring_give_the_same_alerts_and_windows(tmp_path):
 # The CLI, as a user runs it
 
 
-def test_cli_generate_run_report_and_a_maintenance_job(hybridflow_cmd, tmp_path):
-    small = dict(INPUT, count=1200)
-    data, out = tmp_path / "data", tmp_path / "out"
+def test_the_docs_batch_commands_and_the_maintenance_job_they_record(hybridflow_cmd, tmp_path):
+    """docs/iot.md's commands as a user runs them (generate, run, report), then
+    the first recorded maintenance job, run as the launcher would have."""
+    from tests._docs import example, run_sh
 
-    def cli(*args):
-        result = subprocess.run([*hybridflow_cmd, *args], capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout
-
-    assert "synthetic://readings" in cli("describe", "iot")
-    cli("generate", "iot", "--out", str(data), "--count", "1200")
-    inputs = sorted(p.name for p in data.iterdir())
-    assert inputs and all(name.endswith(".jsonl") for name in inputs)
-    stdout = cli("run", "iot", f"--input={uri(small)}", f"--history={uri(HISTORY)}", f"--output={out}",
-                 "--runner=FnApiRunner")
-    assert "alerts" in stdout
-    alerts = read_jsonl(out, "alerts")
-    assert alerts and (out / "_SUCCESS").exists()
-    cli("report", "iot", "--input", str(out), "--out", str(tmp_path / "report.html"))
-    assert "Machines by peak temperature" in (tmp_path / "report.html").read_text()
-    # the first recorded maintenance job, run as the launcher would have: that machine only
+    done = run_sh(example("iot.md", "iot-batch", "sh"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = tmp_path / "output" / "iot-files"
+    assert (out / "_SUCCESS").exists() and read_jsonl(out, "alerts")
+    assert "Machines by peak temperature" in (tmp_path / "iot-report.html").read_text()
     launch = read_jsonl(out, "launches")[0]
     command = shlex.split(launch["command"])
-    args = command[command.index("run") + 1:]
-    assert args[0] == "iot"
-    cli("run", *args, "--runner=FnApiRunner")
-    job = out / "maintenance" / launch["launch_id"]
-    assert {r["machine_id"] for r in read_jsonl(job, "aggregates")} == {launch["key"]}
+    assert command[command.index("run") + 1] == "iot" and f"--machine={launch['key']}" in command
+    job = subprocess.run([*hybridflow_cmd, *command[command.index("run"):], "--runner=FnApiRunner"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert job.returncode == 0, job.stderr[-3000:]
+    windows = read_jsonl(tmp_path / launch["job"], "aggregates")
+    assert windows and {w["machine_id"] for w in windows} == {launch["key"]}
+
+
+def test_describe_names_the_generator(hybridflow_cmd):
+    result = subprocess.run([*hybridflow_cmd, "describe", "iot"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "from: entry point iot of hybridflow" in result.stdout and "synthetic://readings" in result.stdout

@@ -9,8 +9,8 @@ Scoring, the same transforms in both modes
 -> per reading, its model's limits and the over-limit rules -> per machine,
 sliding windows of each sensor, joined with the machine's baseline -> drift
 rules (z-score of the window mean) -> alerts, with a cooldown -> a
-maintenance batch job launched per alert (``LaunchOnAlert``: once per rule
-and window, then not again within ``--maintenance_cooldown``).
+maintenance batch job launched per alert (``LaunchOnAlert`` per machine: once
+per rule, machine and window, then not again within ``--maintenance_cooldown``).
 
 ``--mode batch`` scores a bounded input; ``--mode streaming`` an unbounded one.
 Both compare with baselines from ``--history`` (default: a synthetic history
@@ -116,7 +116,8 @@ class IotOptions(PipelineParameters):
             "--maintenance_cooldown",
             type=duration_arg,
             default=3600.0,
-            help="Event time after a maintenance launch of a rule during which that rule launches no other.",
+            help="Event time after a maintenance launch for a machine and rule during which that rule "
+            "launches no other for that machine.",
         )
         parser.add_argument(
             "--machine",
@@ -216,7 +217,7 @@ def build(p: beam.Pipeline, options: PipelineOptions) -> dict[str, Any]:
     }
     if io.maintenance != "none":
         launched = scored["alerts"] | "Maintenance" >> LaunchOnAlert(
-            _maintenance_launcher(options), cooldown=io.maintenance_cooldown
+            _maintenance_launcher(options), cooldown=io.maintenance_cooldown, per_key=True
         )
         outputs["launches"] = launched.launches
         dead_letters.append(launched.dead_letters)
