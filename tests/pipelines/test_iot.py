@@ -178,8 +178,9 @@ def _records(params):
 
 @pytest.mark.streaming
 def test_batch_and_streaming_scoring_give_the_same_alerts_and_windows(tmp_path):
-    live = _records(dict(count=480, rate=0.5, seed=3, population=5, machines=4, drifting=0.5, drift_after=300.0,
-                         wear=30.0, late=0.0))
+    # 4 machines, a reading each every 20 s for 13 minutes; two wear fast from minute 3
+    live = _records(dict(count=160, rate=0.2, seed=3, population=5, machines=4, drifting=0.5, drift_after=200.0,
+                         wear=40.0, late=0.0))
     baselines, _, _ = _expected()
     rows = [beam.Row(machine_id=m, **{k: v for k, v in b.items()}) for m, b in sorted(baselines.items())]
 
