@@ -229,3 +229,29 @@ def test_describe_names_the_generator(hybridflow_cmd):
     result = subprocess.run([*hybridflow_cmd, "describe", "iot"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "from: entry point iot of hybridflow" in result.stdout and "synthetic://readings" in result.stdout
+
+
+@pytest.mark.streaming
+@pytest.mark.prism
+@pytest.mark.slow
+def test_cli_streaming_on_prism(hybridflow_cmd, tmp_path):
+    """`hybridflow run iot --mode streaming --profile prism`: alerts printed as
+    they are raised, only for the wearing machines, and a clean exit."""
+    from hybridflow.testing.runners import prism_binary
+    from hybridflow.testing.services.pytest_plugin import provisioned
+
+    provisioned(prism_binary)
+    history = dict(HISTORY, count=800)  # 100 readings per machine
+    live = "synthetic://readings?rate=20&seed=7&population=5&machines=8&drifting=0.25&drift_after=5&wear=240"
+    result = subprocess.run(
+        [*hybridflow_cmd, "run", "iot", "--mode", "streaming", "--profile", "prism", "--duration", "20s",
+         f"--input={live}", f"--history={uri(history)}", f"--output={tmp_path / 'out'}"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "pipeline iot (streaming) on PrismRunner (Prism): DONE in " in result.stdout
+    assert "records read     1200\n" in result.stdout  # 800 history + 20 s at 20 a second
+    keys = {line.split("machine_id=")[1].split(":")[0] for line in result.stdout.splitlines()
+            if line.startswith("ALERT ")}
+    worn = {f"machine-{k:04d}" for k in range(8) if SyntheticReadings(**{**history, "drifting": 0.25}).machine(k).drift_per_hour}
+    assert keys and keys <= worn
