@@ -73,8 +73,11 @@ class Rule:
 
 def _check_threshold(name: str, threshold: Any) -> None:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-        hint = (f"; to compare with the field {threshold!r} of each record, use threshold_field={threshold!r}"
-                if isinstance(threshold, str) else "")
+        hint = ""
+        if isinstance(threshold, str):
+            hint = f"; to compare with the field {threshold!r} of each record, use threshold_field={threshold!r}"
+        elif threshold is None:
+            hint = "; give threshold=NUMBER, or threshold_field=FIELD to compare with another field"
         raise SchemaError(f"rule {name!r}: threshold {threshold!r} must be a finite number{hint}")
 
 

@@ -19,7 +19,6 @@ from hybridflow.pipelines.run import run_pipeline
 from hybridflow.schemas import to_timestamp
 from hybridflow.testing import Collect, CreateEvents, EventStream, batch_pipeline, collected, streaming_pipeline
 
-FLEET = "population=5&machines=8"
 # 8 machines, a reading each every 8 s; an hour, the wear (6x the realistic pace) from minute 10
 INPUT = dict(count=3600, rate=1.0, seed=2, population=5, machines=8, drifting=0.25, drift_after=600.0, wear=6.0,
              malformed=0.03, late=0.0)
