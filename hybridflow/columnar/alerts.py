@@ -33,6 +33,9 @@ def _candidates(rule, table):
             column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
         )
 
+    def valid(name):
+        return table.column(name).is_valid().to_numpy(zero_copy_only=False)
+
     def history(count_field, min_count):
         if count_field is None:
             return np.ones(n, dtype=bool)
@@ -42,11 +45,16 @@ def _candidates(rule, table):
     with np.errstate(invalid="ignore", divide="ignore"):
         if isinstance(rule, Rule):
             value = floats(rule.field)
-            t = float(rule.threshold)
-            margin = 1e-9 * abs(t) + 1e-300
+            # a constant, or the per-record threshold column (null: NaN, never a candidate)
+            t = float(rule.threshold) if rule.threshold_field is None else floats(rule.threshold_field)
+            margin = 1e-9 * np.abs(t) + 1e-300
             loose = {">": value > t - margin, ">=": value >= t - margin, "<": value < t + margin,
                      "<=": value <= t + margin, "==": np.abs(value - t) <= margin, "!=": value == value}[rule.op]
-            return loose | (np.isnan(value) & table.column(rule.field).is_valid().to_numpy(zero_copy_only=False))
+            # a NaN that is a value, not a null, is compared by the per-element evaluator itself
+            nan_values = [np.isnan(value) & valid(rule.field)]
+            if rule.threshold_field is not None:
+                nan_values.append(np.isnan(t) & valid(rule.threshold_field) & valid(rule.field))
+            return loose | np.logical_or.reduce(nan_values)
         if isinstance(rule, ZScoreRule):
             value, mean = floats(rule.value_field), floats(rule.mean_field)
             sd = np.maximum(np.nan_to_num(floats(rule.stddev_field), nan=0.0), rule.min_stddev)

@@ -145,19 +145,22 @@ class LaunchRequest:
     event_time: Timestamp
     window_start: Optional[Timestamp] = None
     window_end: Optional[Timestamp] = None
+    per_key: bool = False  # launches are decided per rule and key (LaunchOnAlert(per_key=True))
 
     @property
     def launch_id(self) -> str:
-        """Deterministic id of the (rule, window): at most one launch has it."""
+        """Deterministic id of the (rule, window), or of the (rule, key,
+        window) when launches are per key: at most one launch has it."""
         window = (
             f"{self.window_start.micros}-{self.window_end.micros}"
             if self.window_start is not None and self.window_end is not None
             else f"t{self.event_time.micros}"
         )
-        return hashlib.sha1(f"{self.rule}|{window}".encode()).hexdigest()[:16]
+        scope = f"{self.rule}|{self.key}" if self.per_key else self.rule
+        return hashlib.sha1(f"{scope}|{window}".encode()).hexdigest()[:16]
 
     @classmethod
-    def from_alert(cls, alert) -> "LaunchRequest":
+    def from_alert(cls, alert, per_key: bool = False) -> "LaunchRequest":
         return cls(
             rule=alert.rule,
             key=alert.key,
@@ -166,11 +169,12 @@ class LaunchRequest:
             event_time=alert.event_time,
             window_start=alert.window_start,
             window_end=alert.window_end,
+            per_key=per_key,
         )
 
     def fields(self) -> dict:
-        """The request's fields (they are also fields of :class:`LaunchRecord`)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """The request's fields that are also fields of :class:`LaunchRecord`."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in LaunchRecord._fields}
 
     def placeholders(self) -> dict[str, str]:
         """Values for ``{name}`` in launcher arguments. Those from the alert's

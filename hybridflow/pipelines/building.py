@@ -4,7 +4,8 @@
   (``Read<Name>``, ``Parse<Name>``), columnar where the input allows it;
 - :func:`stream_uri`: adds ``--duration`` to an unbounded synthetic input;
 - :func:`file_sinks`: ``{output: <output dir>/<output>.<format>}``;
-- :func:`check_window`, :func:`check_inputs`, :func:`runner_name`: the checks
+- :func:`check_window`, :func:`check_inputs`, :func:`check_side_inputs`,
+  :func:`runner_name`: the checks
   of a pipeline's ``validate`` that are the same everywhere, as one-line
   usage errors naming the flag.
 """
@@ -20,7 +21,10 @@ from hybridflow.errors import InvalidOptionError
 from hybridflow.options import HybridflowOptions
 from hybridflow.redaction import redact
 
-__all__ = ["read_records", "can_read_columnar", "stream_uri", "file_sinks", "check_window", "check_inputs", "runner_name"]
+__all__ = [
+    "read_records", "can_read_columnar", "stream_uri", "file_sinks", "check_window", "check_inputs",
+    "check_side_inputs", "runner_name",
+]
 
 
 def can_read_columnar(options: PipelineOptions, uri: str) -> bool:
@@ -108,3 +112,14 @@ def check_inputs(uris: Mapping[str, Optional[str]]) -> None:
             raise
         except Exception as exc:  # noqa: BLE001 - turn any URI problem into a usage error
             raise InvalidOptionError(f"--{flag}={redact(value)}: {exc}") from None
+
+
+def check_side_inputs(options: PipelineOptions, what: str) -> None:
+    """InvalidOptionError for a streaming run on Beam's portable Spark runner,
+    which does not support side inputs in streaming (``what`` names the
+    pipeline's side input, e.g. "the card profiles")."""
+    if options.view_as(HybridflowOptions).mode == "streaming" and runner_name(options) == "SparkRunner":
+        raise InvalidOptionError(
+            "--mode=streaming: Beam's portable Spark runner does not support side inputs in streaming "
+            f"({what} this pipeline joins); use --profile=flink or --profile=prism"
+        )

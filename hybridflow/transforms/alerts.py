@@ -27,31 +27,58 @@ _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """Fires when ``field <op> threshold``, e.g. ``txn_count >= 8``."""
+    """Fires when ``field <op> threshold``, e.g. ``txn_count >= 8``, or, with
+    ``threshold_field``, when ``field <op>`` another field of the same record,
+    e.g. ``mean > max_temp`` where ``max_temp`` came from an enrichment (a
+    per-key threshold). A record whose ``field`` or ``threshold_field`` is
+    null does not fire.
+    """
 
     name: str
     field: str
     op: str
-    threshold: float
+    threshold: Optional[float] = None
+    threshold_field: Optional[str] = None
 
     def __post_init__(self):
         if self.op not in _OPS:
             raise SchemaError(f"rule {self.name!r}: op {self.op!r}; use one of {' '.join(_OPS)}")
-        _check_threshold(self.name, self.threshold)
+        if self.threshold_field is None:
+            _check_threshold(self.name, self.threshold)
+        elif self.threshold is not None:
+            raise SchemaError(
+                f"rule {self.name!r}: threshold={self.threshold!r} and threshold_field={self.threshold_field!r} "
+                "both given; keep threshold for a constant or threshold_field to compare with another field"
+            )
+        elif not isinstance(self.threshold_field, str) or not self.threshold_field:
+            raise SchemaError(f"rule {self.name!r}: threshold_field={self.threshold_field!r} must be a field name")
 
     def fields(self) -> set[str]:
-        return {self.field}
+        return {self.field} | ({self.threshold_field} if self.threshold_field else set())
+
+    def numeric_fields(self) -> set[str]:
+        return self.fields()
+
+    def threshold_of(self, record) -> Optional[float]:
+        """The threshold for ``record``: the constant, or its ``threshold_field``."""
+        return self.threshold if self.threshold_field is None else getattr(record, self.threshold_field)
 
     def evaluate(self, record) -> Optional[tuple[float, str]]:
-        value = getattr(record, self.field)
-        if value is None or not _OPS[self.op](value, self.threshold):
+        value, threshold = getattr(record, self.field), self.threshold_of(record)
+        if value is None or threshold is None or not _OPS[self.op](value, threshold):
             return None
-        return float(value), f"{self.field}={value:g} {self.op} {self.threshold:g}"
+        against = f"{threshold:g}" if self.threshold_field is None else f"{self.threshold_field}={threshold:g}"
+        return float(value), f"{self.field}={value:g} {self.op} {against}"
 
 
 def _check_threshold(name: str, threshold: Any) -> None:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-        raise SchemaError(f"rule {name!r}: threshold {threshold!r} must be a finite number")
+        hint = ""
+        if isinstance(threshold, str):
+            hint = f"; to compare with the field {threshold!r} of each record, use threshold_field={threshold!r}"
+        elif threshold is None:
+            hint = "; give threshold=NUMBER, or threshold_field=FIELD to compare with another field"
+        raise SchemaError(f"rule {name!r}: threshold {threshold!r} must be a finite number{hint}")
 
 
 def _has_history(record, count_field: Optional[str], min_count: int) -> bool:
@@ -86,6 +113,12 @@ class ZScoreRule:
         names = {self.value_field, self.mean_field, self.stddev_field}
         return names | ({self.count_field} if self.count_field else set())
 
+    def numeric_fields(self) -> set[str]:
+        return self.fields()
+
+    def threshold_of(self, record) -> float:
+        return self.threshold
+
     def evaluate(self, record) -> Optional[tuple[float, str]]:
         value, mean = getattr(record, self.value_field), getattr(record, self.mean_field)
         if value is None or mean is None or not _has_history(record, self.count_field, self.min_count):
@@ -110,6 +143,12 @@ class NotInRule:
 
     def fields(self) -> set[str]:
         return {self.field, self.set_field} | ({self.count_field} if self.count_field else set())
+
+    def numeric_fields(self) -> set[str]:
+        return {self.count_field} if self.count_field else set()
+
+    def threshold_of(self, record) -> float:
+        return 1.0
 
     def evaluate(self, record) -> Optional[tuple[float, str]]:
         value, known = getattr(record, self.field), getattr(record, self.set_field)
@@ -173,7 +212,7 @@ class _EvaluateRules(beam.DoFn):
             if hit is None:
                 continue
             value, message = hit
-            threshold = float(getattr(rule, "threshold", 1.0))
+            threshold = float(rule.threshold_of(record))
             self._alerts.inc()
             self._per_rule[rule.name].inc()
             self._out.inc()
@@ -315,6 +354,15 @@ class ThresholdAlerts(beam.PTransform):
             raise SchemaError(
                 f"ThresholdAlerts: fields {missing} are not in the input ({', '.join(names)})"
             )
+        for rule in self._rules:
+            for name in sorted(rule.numeric_fields()):
+                info = names[name]
+                if info.is_list or info.type not in (int, float):
+                    raise SchemaError(
+                        f"ThresholdAlerts: rule {rule.name!r} compares field {name!r}, which is "
+                        f"{'a list' if info.is_list else info.type.__name__}, not a number; "
+                        "use an int or float field (cast it first, e.g. with beam.Map)"
+                    )
         evaluator = _EvaluateRules(self._rules, self._key, time_field, has_window)
         if columnar:  # vectorized pre-selection, the same evaluator on the candidate rows
             from hybridflow.columnar.alerts import EvaluateTables

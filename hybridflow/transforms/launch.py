@@ -121,10 +121,11 @@ class _Launching:
     requested_by: str
     retries: int
     backoff: float  # seconds before the first retry, doubling
+    per_key: bool = False
     sleep: Callable[[float], None] = time.sleep
 
     def __call__(self, alert: Alert) -> _Outcome:
-        request = LaunchRequest.from_alert(alert)
+        request = LaunchRequest.from_alert(alert, self.per_key)
         for attempt in range(1, self.retries + 2):
             launched_at = Timestamp.now()
             result = self.launcher.launch(request)
@@ -262,15 +263,19 @@ class _DecideUnbounded(_Decide, beam.DoFn):
 
 
 class _KeepRules(beam.DoFn):
-    def __init__(self, rules):
+    """Alerts of the launching rules, keyed by what decides together: the
+    rule, or the rule and the alert's key (``per_key``)."""
+
+    def __init__(self, rules, per_key: bool):
         self._rules = rules
+        self._per_key = per_key
 
     def setup(self):
         self._filtered = counter("filtered")
 
     def process(self, alert):
         if self._rules is None or alert.rule in self._rules:
-            yield alert.rule, alert
+            yield (f"{alert.rule}\x00{alert.key}" if self._per_key else alert.rule), alert
         else:
             self._filtered.inc()
 
@@ -279,9 +284,10 @@ class LaunchOnAlert(beam.PTransform):
     """Alerts -> :class:`~hybridflow.launchers.LaunchRecord`, one per launched
     batch job, and dead letters for launches that failed.
 
-    For each rule, the first alert of a window launches the pipeline; more
-    alerts of that window (other keys, later panes) do not, and nor does any
-    alert less than ``cooldown`` of event time after the rule's last launch.
+    For each rule (or each rule and key, with ``per_key``), the first alert
+    of a window launches the pipeline; more alerts of that window (other
+    keys, later panes) do not, and nor does any alert less than ``cooldown``
+    of event time after the rule's last launch.
     Only a launch that succeeded (or was submitted, or built in a dry run)
     takes its window and starts the cooldown: a failed one is retried
     ``retries`` times (waiting ``retry_backoff``, then twice as long ...),
@@ -299,6 +305,9 @@ class LaunchOnAlert(beam.PTransform):
       rules: the alert rules that launch (default: every rule).
       cooldown: event time after a launch of a rule during which the rule
         launches nothing more: seconds or ``"30m"``.
+      per_key: decide per rule and alert key instead of per rule: each key
+        (a machine, a card) gets its own launches, windows, cooldown and
+        launch ids.
       allowed_lateness: how long a launched window is remembered after the
         watermark passed it (streaming), so late panes of the same window do
         not launch again.
@@ -328,6 +337,7 @@ class LaunchOnAlert(beam.PTransform):
         requested_by: Optional[str] = None,
         retries: int = 2,
         retry_backoff: Union[float, str] = "10s",
+        per_key: bool = False,
     ):
         super().__init__()
         if not isinstance(launcher, Launcher):
@@ -349,6 +359,7 @@ class LaunchOnAlert(beam.PTransform):
             raise SchemaError(f"LaunchOnAlert: {exc}") from None
         self._retries = retries
         self._requested_by = requested_by
+        self._per_key = bool(per_key)
 
     def expand(self, alerts):
         missing = set(Alert._fields) - {f.name for f in fields_of(alerts.element_type)}
@@ -357,9 +368,11 @@ class LaunchOnAlert(beam.PTransform):
         keyed = (
             alerts
             | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
-            | "KeyByRule" >> beam.ParDo(_KeepRules(self._rules)).with_output_types(typing.Tuple[str, Alert])
+            | "KeyByRule" >> beam.ParDo(_KeepRules(self._rules, self._per_key)).with_output_types(typing.Tuple[str, Alert])
         )
-        launching = _Launching(self._launcher, self._requested_by or self.label, self._retries, self._backoff)
+        launching = _Launching(
+            self._launcher, self._requested_by or self.label, self._retries, self._backoff, self._per_key
+        )
         if alerts.is_bounded:
             keyed = keyed | "GroupByRule" >> beam.GroupByKey()
             decide = _DecideBounded(self._policy, launching, self.label)

@@ -153,7 +153,7 @@ def _examples(param):
     """A few values that match every regex of ``param``."""
     candidates = ["1", "0", "+7", "-2", "2.5", ".5", "1e3", "90s", "10m", "500ms", "1.5h", "batch", "streaming",
                   "jsonl", "parquet", "csv", "avro", "gs://bucket/out", "s3://b/p", "data/x.jsonl", "auto", "never", "true",
-                  "ms"]
+                  "ms", "dry_run"]
     return [c for c in candidates if all(re.search(r, c) for r in param.get("regexes", []))]
 
 

@@ -279,3 +279,15 @@ def test_a_failed_launch_is_retried_then_a_dead_letter_and_leaves_its_window_to_
             assert counters["launch_retries"] == 3 and counters["launches"] == 2 and counters["launches.failed"] == 1
             assert counters["dead_letters.launch_failed"] == 1
     assert outcomes["batch"] == outcomes["stream"]
+
+
+def test_per_key_launches_once_per_rule_key_and_window_then_cooldown_per_key(tmp_path):
+    """The same alerts as above, decided per card: A and B share the first window but each launches."""
+    with batch_pipeline() as p:
+        launches = (velocity_alerts(p | CreateEvents(TXNS))
+                    | LaunchOnAlert(dry_launcher(), cooldown="2m", per_key=True)).launches
+        launches | Collect(tmp_path)
+    records = collected(tmp_path)
+    assert summary(records) == [(60, "velocity", "A", "dry_run"), (60, "velocity", "B", "dry_run"),
+                                (300, "velocity", "C", "dry_run")]
+    assert len({r.launch_id for r in records}) == 3  # launch ids are per key too

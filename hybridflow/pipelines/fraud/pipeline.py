@@ -29,6 +29,7 @@ from hybridflow.pipelines import PipelineParameters, PipelineSpec
 from hybridflow.pipelines.building import (
     can_read_columnar,
     check_inputs,
+    check_side_inputs,
     check_window,
     file_sinks,
     read_records,
@@ -142,11 +143,7 @@ def validate(options: PipelineOptions) -> None:
             "--early_every needs processing-time timers, which Beam's Flink runner does not fire for this "
             "pipeline (no early pane, and the job never ends); use --early_count=N, or another runner"
         )
-    if hf.mode == "streaming" and runner == "SparkRunner":
-        raise InvalidOptionError(
-            "--mode=streaming: Beam's portable Spark runner does not support side inputs in streaming "
-            "(the card profiles this pipeline joins); use --profile=flink or --profile=prism"
-        )
+    check_side_inputs(options, "the card profiles")
     check_window(hf.window)
     check_inputs({"input": hf.input, "history": fo.history, "profiles": fo.profiles})
 
