@@ -133,18 +133,15 @@ class _AssignAndPartition(beam.DoFn):
         self._in = counter("records_in")
 
     def process(self, table):
-        import pyarrow as pa
-
         self._in.inc(table.num_rows)
         names = list(self._keys) + [f for f in self._fields if f not in self._keys]
         narrow = table.select(names)
         if self._window is not None:  # windows are assigned after the shuffle: 1 row per record travels
             narrow = narrow.append_column(_TS, event_micros(table.column(self._ts)))
-        if not self._keys:  # no key: every row is in the one group of its window
-            if narrow.num_rows:
-                yield 0, narrow
-            return
-        yield from partition_table(narrow, self._keys[0], self._partitions)
+        if self._keys:
+            yield from partition_table(narrow, self._keys[0], self._partitions)
+        elif narrow.num_rows:  # no key: every row is in the one group of its window
+            yield 0, narrow
 
 
 def partition_table(narrow, key, partitions):

@@ -31,7 +31,7 @@ build-backend = "setuptools.build_meta"
 
 [project]
 name = "__NAME__"
-version = "0.1.0"
+version = "0.0.1"
 description = "The __NAME__ pipeline for hybridflow"
 requires-python = ">=3.11"
 dependencies = ["hybridflow"]

@@ -19,7 +19,7 @@ from hybridflow.pipelines.run import construct
 from hybridflow.testing import Collect, collected
 from hybridflow.testing.services.bigtable import INSTANCE, PROJECT
 
-pytestmark = [pytest.mark.streaming, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.streaming, pytest.mark.slow, pytest.mark.timeout(900)]
 
 POPULATION = "population=42&cards=40"
 HISTORY = f"synthetic://transactions?count=3000&seed=42&{POPULATION}&malformed=0"
@@ -72,9 +72,11 @@ def bigquery_aggregates(bigquery_emulator, table):
     return sorted(out)
 
 
-def run_streaming(flags, done, timeout=240.0, build=None, started=None):
+def run_streaming(flags, done, timeout=480.0, build=None, started=None):
     """Runs the fraud pipeline (or ``build(p, options)``) in streaming with ``flags`` until ``done()``
-    or ``timeout``; cancels it. ``started()``, if given, is called once the job runs."""
+    or ``timeout`` (generous: on a loaded 2-core machine the job, its Kafka expansion service and the
+    last windows' watermark can take minutes; done() ends it as soon as the outputs are complete);
+    cancels it. ``started()``, if given, is called once the job runs."""
     options = resolve_options(["--mode=streaming", *flags], defaults=SPEC.defaults, options_class=SPEC.options_class)
     p = beam.Pipeline(options=options)
     (build or (lambda p, options: construct(p, SPEC, options)))(p, options)

@@ -83,7 +83,7 @@ def test_an_installed_pipeline_goes_through_every_command(installed):
 
     done = _cli("describe", NAME, cwd=work, pythonpath=path)
     assert done.returncode == 0, done.stderr
-    assert f"from: entry point {NAME} of {NAME} 0.1.0" in done.stdout
+    assert f"from: entry point {NAME} of {NAME} 0.0.1" in done.stdout
     assert "--history" in done.stdout and "--zscore_threshold" in done.stdout
     assert f"generators: synthetic://{NAME}-events" in done.stdout
 
