@@ -77,7 +77,7 @@ step "hybridflow list / describe"
 "$hf" list
 "$hf" describe fraud >describe.txt && head -5 describe.txt
 step "hybridflow run fraud --mode batch (2,000 synthetic transactions)"
-"$hf" generate --count 2000 --out history
+"$hf" generate fraud --count 2000 --out history
 "$hf" run fraud --mode batch --input 'history/*.jsonl' --output out
 ls out/alerts*.jsonl >/dev/null
 step "hybridflow template build / launch --dry-run"
