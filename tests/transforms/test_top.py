@@ -204,11 +204,17 @@ def test_q5_hot_items_per_sliding_window(tmp_path):
         assert got == [(s - START.micros // 10**6, a, n) for s, a, n in want]
 
 
-def test_docs_example_runs(tmp_path, capsys):
-    """docs/transforms.md's TopPerWindow example runs as written and prints what the page shows."""
+def test_docs_example_runs(tmp_path, capsys, monkeypatch):
+    """docs/transforms.md's TopPerWindow example runs as written and prints what the page shows.
+    It runs as a module of its own (in sys.modules), as a user's script would, so that its record
+    classes pickle by reference with every Beam of the supported range."""
+    import sys
+    import types
+
     from tests._docs import example, printed
 
-    namespace = {"__name__": "docs_top_per_window"}
-    exec(compile(example("transforms.md", "top-per-window", "python"), "docs/transforms.md", "exec"), namespace)
-    namespace["run"](str(tmp_path))
+    module = types.ModuleType("docs_top_per_window")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(compile(example("transforms.md", "top-per-window", "python"), "docs/transforms.md", "exec"), module.__dict__)
+    module.run(str(tmp_path))
     assert capsys.readouterr().out == printed("transforms.md", "top-per-window")
