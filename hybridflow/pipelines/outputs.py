@@ -423,11 +423,7 @@ class RunOutputs:
                     _delete([entry.marker])
                 except Exception:  # noqa: BLE001 - a marker that cannot be removed says the run did not finish
                     pass
-            if entry.created:
-                try:
-                    os.rmdir(_local(entry.path))  # only when empty: made by this run, holding nothing
-                except OSError:
-                    pass
+        self._remove_created()
         if not all(_is_local(d) for d in self._directories):
             atexit.unregister(self._remove_at_exit)  # local: kept, LOOPBACK workers of a stopped job may still write
 
@@ -444,18 +440,25 @@ class RunOutputs:
         them after :meth:`abort`) and the output directories this run made,
         when they hold nothing else. A worker thread may still be finishing a
         write, so a directory that is not empty yet is tried again briefly."""
-        for attempt in range(10):
+        for _ in range(10):
             self._remove_staging()
-            left = [e for e in self._directories.values()
-                    if e.created and _is_local(e.path) and os.path.lexists(_local(e.path))]
-            for entry in left:
-                try:
-                    os.rmdir(_local(entry.path))
-                except OSError:
-                    pass
-            if not any(os.path.lexists(_local(e.path)) for e in left):
+            if self._remove_created():
                 return
             time.sleep(0.2)
+
+    def _remove_created(self) -> bool:
+        """Removes the output directories this run made, each only when empty
+        (made by this run, holding nothing); True when none of them is left."""
+        left = False
+        for entry in self._directories.values():
+            if entry.created:
+                try:
+                    os.rmdir(_local(entry.path))
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    left = True
+        return not left
 
 
 # --------------------------------------------------------------------------
