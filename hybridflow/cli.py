@@ -5,7 +5,7 @@
     hybridflow list                       installed pipelines
     hybridflow describe PIPELINE          parameters, defaults, modes
     hybridflow profiles                   runner profiles
-    hybridflow run PIPELINE [--mode batch|streaming] [--profile NAME|PATH]
+    hybridflow run PIPELINE [--mode batch|streaming|hybrid] [--profile NAME|PATH]
                    [pipeline params] [any Beam flag]
     hybridflow generate PIPELINE --out DIR [--count N]
                                           its sample history as JSON lines

@@ -39,6 +39,7 @@ __all__ = [
     "RunOptions",
     "resolve_options",
     "MODES",
+    "ALL_MODES",
     "duration_arg",
     "bool_arg",
     "ratio_arg",
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 MODES = ("batch", "streaming")
+# hybrid: the history (bounded), then the live stream (unbounded), in one streaming job
+# (hybridflow.io.hybrid.HybridRead); a pipeline offers it by listing it in its modes.
+ALL_MODES = (*MODES, "hybrid")
 
 
 def duration_arg(value: str) -> float:
@@ -88,9 +92,27 @@ class HybridflowOptions(PipelineOptions):
     def _add_argparse_args(cls, parser):
         parser.add_argument(
             "--mode",
-            choices=MODES,
+            choices=ALL_MODES,
             default=None,
-            help="batch reads bounded sources; streaming reads unbounded ones (default: the pipeline's).",
+            help="batch reads bounded sources; streaming reads unbounded ones; hybrid reads --history, then "
+            "continues with --live, in one streaming job (default: the pipeline's).",
+        )
+        parser.add_argument(
+            "--live",
+            default=None,
+            help="Hybrid: the live source that continues the history (kafka://HOST:PORT/TOPIC), read from --boundary.",
+        )
+        parser.add_argument(
+            "--boundary",
+            default=None,
+            help="Hybrid: the time that splits history and live (ISO-8601 or epoch seconds): the history holds the "
+            "events before it (default: just after the history's latest event time).",
+        )
+        parser.add_argument(
+            "--horizon",
+            type=duration_arg,
+            default=None,
+            help="Hybrid: how far either side of --boundary records are checked for duplicates by id (default 1h).",
         )
         parser.add_argument("--input", default=None, help="Source URI (path/glob, gs://, s3://, synthetic://...).")
         parser.add_argument("--output", default=None, help="Output directory or URI prefix for the pipeline's sinks.")
@@ -493,7 +515,11 @@ def resolve_options(
     if mode not in modes:
         raise InvalidOptionError(f"--mode={mode}: this pipeline supports {', '.join(modes)}")
     hf.mode = mode
-    standard.streaming = mode == "streaming"
+    standard.streaming = mode != "batch"
+    if mode != "hybrid":
+        given = [f"--{name}" for name in ("live", "boundary", "horizon") if getattr(hf, name) is not None]
+        if given:
+            raise InvalidOptionError(f"{given[0]} is for --mode=hybrid (history, then live); this run is --mode={mode}")
     options.view_as(MonitoringOptions).validate_monitoring()
     options.view_as(FlinkStateOptions).validate_flink_state()
     for name, value in ((defaults or {}).get(mode) or {}).items():

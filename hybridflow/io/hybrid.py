@@ -51,7 +51,7 @@ from hybridflow.transforms.dead_letters import DEAD_LETTERS, DeadLetterCounter
 from hybridflow.transforms.dedupe import Dedupe
 from hybridflow.transforms.parse import ParseRecords
 
-__all__ = ["HybridRead", "HybridOutputs", "Seam", "HISTORY", "LIVE"]
+__all__ = ["HybridRead", "HybridOutputs", "Seam", "history_boundary", "HISTORY", "LIVE"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -135,10 +135,13 @@ class _SeamFn(beam.DoFn):
 
 
 class HybridOutputs(NamedTuple):
-    """What :class:`HybridRead` returns: the records (one unbounded PCollection) and the dead letters."""
+    """What :class:`HybridRead` returns: the records (one unbounded PCollection), the dead
+    letters, and the history's parsed records alone (bounded: for what a batch layer computes
+    from the history, e.g. profiles, without reading it twice)."""
 
     records: Any
     dead_letters: Any
+    history: Any = None
 
 
 def _boundary(value: Union[str, float, Timestamp]) -> Timestamp:
@@ -149,6 +152,57 @@ def _boundary(value: Union[str, float, Timestamp]) -> Timestamp:
             f"HybridRead: boundary={value!r} is not a time ({exc}); give ISO-8601 text such as "
             "2026-12-07T00:00:00Z or epoch seconds"
         ) from None
+
+
+def history_boundary(history: str, timestamp_field: str = "event_time", timestamp_unit: str = "s") -> Timestamp:
+    """The default boundary of a history in files: one microsecond after its
+    latest event time, so that the history holds the events before it.
+
+    Reads only the time field: the files ``history`` matches (local, ``gs://``,
+    ``s3://``; JSON lines, compressed or not, or Parquet). Lines that are not
+    JSON objects with a readable time are skipped here (the job's parse makes
+    them dead letters). Raises :class:`InvalidOptionError` for another kind of
+    source, or a history with no event time at all: give the boundary then.
+    """
+    import json
+
+    from hybridflow.io.files import check_input, decompressed_chunks
+
+    endpoint = parse_uri(history)
+    if not endpoint.is_file:
+        raise InvalidOptionError(
+            f"--history={endpoint.redacted}: the boundary is computed only for a history in files; give "
+            "--boundary=TIME (the history export's cut-off, ISO-8601 or epoch seconds)")
+    latest = None
+    for path in check_input(endpoint.location):
+        if path.endswith(".parquet"):
+            import pyarrow.compute as pc
+            import pyarrow.parquet as pq
+
+            from apache_beam.io.filesystems import FileSystems
+
+            with FileSystems.open(path) as f:
+                column = pq.read_table(f, columns=[timestamp_field]).column(0)
+            values = [pc.max(column).as_py()] if len(column) else []
+        else:
+            text = b"".join(decompressed_chunks(path))
+            values = []
+            for line in text.splitlines():
+                try:
+                    values.append(json.loads(line)[timestamp_field])
+                except (ValueError, KeyError, TypeError):
+                    continue
+        for value in values:
+            try:
+                t = to_timestamp(value, timestamp_unit)
+            except (TypeError, ValueError, OverflowError):
+                continue
+            if latest is None or t > latest:
+                latest = t
+    if latest is None:
+        raise InvalidOptionError(
+            f"--history={endpoint.redacted}: no record with a readable {timestamp_field!r}; give --boundary=TIME")
+    return Timestamp(micros=latest.micros + 1)
 
 
 class HybridRead(beam.PTransform):
@@ -169,10 +223,13 @@ class HybridRead(beam.PTransform):
       horizon: how far either side of ``T`` records are checked for
         duplicates (seconds or ``"10m"``); default one hour.
       timestamp_field: the event-time field of ``schema``.
+      timestamp_unit: the unit of numeric event times (``s``, ``ms``,
+        ``us``), as :class:`~hybridflow.transforms.ParseRecords` takes it.
 
     Returns :class:`HybridOutputs`: ``.records`` (unbounded, stamped with
-    their event times) and ``.dead_letters`` (unparseable payloads of either
-    side, and records on the wrong side of ``T`` by ``horizon`` or more).
+    their event times), ``.dead_letters`` (unparseable payloads of either
+    side, and records on the wrong side of ``T`` by ``horizon`` or more) and
+    ``.history`` (the history's parsed records alone, bounded).
 
     Example::
 
@@ -190,6 +247,7 @@ class HybridRead(beam.PTransform):
         id_field: Union[str, Sequence[str]],
         horizon: Union[str, float] = "1h",
         timestamp_field: str = "event_time",
+        timestamp_unit: str = "s",
     ):
         super().__init__()
         from hybridflow.io import ReadFrom
@@ -206,7 +264,9 @@ class HybridRead(beam.PTransform):
         self._live_uri = parse_uri(live).redacted
         self._schema = schema
         self._timestamp_field = timestamp_field
-        ParseRecords(schema, timestamp_field=timestamp_field)  # checks the schema and the field now
+        self._timestamp_unit = timestamp_unit
+        # checks the schema, the field and the unit now
+        ParseRecords(schema, timestamp_field=timestamp_field, timestamp_unit=timestamp_unit)
 
     @property
     def boundary(self) -> Timestamp:
@@ -224,11 +284,14 @@ class HybridRead(beam.PTransform):
                 raise InvalidUriError(f"HybridRead: history={self._history_uri!r} is unbounded; name a bounded "
                                       "source (files, bigquery://, postgresql://)")
             parsed = raw | f"Parse{side.title()}" >> ParseRecords(
-                self._schema, timestamp_field=self._timestamp_field, stage=f"HybridRead.{side}")
+                self._schema, timestamp_field=self._timestamp_field, timestamp_unit=self._timestamp_unit,
+                stage=f"HybridRead.{side}")
             placed = parsed.records | f"Seam{side.title()}" >> beam.ParDo(_SeamFn(self._seam, side)).with_outputs(
                 _SEAM, DEAD_LETTERS, main="clear")
             placed.clear.element_type = placed[_SEAM].element_type = self._schema
             sides[side] = placed
+            if side == HISTORY:
+                history_records = parsed.records
             dead += [parsed.dead_letters, placed[DEAD_LETTERS]]
         seam = (
             [sides[HISTORY][_SEAM], sides[LIVE][_SEAM]]
@@ -238,7 +301,7 @@ class HybridRead(beam.PTransform):
         records = [sides[HISTORY].clear, sides[LIVE].clear, seam] | "Flatten" >> beam.Flatten().with_output_types(
             self._schema)
         dead_letters = dead | "FlattenDeadLetters" >> beam.Flatten().with_output_types(DeadLetter)
-        return HybridOutputs(records, dead_letters)
+        return HybridOutputs(records, dead_letters, history_records)
 
 
 def _live_reader(uri: str, boundary: Timestamp) -> beam.PTransform:

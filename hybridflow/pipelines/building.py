@@ -2,6 +2,8 @@
 
 - :func:`read_records`: ``ReadFrom`` + ``ParseRecords`` with stable labels
   (``Read<Name>``, ``Parse<Name>``), columnar where the input allows it;
+- :func:`read_hybrid`: ``--mode hybrid``'s read: ``--history``, then ``--live``
+  (:class:`~hybridflow.io.hybrid.HybridRead`), with ``--boundary``/``--horizon``;
 - :func:`stream_uri`: adds ``--duration`` to an unbounded synthetic input;
 - :func:`file_sinks`: ``{output: <output dir>/<output>.<format>}``;
 - :func:`check_window`, :func:`check_inputs`, :func:`check_side_inputs`,
@@ -22,7 +24,7 @@ from hybridflow.options import HybridflowOptions
 from hybridflow.redaction import redact
 
 __all__ = [
-    "read_records", "can_read_columnar", "stream_uri", "file_sinks", "check_window", "check_inputs",
+    "read_records", "read_hybrid", "can_read_columnar", "stream_uri", "file_sinks", "check_window", "check_inputs",
     "check_side_inputs", "runner_name",
 ]
 
@@ -58,6 +60,37 @@ def read_records(
         p
         | f"Read{name}" >> ReadFrom(uri, bounded=bounded, columnar=columnar)
         | f"Parse{name}" >> ParseRecords(record_type, timestamp_field=timestamp_field, timestamp_unit=unit)
+    )
+
+
+def read_hybrid(
+    p: beam.Pipeline, history: Optional[str], record_type: type, options: PipelineOptions, id_field: Any,
+    timestamp_field: str = "event_time",
+) -> Any:
+    """``--mode hybrid``: ``history`` (the pipeline's ``--history``), then
+    ``--live`` from ``--boundary`` (default: just after the history's latest
+    event time), records of the seam deduplicated by ``id_field`` within
+    ``--horizon`` (default 1h). Returns HybridRead's ``.records``/``.dead_letters``."""
+    import logging
+
+    from hybridflow.io.hybrid import HybridRead, history_boundary
+
+    hf = options.view_as(HybridflowOptions)
+    if not history:
+        raise InvalidOptionError("--mode=hybrid needs --history=FILES (the bounded history the live stream continues)")
+    if not hf.live:
+        raise InvalidOptionError("--mode=hybrid needs --live=kafka://HOST:PORT/TOPIC (the stream that continues --history)")
+    unit = hf.timestamp_unit or "s"
+    boundary = hf.boundary
+    if boundary is None:
+        boundary = history_boundary(history, timestamp_field, unit)
+        logging.getLogger(__name__).warning(
+            "hybrid: --boundary=%s (just after the latest event time in --history); pass --boundary to set it",
+            boundary.to_rfc3339())
+    return p | "HybridRead" >> HybridRead(
+        history, hf.live, boundary, record_type, id_field,
+        horizon=hf.horizon if hf.horizon is not None else "1h",
+        timestamp_field=timestamp_field, timestamp_unit=unit,
     )
 
 
@@ -118,8 +151,9 @@ def check_side_inputs(options: PipelineOptions, what: str) -> None:
     """InvalidOptionError for a streaming run on Beam's portable Spark runner,
     which does not support side inputs in streaming (``what`` names the
     pipeline's side input, e.g. "the card profiles")."""
-    if options.view_as(HybridflowOptions).mode == "streaming" and runner_name(options) == "SparkRunner":
+    mode = options.view_as(HybridflowOptions).mode
+    if mode != "batch" and runner_name(options) == "SparkRunner":
         raise InvalidOptionError(
-            "--mode=streaming: Beam's portable Spark runner does not support side inputs in streaming "
+            f"--mode={mode}: Beam's portable Spark runner does not support side inputs in streaming "
             f"({what} this pipeline joins); use --profile=flink or --profile=prism"
         )

@@ -96,6 +96,13 @@ class RunSummary:
             f"  late records     {m.get('late_records')}",
             f"  alerts           {m.get('alerts') - m.get('alerts_suppressed')}",
         ]
+        if self.mode == "hybrid":  # HybridRead's counters: each side, and the seam
+            wrong = {k: m.get(f"hybrid.{k}") for k in ("history_after_boundary", "live_before_boundary")}
+            lines.append(
+                f"  hybrid           history {m.get('hybrid.history_records')}, live {m.get('hybrid.live_records')}, "
+                f"duplicates removed {m.get('duplicates')}"
+                + "".join(f", {k} {v}" for k, v in wrong.items() if v)
+            )
         if self.deadline_exceeded:
             lines.append("  DEADLINE EXCEEDED (exit code 3)")
         lines += [

@@ -12,7 +12,10 @@ windows of spend and count per card -> velocity rule -> alerts
 
 ``--mode batch`` scores the input history against profiles built from it (or
 from ``--profiles``); ``--mode streaming`` scores an unbounded input against
-profiles from ``--profiles`` or built from a bounded ``--history``.
+profiles from ``--profiles`` or built from a bounded ``--history``;
+``--mode hybrid`` builds the profiles from ``--history`` and scores the
+history, then the live stream (``--live``), in one job: windows and cooldowns
+are warm when the live records arrive (:class:`~hybridflow.io.hybrid.HybridRead`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from hybridflow.pipelines.building import (
     check_side_inputs,
     check_window,
     file_sinks,
+    read_hybrid,
     read_records,
     runner_name,
     stream_uri,
@@ -65,6 +69,14 @@ DEFAULTS = {
         # alerts are printed as they are raised: a streaming run shows them live
         "print_alerts": True,
     },
+    "hybrid": {
+        "output": "output/fraud-hybrid",
+        "output_format": "jsonl",
+        "window": "sliding:5m/1m",
+        "allowed_lateness": 300.0,
+        "cooldown": 600.0,
+        "print_alerts": False,
+    },
 }
 DEFAULT_STREAMING_HISTORY = f"synthetic://transactions?count=40000&{_POPULATION}"
 
@@ -78,7 +90,8 @@ class FraudOptions(PipelineParameters):
             "--history",
             default=None,
             help="Bounded transaction history to build card profiles from "
-            "(batch: defaults to --input; streaming: a built-in synthetic history).",
+            "(batch: defaults to --input; streaming: a built-in synthetic history; hybrid: required, and "
+            "scored before --live).",
         )
         parser.add_argument(
             "--profiles",
@@ -143,9 +156,15 @@ def validate(options: PipelineOptions) -> None:
             "--early_every needs processing-time timers, which Beam's Flink runner does not fire for this "
             "pipeline (no early pane, and the job never ends); use --early_count=N, or another runner"
         )
+    if hf.mode == "hybrid":
+        if hf.input:
+            raise InvalidOptionError("--input is not read in --mode=hybrid: give the history as --history and the "
+                                     "stream as --live")
+        if not fo.history or not hf.live:
+            raise InvalidOptionError("--mode=hybrid needs --history=FILES and --live=kafka://HOST:PORT/TOPIC")
     check_side_inputs(options, "the card profiles")
     check_window(hf.window)
-    check_inputs({"input": hf.input, "history": fo.history, "profiles": fo.profiles})
+    check_inputs({"input": hf.input, "history": fo.history, "profiles": fo.profiles, "live": hf.live})
 
 
 # --------------------------------------------------------------------------
@@ -157,12 +176,15 @@ def build(p: beam.Pipeline, options: PipelineOptions) -> dict[str, Any]:
     hf = options.view_as(HybridflowOptions)
     fo = options.view_as(FraudOptions)
     batch = hf.mode == "batch"
-    input_uri = hf.input if batch else stream_uri(hf.input, hf.duration)
-
-    # Bounded JSON-lines / Parquet input runs columnar (Arrow tables, vectorized
-    # transforms); the results are the per-element path's (hybridflow.columnar).
-    columnar = batch and can_read_columnar(options, input_uri)
-    parsed = read_records(p, "Transactions", input_uri, Transaction, options, bounded=batch, columnar=columnar)
+    if hf.mode == "hybrid":  # the history, then the live stream: one unbounded PCollection
+        parsed = read_hybrid(p, fo.history, Transaction, options, id_field="txn_id")
+        columnar = False
+    else:
+        input_uri = hf.input if batch else stream_uri(hf.input, hf.duration)
+        # Bounded JSON-lines / Parquet input runs columnar (Arrow tables, vectorized
+        # transforms); the results are the per-element path's (hybridflow.columnar).
+        columnar = batch and can_read_columnar(options, input_uri)
+        parsed = read_records(p, "Transactions", input_uri, Transaction, options, bounded=batch, columnar=columnar)
     dead_letters = [parsed.dead_letters]
     outputs: dict[str, Any] = {}
 
@@ -174,7 +196,9 @@ def build(p: beam.Pipeline, options: PipelineOptions) -> dict[str, Any]:
         profiles = profile_rows.records
         dead_letters.append(profile_rows.dead_letters)
     else:
-        if batch and not fo.history:
+        if hf.mode == "hybrid":  # the history HybridRead parsed (its dead letters are in parsed's)
+            history = parsed.history
+        elif batch and not fo.history:
             history = parsed.records
         else:
             history_rows = read_records(
@@ -216,9 +240,10 @@ SPEC = PipelineSpec(
     options_class=FraudOptions,
     common=(
         "mode", "input", "output", "output_format", "duration", "window", "allowed_lateness", "cooldown",
-        "timestamp_unit", "columnar", "print_alerts",
+        "timestamp_unit", "columnar", "print_alerts", "live", "boundary", "horizon",
     ),
     defaults=DEFAULTS,
+    modes=("batch", "streaming", "hybrid"),
     validate=validate,
     generators=(SyntheticTransactions,),
     report=report_sections,
