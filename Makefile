@@ -9,14 +9,15 @@ PIP    := $(PY) -m pip
 DEMO_HISTORY := data/sample-history
 DEMO_OUTPUT  := output/demo
 
-.PHONY: demo test test-deep release-check test-beam-range lock fresh-machine bench bench-streaming soak venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-spark tools-services tools-orchestration tools-lane-go tools-lane-maven tools-lane-pip
+.PHONY: demo test test-deep release-check test-beam-range lock fresh-machine bench bench-nexmark bench-streaming soak venv venv-test lint clean help system-packages tools tools-runners tools-prism tools-flink tools-spark tools-services tools-orchestration tools-lane-go tools-lane-maven tools-lane-pip
 
 help:
 	@echo "make demo   - install into $(VENV), generate a sample history, run the fraud pipeline in batch"
 	@echo "make test   - install the test extra and run the test suite"
 	@echo "make test-deep - the property tests with ten times the examples, random seeds (hypothesis profile deep)"
 	@echo "make fresh-machine - make test's CI run on a clone of HEAD with an empty HOME (tools/fresh-machine.sh)"
-	@echo "make bench  - hybridflow vs idiomatic Beam vs DuckDB, batch (BENCH_N=1000000; never part of make test)"
+	@echo "make bench  - hybridflow vs idiomatic Beam vs DuckDB, batch (BENCH_N=1000000; never part of make test), then make bench-nexmark"
+	@echo "make bench-nexmark - Nexmark Q0-Q5, Q7, Q8: hybridflow vs Beam's own queries vs DuckDB (NEXMARK_BIDS=1000000, NEXMARK_REPEAT=3, NEXMARK_BEAM_REPEAT: Beam runs, a minute each per million bids)"
 	@echo "make bench-streaming - alert latency and sustained rates: BENCH_RUNNERS='prism flink' x BENCH_SOURCES='synthetic kafka' x BENCH_RATES='2000 5000 10000' (each ladder stops at its first unsustained rate), BENCH_DURATION=90"
 	@echo "make soak   - 30 minutes at 5,000 events/s on Flink, latency and RSS slope per process every 5 minutes (SOAK_RUNNER, SOAK_RATE, SOAK_DURATION)"
 	@echo "make release-check - build sdist + wheel, twine check, run the CLI from the wheel in a clean venv"
@@ -159,6 +160,17 @@ BENCH_N ?= 1000000
 BENCH_FLAGS ?=
 bench: $(VENV)/.stamp-test
 	PYTHONWARNINGS=ignore $(PY) -m bench.run $(foreach n,$(BENCH_N),--n $(n)) $(BENCH_FLAGS)
+	$(MAKE) --no-print-directory bench-nexmark
+
+# Nexmark (bench/nexmark): hybridflow vs Beam's own queries (FnApiRunner, default DirectRunner) vs DuckDB,
+# outputs compared, medians of NEXMARK_REPEAT whole-process runs. Smaller: make bench-nexmark NEXMARK_BIDS=100000
+NEXMARK_BIDS ?= 1000000
+NEXMARK_REPEAT ?= 3
+NEXMARK_BEAM_REPEAT ?= $(NEXMARK_REPEAT)
+NEXMARK_QUERIES ?= 0,1,2,3,4,5,7,8
+bench-nexmark: $(VENV)/.stamp-test
+	PYTHONWARNINGS=ignore $(PY) -m bench.nexmark.run --bids $(NEXMARK_BIDS) --repeat $(NEXMARK_REPEAT) \
+		--beam-repeat $(NEXMARK_BEAM_REPEAT) --queries $(NEXMARK_QUERIES)
 
 # Streaming latency / sustained rate (bench/streaming.py): every runner x source, rates from low to
 # high up to the first one not sustained; one results JSON in bench/results. Needs the runners (Prism
