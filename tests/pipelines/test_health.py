@@ -210,19 +210,24 @@ def test_keep_sensitive_keeps_phi_in_dead_letters(tmp_path):
 def test_no_phi_in_what_a_cli_run_prints(hybridflow_cmd, tmp_path):
     """A whole run on the command line with a share of bad records: nothing
     it prints on stdout or stderr (summary, alerts, warnings) holds PHI."""
+    import os
+
     small = dict(INPUT, count=960, malformed=0.1)
+    logs = tmp_path / "logs"
     result = subprocess.run(
-        [*hybridflow_cmd, "run", "health", "--runner=FnApiRunner", f"--input={uri(small)}",
-         f"--history={uri(dict(HISTORY, count=800))}", f"--output={tmp_path / 'out'}", "--print_alerts",
-         "--log_level=DEBUG"],
-        capture_output=True, text=True, timeout=600,
+        [*hybridflow_cmd, "--log_level=DEBUG", "run", "health", "--runner=FnApiRunner", f"--input={uri(small)}",
+         f"--history={uri(dict(HISTORY, count=800))}", f"--output={tmp_path / 'out'}", "--print_alerts"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "HYBRIDFLOW_LOG_DIR": str(logs)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "dead letters     " in result.stdout
+    assert "dead letters     " in result.stdout and "ALERT " in result.stdout
+    log_text = "".join(path.read_text(errors="replace") for path in logs.rglob("*") if path.is_file())
+    assert "DEBUG" in result.stderr and log_text  # the DEBUG records were shown, and the log file written
     secrets = phi_values(INPUT) | phi_values(HISTORY)
-    leaked = {v for v in secrets if v in result.stdout or v in result.stderr}
+    leaked = {v for v in secrets if v in result.stdout or v in result.stderr or v in log_text}
     assert not leaked
-    assert read_jsonl(tmp_path / "out", "dead_letters")
+    dead = read_jsonl(tmp_path / "out", "dead_letters")
+    assert len(dead) > 50 and not any(v in json.dumps(dead) for v in secrets)
 
 
 # --------------------------------------------------------------------------
