@@ -113,3 +113,13 @@ def test_parse_records_masks_dead_letters_unless_kept(tmp_path, keep):
         assert not any(s in text for s in SECRETS + ("12345",))
         assert "field 'ssn': [redacted] does not match" in text
         assert json.loads(dead[2].payload)["age"] == "old"  # what is not sensitive stays
+
+
+def test_security_doc_example(tmp_path, capsys):
+    """docs/security.md's sensitive-fields example, and what it says it prints."""
+    from tests._docs import example, printed
+
+    namespace = {"__name__": "sensitive_doc"}
+    exec(compile(example("security.md", "sensitive-fields", "python"), "docs/security.md", "exec"), namespace)
+    namespace["run"](str(tmp_path))
+    assert capsys.readouterr().out == printed("security.md", "sensitive-fields")
