@@ -276,9 +276,15 @@ def test_the_docs_batch_commands(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     out = tmp_path / "output" / "health-files"
     assert (out / "_SUCCESS").exists() and read_jsonl(out, "alerts")
-    assert "Patients by peak early-warning score" in (tmp_path / "health-report.html").read_text()
+    report = (tmp_path / "health-report.html").read_text()
+    assert "Patients by peak early-warning score" in report
     dead = read_jsonl(out, "dead_letters")
     assert dead and all("[redacted]" in d["payload"] for d in dead if d["error_type"] != "invalid_json")
+    secrets = phi_values(dict(population=11, patients=8))  # the default inputs' patients, 8 of them
+    generated = (tmp_path / "data" / "health" / "vitals-00000-of-00004.jsonl").read_text()
+    assert all(v in generated for v in secrets)  # the input holds them all ...
+    # ... the report, the dead letters and what the commands printed none
+    assert not [v for v in secrets if v in report or v in json.dumps(dead) or v in done.stdout + done.stderr]
 
 
 def test_describe_names_the_generator_and_the_keep_sensitive_flag(hybridflow_cmd):
