@@ -321,3 +321,30 @@ def test_cli_streaming_on_prism(hybridflow_cmd, tmp_path):
     assert keys and keys <= {config.patient(k).patient_id for k in range(8) if config.patient(k).deteriorates}
     secrets = phi_values(history)
     assert not {v for v in secrets if v in result.stdout or v in result.stderr}
+
+
+def test_the_score_follows_the_chart_at_every_band_edge():
+    from hybridflow.pipelines.health import early_warning_score, vitals
+
+    def score(hr=70, spo2=97, rr=16, temp=37.0, sbp=120):
+        return early_warning_score(vitals([("p", hr, spo2, rr, temp, sbp, 5.0, 0)])[0])
+
+    assert score() == 0
+    edges = {"rr": [(8, 3), (9, 1), (11, 1), (12, 0), (20, 0), (20.5, 2), (21, 2), (24, 2), (25, 3)],
+             "spo2": [(91, 3), (92, 2), (93, 2), (94, 1), (95, 1), (96, 0), (100, 0)],
+             "sbp": [(90, 3), (91, 2), (100, 2), (101, 1), (110, 1), (111, 0), (219, 0), (220, 3)],
+             "hr": [(40, 3), (41, 1), (50, 1), (51, 0), (90, 0), (91, 1), (110, 1), (111, 2), (130, 2), (131, 3)],
+             "temp": [(35.0, 3), (35.1, 1), (36.0, 1), (36.1, 0), (38.0, 0), (38.1, 1), (39.0, 1), (39.1, 2)]}
+    for name, cases in edges.items():
+        assert [score(**{name: value}) for value, _ in cases] == [points for _, points in cases], name
+    assert score(hr=135, spo2=90, rr=26, temp=34.0, sbp=85) == 15
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--urgent_score=0", "--urgent_score=0.0: must be a score in (0, 15]"),
+    ("--zscore_threshold=nan", "--zscore_threshold=nan: must be a finite number > 0"),
+    ("--min_history=-1", "--min_history=-1: must be >= 0"),
+])
+def test_bad_flags_are_one_line_errors_naming_the_flag(hybridflow_cmd, flag, message):
+    result = subprocess.run([*hybridflow_cmd, "run", "health", flag], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
