@@ -165,6 +165,15 @@ class HybridflowOptions(PipelineOptions):
             "Workers print it: with LOOPBACK or in-process workers (direct, prism, flink profiles) "
             "that is the launching process; remote workers write it to their logs.",
         )
+        parser.add_argument(
+            "--keep_sensitive",
+            type=bool_arg,
+            nargs="?",
+            const=True,
+            default=False,
+            help="Keep the values of sensitive record fields (a record type's `sensitive` attribute, e.g. a "
+            "patient's name) in dead-letter payloads and messages; by default they are masked as [redacted].",
+        )
 
 
 class FlinkStateOptions(PipelineOptions):

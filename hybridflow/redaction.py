@@ -1,4 +1,11 @@
-"""What hybridflow never prints or stores: the secrets inside endpoint URIs.
+"""What hybridflow never prints or stores: the secrets inside endpoint URIs,
+and the values of a record's sensitive fields outside the pipeline's outputs.
+
+Sensitive fields (:class:`FieldRedactor`, end of this module): a record type
+names its personal-data fields in a class attribute ``sensitive``
+(:func:`hybridflow.schemas.sensitive_fields`); every dead letter is made by
+:func:`hybridflow.transforms.dead_letters.make_dead_letter`, which masks those
+fields' values in its ``payload`` and ``message`` unless the user keeps them.
 
 :func:`redact` is the one helper every message, summary, metrics file, log
 line, dead letter and launch record goes through before a URI reaches it.
@@ -29,16 +36,20 @@ HTTP library's exception (``... with url: /services/T000/B000/XXXX``).
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import functools
+import json
 import logging
 import re
 import urllib.parse
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 from hybridflow.errors import InvalidOptionError
 
 __all__ = [
     "redact", "secret_parts", "has_password", "refuse_passwords", "RedactingFilter", "redact_logs", "MASK",
-    "REFERENCE_PARAMS",
+    "REFERENCE_PARAMS", "FieldRedactor", "SENSITIVE_MASK",
 ]
 
 MASK = "***"
@@ -190,3 +201,162 @@ def redact_logs() -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
+
+
+# --------------------------------------------------------------------------
+# Sensitive record fields
+
+#: what the value of a sensitive field becomes in a dead letter or a message
+SENSITIVE_MASK = "[redacted]"
+# a JSON member "name": value, the value a string (possibly cut short), a number or a literal
+_JSON_MEMBER = r'("{name}"\s*:\s*)("(?:[^"\\]|\\.)*(?:"|$)|-?[0-9][0-9.eE+-]*|true|false|null)'
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldRedactor:
+    """Masks the values of a record type's sensitive fields in the text a
+    stage writes about a record it could not process (a dead letter's
+    ``payload`` and ``message``).
+
+    A payload is masked field by field where its shape is known: a record,
+    a dict, a JSON object (also cut short: each ``"field": value`` member is
+    masked), a CSV line of ``columns``. Text of no known shape is replaced
+    whole by a note of its length, since it may hold the fields anywhere.
+    Values found in the payload are masked in the message too.
+
+    Args:
+      fields: the sensitive field names (:func:`hybridflow.schemas.sensitive_fields`).
+      columns: the CSV column order, for CSV payloads.
+      keep: the user's opt-in: mask nothing.
+
+    >>> r = FieldRedactor(("name",))
+    >>> r.payload('{"id": "p1", "name": "Ada Lovelace"}')
+    '{"id": "p1", "name": "[redacted]"}'
+    >>> r.message("field 'name': 'Ada Lovelace' is too long", '{"id": "p1", "name": "Ada Lovelace"}')
+    "field 'name': [redacted] is too long"
+    """
+
+    fields: tuple = ()
+    columns: tuple = ()
+    keep: bool = False
+
+    @classmethod
+    def of(cls, record_type: Any, columns: Optional[Sequence[str]] = None, keep: bool = False) -> "FieldRedactor":
+        """The redactor of ``record_type``'s ``sensitive`` fields."""
+        from hybridflow.schemas import sensitive_fields
+
+        return cls(sensitive_fields(record_type), tuple(columns or ()), keep)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.fields) and not self.keep
+
+    def _members(self) -> list:
+        return [re.compile(_JSON_MEMBER.format(name=re.escape(n))) for n in self.fields]
+
+    def _mapping(self, element: Any) -> Optional[dict]:
+        """The element as a dict of its fields, when it has that shape."""
+        if isinstance(element, dict):
+            return element
+        if hasattr(element, "_asdict"):
+            return element._asdict()
+        if isinstance(element, bytes):
+            element = element.decode("utf-8", "backslashreplace")
+        if isinstance(element, str):
+            text = element.strip().removeprefix("\ufeff")
+            if text.startswith("{"):
+                try:
+                    data = json.loads(text)
+                except (ValueError, RecursionError):
+                    return None
+                return data if isinstance(data, dict) else None
+            if self.columns:
+                try:
+                    rows = list(csv.reader([element]))
+                except csv.Error:
+                    return None
+                if rows and len(rows[0]) == len(self.columns):
+                    return dict(zip(self.columns, rows[0]))
+        return None
+
+    def values(self, element: Any) -> list:
+        """The values of the sensitive fields found in ``element``."""
+        element = _unwrapped(element)
+        found = []
+        data = self._mapping(element)
+        if data is not None:
+            found = [data[n] for n in self.fields if data.get(n) not in (None, "")]
+        else:
+            text = _text(element)
+            for member in self._members():
+                for match in member.finditer(text):
+                    value = match.group(2)
+                    found.append(value.strip('"') if value.startswith('"') else value)
+        return found
+
+    def payload(self, element: Any) -> str:
+        """``element`` as a dead letter's payload text, its sensitive values masked."""
+        from hybridflow.transforms.dead_letters import payload_text
+
+        text = payload_text(element)
+        if not self.active:
+            return text
+        inner = _unwrapped(element)
+        data = self._mapping(inner)
+        if data is not None and not isinstance(inner, (str, bytes)):
+            return payload_text({k: (SENSITIVE_MASK if k in self.fields and v is not None else v)
+                                 for k, v in data.items()})
+        if data is not None and text.lstrip().startswith("{"):
+            return json.dumps({k: (SENSITIVE_MASK if k in self.fields and v is not None else v)
+                               for k, v in data.items()}, ensure_ascii=False)
+        if data is not None:  # a CSV line of the columns
+            buffer = _Line()
+            csv.writer(buffer, lineterminator="").writerow(
+                [SENSITIVE_MASK if c in self.fields and data[c] != "" else data[c] for c in self.columns])
+            return buffer.text
+        if text.lstrip().startswith("{"):  # JSON cut short or broken: mask member by member
+            for member in self._members():
+                text = member.sub(lambda m: m.group(1) + '"' + SENSITIVE_MASK + '"', text)
+            return text
+        return (f"{SENSITIVE_MASK} ({len(text)} characters of unknown shape that may hold the sensitive fields "
+                f"{', '.join(self.fields)}; keep_sensitive=True keeps them)")
+
+    def message(self, message: str, element: Any) -> str:
+        """``message`` about ``element`` with the element's sensitive values masked."""
+        if not self.active:
+            return message
+        for value in sorted(self.values(element), key=lambda v: -len(str(v))):
+            for form in (repr(value), json.dumps(value, ensure_ascii=False, default=str), str(value)):
+                if len(form) >= 3:
+                    message = message.replace(form, SENSITIVE_MASK)
+        return message
+
+
+class _Line:
+    """A file-like sink for one CSV line."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, chunk: str) -> None:
+        self.text += chunk
+
+
+def _unwrapped(element: Any) -> Any:
+    """The raw payload of an ``Unreadable`` (a reader's failure), else the element."""
+    from hybridflow.transforms.dead_letters import Unreadable
+
+    return element.payload if isinstance(element, Unreadable) else element
+
+
+def _text(element: Any) -> str:
+    if isinstance(element, bytes):
+        return element.decode("utf-8", "backslashreplace")
+    return element if isinstance(element, str) else str(element)
+
+
+@functools.lru_cache(maxsize=256)
+def redactor_of(record_type: type) -> FieldRedactor:
+    """The (cached) redactor of a record type's sensitive fields, for records
+    whose type is their own (what a stage after parsing sees)."""
+    return FieldRedactor.of(record_type)

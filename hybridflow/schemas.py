@@ -10,6 +10,14 @@ Validation rules beyond types live next to the record in a class attribute
 ``constraints`` mapping a field name to :class:`Range`, :class:`OneOf` or
 :class:`Pattern`; :class:`~hybridflow.transforms.ParseRecords` enforces them.
 
+Fields holding personal data (names, record numbers, dates of birth) are
+named in a class attribute ``sensitive`` (a tuple of field names,
+:func:`sensitive_fields`): their values are masked wherever a record leaves
+as text that is not one of the pipeline's outputs, that is dead-letter
+payloads and messages (:class:`hybridflow.redaction.FieldRedactor`), unless
+the user keeps them (``ParseRecords(keep_sensitive=True)``, ``hybridflow run
+--keep_sensitive``).
+
 Every stage that can fail on data emits :class:`DeadLetter` rows: one schema
 for the whole package.
 """
@@ -40,6 +48,7 @@ __all__ = [
     "Pattern",
     "FieldInfo",
     "register",
+    "sensitive_fields",
     "fields_of",
     "to_timestamp",
     "epoch_micros",
@@ -163,9 +172,36 @@ def fields_of(record_type: Any) -> list[FieldInfo]:
     return [_unwrap(name, tp) for name, tp in pairs]
 
 
+def sensitive_fields(record_type: Any) -> tuple[str, ...]:
+    """The fields of ``record_type`` its class attribute ``sensitive`` names
+    (personal data to mask in dead letters and messages); ``()`` for a type
+    without one (or that is not a record type).
+
+    Raises :class:`~hybridflow.errors.SchemaError` when ``sensitive`` is not a
+    tuple of field names of the type.
+    """
+    names = getattr(record_type, "sensitive", None) if isinstance(record_type, type) else None
+    if not names:
+        return ()
+    where = getattr(record_type, "__name__", repr(record_type))
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise SchemaError(
+            f"{where}.sensitive = {names!r}: use a tuple of field names, e.g. sensitive = ('name', 'mrn')"
+        )
+    known = getattr(record_type, "_fields", ())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SchemaError(
+            f"{where}.sensitive names {unknown}, not fields of {where} ({', '.join(known)}); "
+            "name only its own fields"
+        )
+    return tuple(names)
+
+
 def register(record_type: type) -> type:
     """Registers ``record_type`` with Beam's RowCoder; usable as a decorator."""
     fields_of(record_type)  # validates field types early
+    sensitive_fields(record_type)  # and the sensitive fields it names
     beam.coders.registry.register_coder(record_type, beam.coders.RowCoder)
     return record_type
 

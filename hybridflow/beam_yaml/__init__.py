@@ -177,6 +177,8 @@ class ParseRecords(beam.PTransform):
       timestamp_field: the event-time field, or null to keep input timestamps.
       columns: CSV column order.
       timestamp_unit: unit of epoch numbers in Timestamp fields: s (default), ms or us.
+      keep_sensitive: keep the values of the schema's sensitive fields in
+        dead letters (masked by default; docs/security.md).
       error_handling: ``{output: NAME}``: the output for dead letters (required).
     """
 
@@ -188,6 +190,7 @@ class ParseRecords(beam.PTransform):
         timestamp_field: Optional[str] = "event_time",
         columns: Optional[list[str]] = None,
         timestamp_unit: str = "s",
+        keep_sensitive: bool = False,
         error_handling: Optional[Mapping[str, Any]] = None,
     ):
         super().__init__()
@@ -195,7 +198,7 @@ class ParseRecords(beam.PTransform):
         self._output = _error_output("ParseRecords", error_handling)
         self._parse = core.ParseRecords(
             record_type(schema), timestamp_field=timestamp_field, format=format, columns=columns,
-            timestamp_unit=timestamp_unit,
+            timestamp_unit=timestamp_unit, keep_sensitive=keep_sensitive,
         )
         if self._output is None:
             raise _no_error_output("ParseRecords")

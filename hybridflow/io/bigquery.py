@@ -35,6 +35,7 @@ from hybridflow.errors import ConnectorError, InvalidUriError, require
 from hybridflow.io._sink import resolve_record_type
 from hybridflow.io.uri import EndpointUri
 from hybridflow.metrics import CountElements
+from hybridflow.redaction import FieldRedactor
 from hybridflow.schemas import DeadLetter, fields_of
 
 __all__ = ["WriteToBigQuery", "ReadFromBigQuery", "table_schema", "to_bigquery_row"]
@@ -108,16 +109,18 @@ def _check_dataset(uri: str, project: str, dataset: str) -> None:
 
 
 class _RejectedRow(beam.DoFn):
-    """Beam's failed rows ``(destination, row, errors)`` -> counted DeadLetters."""
+    """Beam's failed rows ``(destination, row, errors)`` -> counted DeadLetters
+    (the record type's sensitive fields masked by ``redactor``)."""
 
-    def __init__(self, stage: str):
+    def __init__(self, stage: str, redactor=None):
         self._stage = stage
+        self._redactor = redactor
 
     def setup(self):
         from hybridflow.metrics import counter
         from hybridflow.transforms.dead_letters import DeadLetterCounter
 
-        self._dead = DeadLetterCounter()
+        self._dead = DeadLetterCounter(self._redactor)
         self._written = counter("records_written")
 
     def process(self, failed):
@@ -206,7 +209,8 @@ class WriteToBigQuery(beam.PTransform):
         )
         if method != "streaming_inserts":
             return pcoll.pipeline | "NoRejects" >> beam.Create([]).with_output_types(DeadLetter)
-        return result.failed_rows_with_errors | "Rejected" >> beam.ParDo(_RejectedRow(self.label)).with_output_types(
+        rejected = _RejectedRow(self.label, FieldRedactor.of(record_type))
+        return result.failed_rows_with_errors | "Rejected" >> beam.ParDo(rejected).with_output_types(
             DeadLetter
         )
 

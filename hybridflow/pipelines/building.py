@@ -48,18 +48,21 @@ def read_records(
     columnar: Optional[bool] = None,
 ) -> Any:
     """Reads ``uri`` and parses it into ``record_type``: ``Read<name>`` then
-    ``Parse<name>``; returns ParseRecords' result (``.records``, ``.dead_letters``).
+    ``Parse<name>``; returns ParseRecords' result (``.records``, ``.dead_letters``);
+    ``--keep_sensitive`` keeps sensitive field values in its dead letters.
     ``columnar`` defaults to :func:`can_read_columnar` for bounded reads."""
     from hybridflow.io import ReadFrom
     from hybridflow.transforms import ParseRecords
 
     if columnar is None:
         columnar = bounded and can_read_columnar(options, uri)
-    unit = options.view_as(HybridflowOptions).timestamp_unit or "s"
+    hf = options.view_as(HybridflowOptions)
     return (
         p
         | f"Read{name}" >> ReadFrom(uri, bounded=bounded, columnar=columnar)
-        | f"Parse{name}" >> ParseRecords(record_type, timestamp_field=timestamp_field, timestamp_unit=unit)
+        | f"Parse{name}" >> ParseRecords(record_type, timestamp_field=timestamp_field,
+                                         timestamp_unit=hf.timestamp_unit or "s",
+                                         keep_sensitive=bool(hf.keep_sensitive))
     )
 
 

@@ -15,6 +15,7 @@ from apache_beam.utils.timestamp import Timestamp
 from hybridflow.errors import RecordError, SchemaError
 from hybridflow.metrics import EventTimeLag, counter
 from hybridflow.schemas import TIMESTAMP_UNITS, DeadLetter, FieldInfo, fields_of, to_timestamp
+from hybridflow.redaction import FieldRedactor
 from hybridflow.transforms.dead_letters import DEAD_LETTERS, DeadLetterCounter, Unreadable
 
 __all__ = ["ParseRecords", "record_parser", "FORMATS", "MAX_JSON_DEPTH", "INT64_RANGE"]
@@ -224,7 +225,9 @@ def record_parser(
 
 
 class _ParseFn(beam.DoFn):
-    def __init__(self, schema, timestamp_field, fmt, columns, constraints, stage, avro_schema, timestamp_unit):
+    def __init__(self, schema, timestamp_field, fmt, columns, constraints, stage, avro_schema, timestamp_unit,
+                 redactor=None):
+        self._redactor = redactor
         self._schema = schema
         self._timestamp_field = timestamp_field
         self._format = fmt
@@ -236,7 +239,7 @@ class _ParseFn(beam.DoFn):
 
     def setup(self):
         self._parse = record_parser(self._schema, self._constraints, self._timestamp_unit)
-        self._dead = DeadLetterCounter()
+        self._dead = DeadLetterCounter(self._redactor)
         self._in = counter("records_in")
         self._out = counter("records_out")
         self._lag = EventTimeLag()
@@ -336,6 +339,9 @@ class ParseRecords(beam.PTransform):
       stage: the stage name written into dead letters; default: the label.
       timestamp_unit: the unit of epoch numbers in ``Timestamp`` fields:
         ``s`` (default), ``ms`` or ``us``.
+      keep_sensitive: keep the values of the schema's sensitive fields
+        (its ``sensitive`` attribute) in dead-letter payloads and messages;
+        by default they are masked (``[redacted]``, see docs/security.md).
 
     Returns a tuple-like result ``(records, dead_letters)`` with attributes
     ``.records`` and ``.dead_letters``; every input element is in exactly one.
@@ -366,9 +372,11 @@ class ParseRecords(beam.PTransform):
         avro_schema: Optional[Mapping[str, Any]] = None,
         stage: Optional[str] = None,
         timestamp_unit: str = "s",
+        keep_sensitive: bool = False,
     ):
         super().__init__()
         fields = {f.name: f for f in fields_of(schema)}
+        self._keep_sensitive = bool(keep_sensitive)
         if format not in FORMATS:
             raise SchemaError(f"ParseRecords: format={format!r}; use one of {', '.join(FORMATS)}")
         if timestamp_field is not None:
@@ -409,6 +417,8 @@ class ParseRecords(beam.PTransform):
             stage,
             self._avro_schema,
             self._timestamp_unit,
+            FieldRedactor.of(self._schema, columns=self._columns if self._format == "csv" else None,
+                             keep=self._keep_sensitive),
         )
         if is_columnar(pcoll):
             # Arrow tables of raw lines or columns (ReadFrom(..., columnar=True)):
