@@ -42,8 +42,8 @@ _SHOP = "population=42&products=12"
 DEFAULT_HISTORY = f"synthetic://shop?count=34560&rate=0.1&seed=1&{_SHOP}"
 DEFAULTS = {
     "batch": {
-        # a day; product p002 is promoted from noon: 4x the demand, its stock running out
-        "input": f"synthetic://shop?count=8640&rate=0.1&seed=2&{_SHOP}&surge=4&surge_after=12h",
+        # the day after the history; product p002 is promoted from noon: 4x the demand, its stock running out
+        "input": f"synthetic://shop?count=8640&rate=0.1&seed=2&{_SHOP}&start=2026-01-05T00:00:00Z&surge=4&surge_after=12h",
         "output": "output/ecommerce",
         "output_format": "jsonl",
         "window": "session:30m",
