@@ -5,6 +5,7 @@ import collections
 import json
 import math
 import pathlib
+import re
 import subprocess
 
 from typing import Optional
@@ -284,6 +285,22 @@ def test_describe_names_the_generator(hybridflow_cmd):
     result = subprocess.run([*hybridflow_cmd, "describe", "ecommerce"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "from: entry point ecommerce of hybridflow" in result.stdout and "synthetic://shop" in result.stdout
+
+
+@pytest.mark.parametrize("flag, says", [
+    ("--drop_ratio=1", "--drop_ratio=1.0: must be a share from 0 (off) to under 1"),
+    ("--spike_zscore=0", "--spike_zscore=0.0: must be a finite number > 0"),
+    ("--lead_time=0", "--lead_time=0.0: must be a duration > 0"),
+    ("--min_history=0", "--min_history=0: must be >= 1"),
+    ("--min_cart_value=-5", "--min_cart_value=-5.0: must be a finite number >= 0"),
+    ("--input=synthetic://shop?count=10&surge=0.5", "surge=0.5 must be >= 1"),
+    ("--history=synthetic://shop?count=10&promoted=12", "promoted=12 must be a product index"),
+])
+def test_bad_flags_and_generator_parameters_are_refused_naming_them(flag, says):
+    from hybridflow.errors import InvalidOptionError, InvalidUriError
+
+    with pytest.raises((InvalidOptionError, InvalidUriError), match=re.escape(says)):
+        get_pipeline("ecommerce").options([flag])
 
 
 def test_a_window_that_is_not_a_session_is_refused_naming_the_flag(hybridflow_cmd, tmp_path):
