@@ -21,6 +21,7 @@ Syntax::
     x in (1, 2, 3)  x not in ('a', 'b')
     x is null  x is not null
     abs(x)  round(x)  round(x, 2)  lower(s)  upper(s)  coalesce(a, b, ...)
+    if_else(condition, a, b)    a where the condition is true, b where it is false
     year(t) month(t) day(t) hour(t) minute(t) second(t)   parts of a timestamp (UTC)
 
 Types and nulls (SQL's rules):
@@ -35,6 +36,9 @@ Types and nulls (SQL's rules):
   ``true``, otherwise a ``null`` operand makes the result ``null``.
   :class:`~hybridflow.transforms.Filter` keeps a record only when its
   predicate is ``true`` (as SQL's ``WHERE``).
+- ``if_else(c, a, b)`` is ``a`` where ``c`` is true, ``b`` where it is
+  false and ``null`` where ``c`` is null (``if_else(event_type == 'order',
+  quantity, 0)`` counts the units of orders when summed).
 - ``round`` rounds half to even; on an ``int`` it returns the value itself.
 - A value that cannot be computed (an ``int`` result outside 64 bits, a
   ``round`` that overflows) is an error of that record: the transforms make
@@ -75,6 +79,7 @@ FUNCTIONS: Mapping[str, str] = {
     "lower": "a string",
     "upper": "a string",
     "coalesce": "two or more values of one type",
+    "if_else": "a condition (bool) and two values of one type",
     "year": "a timestamp",
     "month": "a timestamp",
     "day": "a timestamp",
@@ -533,6 +538,8 @@ class _Compiler:
             return self.coalesce(args)
         if name == "round":
             return self.round(args, node)
+        if name == "if_else":
+            return self.if_else(args)
         if len(args) != 1:
             raise self.fail(f"{name}() takes one argument: {FUNCTIONS[name]}")
         (arg,) = args
@@ -566,6 +573,37 @@ class _Compiler:
             lambda a: pc.round(a, ndigits=digits, round_mode="half_to_even"),
             can_fail=True,
         )
+
+    def if_else(self, args: list) -> _Node:
+        if len(args) != 3:
+            raise self.fail(f"if_else() takes three values: {FUNCTIONS['if_else']}")
+        condition, a, b = args
+        self.need(condition, (bool,), "if_else()'s condition")
+        types = {a.type, b.type} - {_NULL}
+        if types and not (len(types) == 1 or types <= set(_NUMBERS)):
+            raise self.fail(f"if_else() of different types: {', '.join(sorted(_type_name(t) for t in types))}")
+        if types == {int, float}:
+            a, b = _as_float(a), _as_float(b)
+        tp = types.pop() if len(types) == 1 else (float if types else _NULL)
+        crow, arow, brow = condition.row, a.row, b.row
+        pa, pc = _pa()
+
+        def row(record):
+            c = crow(record)
+            if c is None:
+                return None
+            return arow(record) if c else brow(record)
+
+        def arrow(table):
+            target = _arrow_type(tp)
+            values = []
+            for side in (a, b):
+                v = side.arrow(table)
+                values.append(v.cast(target) if isinstance(v, pa.Scalar) else pc.cast(v, target))
+            return pc.if_else(condition.arrow(table), *values)
+
+        return _Node(tp, condition.nullable or a.nullable or b.nullable, row, arrow,
+                     condition.can_fail or a.can_fail or b.can_fail)
 
     def coalesce(self, args: list) -> _Node:
         if len(args) < 2:

@@ -21,7 +21,8 @@ def run(cmd, *args, timeout=300):
 def test_list(hybridflow_cmd):
     result = run(hybridflow_cmd, "list")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("fraud ")
+    names = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    assert names == sorted(names) and {"ecommerce", "fraud", "iot"} <= set(names), result.stdout
 
 
 def test_describe(hybridflow_cmd):

@@ -76,12 +76,23 @@ class _JoinFn(beam.DoFn):
         yield beam.Row(**values)
 
 
-def missing_key_text(key: Optional[str], record, window_start: Optional[int]) -> str:
-    """``card_id='c1'``, with ``in the window starting at ...`` for a window join."""
-    text = f"{key}={getattr(record, key)!r}" if key else "the window"
+def missing_key_text(key: Union[str, tuple, None], record, window_start: Optional[int]) -> str:
+    """``card_id='c1'`` (``product_id='p1', hour=14`` for a composite key), with
+    ``in the window starting at ...`` for a window join."""
+    names = (key,) if isinstance(key, str) else tuple(key or ())
+    text = ", ".join(f"{k}={getattr(record, k)!r}" for k in names) if names else "the window"
     if window_start is None:
         return text
     return f"{text} in the window starting at {Timestamp(micros=window_start).to_rfc3339()}"
+
+
+def _key_of(record, key: Union[str, tuple, None]):
+    """The join key of ``record``: a field's value, or a tuple of values for a composite key."""
+    if not key:
+        return None
+    if isinstance(key, str):
+        return getattr(record, key)
+    return tuple(getattr(record, k) for k in key)
 
 
 class _SideInputJoinFn(_JoinFn):
@@ -93,7 +104,7 @@ class _SideInputJoinFn(_JoinFn):
 
     def process(self, record, table, timestamp=beam.DoFn.TimestampParam):
         self._received(timestamp)
-        key = getattr(record, self._key) if self._key else None
+        key = _key_of(record, self._key)
         start = None
         if self._window is not None:
             ((start, _),) = self._window.assign(timestamp.micros)
@@ -156,6 +167,24 @@ def _pair(request, answer):
     return request, answer
 
 
+def _composite_keys(key, table_key, has_table: bool, has_window: bool) -> tuple[tuple, tuple]:
+    """Checks a composite ``key``/``table_key`` pair; returns them as tuples."""
+    keys = (key,) if isinstance(key, str) else tuple(key or ())
+    table_keys = keys if table_key is None else ((table_key,) if isinstance(table_key, str) else tuple(table_key))
+    if not has_table:
+        raise SchemaError(f"Enrich: key={list(keys)!r}: a composite key joins a table=...; a lookup handler "
+                          "joins on its one key field")
+    if has_window:
+        raise SchemaError(f"Enrich: key={list(keys)!r} with window=...: a window join takes one key field")
+    if not keys or not all(isinstance(k, str) and k for k in keys) or len(set(keys)) != len(keys):
+        raise SchemaError(f"Enrich: key={key!r} must be a field name or a list of distinct field names")
+    if len(table_keys) != len(keys) or not all(isinstance(k, str) and k for k in table_keys):
+        raise SchemaError(
+            f"Enrich: table_key={table_key!r} must name as many table fields as key={list(keys)!r}"
+        )
+    return keys, table_keys
+
+
 class Enrich(beam.PTransform):
     """Joins each record with the reference row of its key.
 
@@ -178,9 +207,11 @@ class Enrich(beam.PTransform):
 
     Args:
       table: the reference PCollection (NamedTuple or ``beam.Row`` elements).
-      key: the input field to join on.
-      table_key: the reference field to join on (``table`` only); defaults
-        to ``key``. A handler knows its own key field.
+      key: the input field to join on; a list of fields for a composite
+        key (``["product_id", "hour"]``; ``table`` only, records not Arrow
+        tables), matched with as many reference fields.
+      table_key: the reference field (or fields, as many as ``key``) to join
+        on (``table`` only); defaults to ``key``. A handler knows its own key field.
       fields: reference fields to add; defaults to all but the key.
       prefix: prefix of the added fields.
       on_missing: a :class:`MissingKeyPolicy` (or its value: ``nulls``,
@@ -224,8 +255,8 @@ class Enrich(beam.PTransform):
     def __init__(
         self,
         table: Optional[beam.PCollection] = None,
-        key: str = "",
-        table_key: Optional[str] = None,
+        key: Union[str, Sequence[str]] = "",
+        table_key: Union[str, Sequence[str], None] = None,
         fields: Optional[Sequence[str]] = None,
         prefix: str = "",
         on_missing: Union[MissingKeyPolicy, str] = MissingKeyPolicy.NULLS,
@@ -254,6 +285,9 @@ class Enrich(beam.PTransform):
                 raise SchemaError(f"Enrich: handler must be a LookupHandler, got {type(handler).__name__}")
             if table_key is not None:
                 raise SchemaError("Enrich: table_key applies to table=...; a handler names its own key field")
+        if not isinstance(key, str) or (table_key is not None and not isinstance(table_key, str)):
+            key, table_key = _composite_keys(key, table_key, table is not None, self._window is not None)
+        self._composite = not isinstance(key, str)
         self._table = table
         self._handler = handler
         self._timeout = timeout
@@ -294,13 +328,22 @@ class Enrich(beam.PTransform):
             table_fields, table_key = fields_of(table_type), self._table_key
         input_names = [f.name for f in input_fields]
         table_by_name = {f.name: f for f in table_fields}
-        if self._key is not None and self._key not in input_names:
-            raise SchemaError(f"Enrich: key {self._key!r} is not an input field ({', '.join(input_names)})")
-        if table_key is not None and table_key not in table_by_name:
+        keys = (self._key,) if isinstance(self._key, str) else tuple(self._key or ())
+        table_keys = (table_key,) if isinstance(table_key, str) else tuple(table_key or ())
+        for k in keys:
+            if k not in input_names:
+                raise SchemaError(f"Enrich: key {k!r} is not an input field ({', '.join(input_names)})")
+        for k in table_keys:
+            if k not in table_by_name:
+                raise SchemaError(
+                    f"Enrich: table_key {k!r} is not a field of the table ({', '.join(table_by_name)})"
+                )
+        if self._composite and columnar:
             raise SchemaError(
-                f"Enrich: table_key {table_key!r} is not a field of the table ({', '.join(table_by_name)})"
+                f"Enrich: the composite key {list(keys)} joins records; convert Arrow tables with "
+                "hybridflow.columnar.ToRecords() first, or join on one field"
             )
-        joined_on = {table_key}
+        joined_on = set(table_keys)
         if self._window is not None:
             start = table_by_name.get("window_start")
             if start is None or start.type is not Timestamp or start.is_list:
@@ -351,7 +394,7 @@ class Enrich(beam.PTransform):
             by_window = self._window is not None
 
             def table_key_of(row):
-                key = getattr(row, table_key) if table_key else None
+                key = _key_of(row, table_key)
                 return (key, row.window_start.micros) if by_window else key
 
             lookup = beam.pvalue.AsDict(

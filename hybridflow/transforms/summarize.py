@@ -20,15 +20,15 @@ from apache_beam.typehints.row_type import RowTypeConstraint
 from hybridflow.errors import SchemaError
 from hybridflow.metrics import counter
 from hybridflow.schemas import fields_of
-from hybridflow.transforms.aggregate import _AggregateCombineFn
+from hybridflow.transforms.aggregate import Keys, KeyLike, _AggregateCombineFn, key_fields
 from hybridflow.transforms.aggregations import Accumulator, AggregationsLike, parse_aggregations
 
 __all__ = ["Summarize"]
 
 
 class _ToRows(beam.DoFn):
-    def __init__(self, key_field: str, accumulator: Accumulator):
-        self._key_field = key_field
+    def __init__(self, keys: Keys, accumulator: Accumulator):
+        self._keys = keys
         self._acc = accumulator
 
     def setup(self):
@@ -37,7 +37,7 @@ class _ToRows(beam.DoFn):
     def process(self, element):
         key, acc = element
         self._out.inc()
-        yield beam.Row(**{self._key_field: key}, **self._acc.extract(acc))
+        yield beam.Row(**self._keys.values(key), **self._acc.extract(acc))
 
 
 class Summarize(beam.PTransform):
@@ -48,7 +48,9 @@ class Summarize(beam.PTransform):
     a stream with.
 
     Args:
-      key: the key field of the input records.
+      key: the key field of the input records; a list of fields for a
+        composite key (``["product_id", "hour"]``: one row per combination,
+        each key field an output field).
       aggregations: ``{"n": "count", "mean": "mean(amount)"}`` or a list of
         :class:`~hybridflow.transforms.aggregations.Aggregation` (the
         functions of :class:`~hybridflow.transforms.WindowedAggregate`).
@@ -67,24 +69,26 @@ class Summarize(beam.PTransform):
         ('c2', 1, 7.5)
     """
 
-    def __init__(self, key: str, aggregations: AggregationsLike):
+    def __init__(self, key: KeyLike, aggregations: AggregationsLike):
         super().__init__()
-        self._key = key
+        self._keys = Keys(key_fields(key, "Summarize"))
+        if not self._keys.names:
+            raise SchemaError("Summarize: key=None; give the key field (or a list of fields) to summarize per")
         self._aggregations = parse_aggregations(aggregations)
-        if key in {a.name for a in self._aggregations}:
-            raise SchemaError(f"Summarize: aggregation name {key!r} clashes with the key field")
+        clash = sorted(set(self._keys.names) & {a.name for a in self._aggregations})
+        if clash:
+            raise SchemaError(f"Summarize: aggregation names {clash} clash with the key fields; choose other names")
 
     def _row_type(self, input_fields) -> RowTypeConstraint:
         by_name = {f.name: f for f in input_fields}
-        for name in [self._key] + [a.field for a in self._aggregations if a.field is not None]:
+        for name in list(self._keys.names) + [a.field for a in self._aggregations if a.field is not None]:
             if name not in by_name:
                 raise SchemaError(f"Summarize: {name!r} is not a field of the input ({', '.join(by_name)})")
         for agg in self._aggregations:
             if agg.fn not in ("count", "count_distinct", "approx_distinct") and by_name[agg.field].type not in (int, float):
                 raise SchemaError(f"Summarize: {agg.fn}({agg.field}) needs a numeric field")
-        key_field = by_name[self._key]
-        key_type = Optional[key_field.type] if key_field.optional else key_field.type
-        return RowTypeConstraint.from_fields([(self._key, key_type)] + [(a.name, a.output_type) for a in self._aggregations])
+        key_types = [(n, Optional[by_name[n].type] if by_name[n].optional else by_name[n].type) for n in self._keys.names]
+        return RowTypeConstraint.from_fields(key_types + [(a.name, a.output_type) for a in self._aggregations])
 
     def expand(self, pcoll):
         from hybridflow.columnar import ToRecords, is_columnar
@@ -95,13 +99,13 @@ class Summarize(beam.PTransform):
             pcoll = pcoll | "ToRecords" >> ToRecords()
         row_type = self._row_type(fields_of(pcoll.element_type))
         accumulator = Accumulator(self._aggregations)
-        key_field = self._key
+        keys = self._keys
         return (
             pcoll
             | "GlobalWindow" >> beam.WindowInto(beam.window.GlobalWindows())
-            | "KeyBy" >> beam.Map(lambda r: (getattr(r, key_field), r)).with_output_types(
-                typing.Tuple[row_type.get_type_for(key_field), pcoll.element_type]
+            | "KeyBy" >> beam.Map(lambda r: (keys.of(r), r)).with_output_types(
+                typing.Tuple[keys.type(row_type), pcoll.element_type]
             )
             | "Aggregate" >> beam.CombinePerKey(_AggregateCombineFn(accumulator))
-            | "ToRows" >> beam.ParDo(_ToRows(key_field, accumulator)).with_output_types(row_type)
+            | "ToRows" >> beam.ParDo(_ToRows(keys, accumulator)).with_output_types(row_type)
         )

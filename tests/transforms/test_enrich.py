@@ -284,3 +284,38 @@ def test_window_join_is_checked_at_construction():
         with batch_pipeline() as p:
             profiles = p | "Profiles" >> beam.Create(PROFILES)
             _ = p | CreateEvents(TXNS) | Enrich(profiles, key="card_id", window="fixed:60s")
+
+
+def test_a_composite_key_joins_on_every_field_and_a_missing_pair_names_them():
+    """key=[...] matches a table row on all of its fields (a per-product,
+    per-hour profile); a pair the table lacks follows the missing-key policy,
+    and the dead letter names each field's value."""
+    rows = [beam.Row(card=c, country=k, limit=limit)
+            for c, k, limit in (("c1", "US", 100.0), ("c1", "FR", 7.0), ("c2", "US", 55.0))]
+    txns = transactions([("c1", 10.0, 1), ("c1", 20.0, 2), ("c2", 30.0, 3)])
+    txns = [t._replace(country=k) for t, k in zip(txns, ("US", "FR", "FR"))]
+    with batch_pipeline() as p:
+        table = p | "Table" >> beam.Create(rows)
+        out = p | CreateEvents(txns) | Enrich(table, key=["card_id", "country"], table_key=["card", "country"],
+                                              fields=["limit"], on_missing="dead_letter")
+        assert_that(out.records | beam.Map(lambda r: (r.card_id, r.country, r.limit)),
+                    equal_to([("c1", "US", 100.0), ("c1", "FR", 7.0)]))
+        assert_that(out.dead_letters | beam.Map(lambda d: (d.error_type, d.message.split(": ", 1)[-1])),
+                    equal_to([("missing_key", "no reference row for card_id='c2', country='FR'")]), label="dead")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"key": ["card_id", "country"], "table_key": ["card_id"]}, "as many table fields"),
+    ({"key": ["card_id", "card_id"]}, "distinct field names"),
+    ({"key": ["card_id", "country"], "window": "fixed:1h"}, "a window join takes one key field"),
+])
+def test_bad_composite_keys_fail_at_construction(kwargs, message):
+    with batch_pipeline() as p:
+        table = p | beam.Create(PROFILES)
+        with pytest.raises(SchemaError, match=message):
+            Enrich(table, **kwargs)
+
+
+def test_a_composite_key_with_a_lookup_handler_fails_at_construction():
+    with pytest.raises(SchemaError, match="composite key joins a table"):
+        Enrich(key=["card_id", "country"], handler=InMemoryLookup(PROFILES, key="card_id"))
