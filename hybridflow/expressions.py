@@ -22,6 +22,8 @@ Syntax::
     x is null  x is not null
     abs(x)  round(x)  round(x, 2)  lower(s)  upper(s)  coalesce(a, b, ...)
     year(t) month(t) day(t) hour(t) minute(t) second(t)   parts of a timestamp (UTC)
+    epoch_seconds(t)            a timestamp as float seconds since 1970-01-01 UTC
+    if_else(c, a, b)            a when the condition c is true, else b (also when c is null)
 
 Types and nulls (SQL's rules):
 
@@ -81,6 +83,8 @@ FUNCTIONS: Mapping[str, str] = {
     "hour": "a timestamp",
     "minute": "a timestamp",
     "second": "a timestamp",
+    "epoch_seconds": "a timestamp",
+    "if_else": "a condition and two values of one type",
 }
 _DATE_PARTS = ("year", "month", "day", "hour", "minute", "second")
 
@@ -533,6 +537,8 @@ class _Compiler:
             return self.coalesce(args)
         if name == "round":
             return self.round(args, node)
+        if name == "if_else":
+            return self.if_else(args)
         if len(args) != 1:
             raise self.fail(f"{name}() takes one argument: {FUNCTIONS[name]}")
         (arg,) = args
@@ -545,6 +551,10 @@ class _Compiler:
             self.need(arg, (str,), f"{name}()")
             return _unary(arg, str, getattr(str, name), getattr(pc, f"utf8_{name}"))
         self.need(arg, (Timestamp,), f"{name}()")
+        if name == "epoch_seconds":
+            # microseconds / 1e6 on both paths: one IEEE division of the same integer, the same bits
+            return _unary(arg, float, lambda ts: ts.micros / 1e6,
+                          lambda a: pc.divide(pc.cast(pc.cast(a, "int64"), "float64"), 1e6))
         return _unary(arg, int, _date_part(name), getattr(pc, name))
 
     def round(self, args: list, node: ast.Call) -> _Node:
@@ -566,6 +576,34 @@ class _Compiler:
             lambda a: pc.round(a, ndigits=digits, round_mode="half_to_even"),
             can_fail=True,
         )
+
+    def if_else(self, args: list) -> _Node:
+        if len(args) != 3:
+            raise self.fail(f"if_else() takes {FUNCTIONS['if_else']}")
+        cond, a, b = args
+        self.need(cond, (bool,), "if_else()'s condition")
+        types = {a.type, b.type} - {_NULL}
+        if types and not (len(types) == 1 or types <= set(_NUMBERS)):
+            raise self.fail(f"if_else() of different types: {', '.join(sorted(_type_name(t) for t in types))}")
+        if types == {int, float}:
+            a, b = _as_float(a), _as_float(b)
+        tp = types.pop() if len(types) == 1 else (float if types else _NULL)
+        pa, pc = _pa()
+        when, then, other = cond.row, a.row, b.row
+
+        def row(record):
+            return then(record) if when(record) is True else other(record)
+
+        def arrow(table):
+            target = _arrow_type(tp)
+            c = cond.arrow(table)
+            if isinstance(c, pa.Scalar):  # a constant condition: broadcast it to the table's length
+                c = pa.repeat(c if c.type == pa.bool_() else pa.scalar(None, pa.bool_()), table.num_rows)
+            values = [v.cast(target) if isinstance(v, pa.Scalar) else pc.cast(v, target)
+                      for v in (a.arrow(table), b.arrow(table))]
+            return pc.if_else(pc.fill_null(c, False), *values)
+
+        return _Node(tp, a.nullable or b.nullable, row, arrow, any(x.can_fail for x in args))
 
     def coalesce(self, args: list) -> _Node:
         if len(args) < 2:
