@@ -89,7 +89,7 @@ class Network(SyntheticStream):
     population: int = 42
     warehouses: int = 3
     skus: int = 8
-    shipments: int = 48
+    shipments: int = 24
     distance: float = 300.0
     delayed: float = share_field(0.15)
     delay_after: float = duration_field(1800.0)

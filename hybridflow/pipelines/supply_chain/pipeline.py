@@ -52,8 +52,8 @@ NETWORK_PARAMS = ("population", "warehouses", "skus", "shipments", "distance", "
                   "start")
 DEFAULTS = {
     "batch": {
-        # 48 trucks, a ping each a minute, for 8 hours
-        "input": "synthetic://truck-pings?count=23040&rate=0.8&seed=2",
+        # 24 trucks, one to each item-location, a ping each a minute, for 8 hours
+        "input": "synthetic://truck-pings?count=11520&rate=0.4&seed=2",
         "output": "output/supply_chain",
         "output_format": "jsonl",
         "window": "fixed:15m",
@@ -62,7 +62,7 @@ DEFAULTS = {
         "print_alerts": False,
     },
     "streaming": {
-        # 48 delivery vans on 0.75-2.25 km trips, 20 pings a second; the delayed ones slow down after 15 s
+        # 24 delivery vans on 0.75-2.25 km trips, 20 pings a second; the delayed ones slow down after 15 s
         "input": "synthetic://truck-pings?rate=20&seed=7&distance=1.5&delay_after=15",
         "output": "output/supply_chain-streaming",
         "output_format": "jsonl",
