@@ -21,8 +21,9 @@ Syntax::
     x in (1, 2, 3)  x not in ('a', 'b')
     x is null  x is not null
     abs(x)  round(x)  round(x, 2)  lower(s)  upper(s)  coalesce(a, b, ...)
-    if_else(condition, a, b)    a where the condition is true, b where it is false
     year(t) month(t) day(t) hour(t) minute(t) second(t)   parts of a timestamp (UTC)
+    epoch_seconds(t)            a timestamp as float seconds since 1970-01-01 UTC
+    if_else(c, a, b)            a when the condition c is true, else b (also when c is null)
 
 Types and nulls (SQL's rules):
 
@@ -37,8 +38,9 @@ Types and nulls (SQL's rules):
   :class:`~hybridflow.transforms.Filter` keeps a record only when its
   predicate is ``true`` (as SQL's ``WHERE``).
 - ``if_else(c, a, b)`` is ``a`` where ``c`` is true, ``b`` where it is
-  false and ``null`` where ``c`` is null (``if_else(event_type == 'order',
-  quantity, 0)`` counts the units of orders when summed).
+  false or ``null`` (SQL's ``CASE WHEN c THEN a ELSE b END``;
+  ``if_else(event_type == 'order', quantity, 0)`` counts the units of orders
+  when summed).
 - ``round`` rounds half to even; on an ``int`` it returns the value itself.
 - A value that cannot be computed (an ``int`` result outside 64 bits, a
   ``round`` that overflows) is an error of that record: the transforms make
@@ -79,13 +81,14 @@ FUNCTIONS: Mapping[str, str] = {
     "lower": "a string",
     "upper": "a string",
     "coalesce": "two or more values of one type",
-    "if_else": "a condition (bool) and two values of one type",
     "year": "a timestamp",
     "month": "a timestamp",
     "day": "a timestamp",
     "hour": "a timestamp",
     "minute": "a timestamp",
     "second": "a timestamp",
+    "epoch_seconds": "a timestamp",
+    "if_else": "a condition and two values of one type",
 }
 _DATE_PARTS = ("year", "month", "day", "hour", "minute", "second")
 
@@ -552,6 +555,10 @@ class _Compiler:
             self.need(arg, (str,), f"{name}()")
             return _unary(arg, str, getattr(str, name), getattr(pc, f"utf8_{name}"))
         self.need(arg, (Timestamp,), f"{name}()")
+        if name == "epoch_seconds":
+            # microseconds / 1e6 on both paths: one IEEE division of the same integer, the same bits
+            return _unary(arg, float, lambda ts: ts.micros / 1e6,
+                          lambda a: pc.divide(pc.cast(pc.cast(a, "int64"), "float64"), 1e6))
         return _unary(arg, int, _date_part(name), getattr(pc, name))
 
     def round(self, args: list, node: ast.Call) -> _Node:
@@ -576,34 +583,31 @@ class _Compiler:
 
     def if_else(self, args: list) -> _Node:
         if len(args) != 3:
-            raise self.fail(f"if_else() takes three values: {FUNCTIONS['if_else']}")
-        condition, a, b = args
-        self.need(condition, (bool,), "if_else()'s condition")
+            raise self.fail(f"if_else() takes {FUNCTIONS['if_else']}")
+        cond, a, b = args
+        self.need(cond, (bool,), "if_else()'s condition")
         types = {a.type, b.type} - {_NULL}
         if types and not (len(types) == 1 or types <= set(_NUMBERS)):
             raise self.fail(f"if_else() of different types: {', '.join(sorted(_type_name(t) for t in types))}")
         if types == {int, float}:
             a, b = _as_float(a), _as_float(b)
         tp = types.pop() if len(types) == 1 else (float if types else _NULL)
-        crow, arow, brow = condition.row, a.row, b.row
         pa, pc = _pa()
+        when, then, other = cond.row, a.row, b.row
 
         def row(record):
-            c = crow(record)
-            if c is None:
-                return None
-            return arow(record) if c else brow(record)
+            return then(record) if when(record) is True else other(record)
 
         def arrow(table):
             target = _arrow_type(tp)
-            values = []
-            for side in (a, b):
-                v = side.arrow(table)
-                values.append(v.cast(target) if isinstance(v, pa.Scalar) else pc.cast(v, target))
-            return pc.if_else(condition.arrow(table), *values)
+            c = cond.arrow(table)
+            if isinstance(c, pa.Scalar):  # a constant condition: broadcast it to the table's length
+                c = pa.repeat(c if c.type == pa.bool_() else pa.scalar(None, pa.bool_()), table.num_rows)
+            values = [v.cast(target) if isinstance(v, pa.Scalar) else pc.cast(v, target)
+                      for v in (a.arrow(table), b.arrow(table))]
+            return pc.if_else(pc.fill_null(c, False), *values)
 
-        return _Node(tp, condition.nullable or a.nullable or b.nullable, row, arrow,
-                     condition.can_fail or a.can_fail or b.can_fail)
+        return _Node(tp, a.nullable or b.nullable, row, arrow, any(x.can_fail for x in args))
 
     def coalesce(self, args: list) -> _Node:
         if len(args) < 2:

@@ -109,7 +109,7 @@ class HybridflowOptions(PipelineOptions):
             "events before it (default: just after the history's latest event time).",
         )
         parser.add_argument(
-            "--horizon",
+            "--seam_horizon",
             type=duration_arg,
             default=None,
             help="Hybrid: how far either side of --boundary records are checked for duplicates by id (default 1h).",
@@ -526,7 +526,7 @@ def resolve_options(
     hf.mode = mode
     standard.streaming = mode != "batch"
     if mode != "hybrid":
-        given = [f"--{name}" for name in ("live", "boundary", "horizon") if getattr(hf, name) is not None]
+        given = [f"--{name}" for name in ("live", "boundary", "seam_horizon") if getattr(hf, name) is not None]
         if given:
             raise InvalidOptionError(f"{given[0]} is for --mode=hybrid (history, then live); this run is --mode={mode}")
     options.view_as(MonitoringOptions).validate_monitoring()

@@ -84,11 +84,17 @@ def _same(a, b):
         ("coalesce(y, j, 1)", [1.0, 2.0, 0.0]),
         ("if_else(i > 0, i, 0)", [123, 0, 7]),
         ("if_else(s == 'x', x, 1)", [1.0, 0.5, 1.0]),  # an int meeting a float: float
-        ("if_else(b, 'yes', t)", [None, "yes", "Q"]),  # a null condition is null
+        ("if_else(b, 'yes', t)", [None, "yes", "Q"]),  # a null condition takes t (null here)
         ("if_else(j > 1, 1, null)", [None, 1, None]),
         ("year(ts)", [2026, 1970, 1969]),
         ("month(ts) * 100 + day(ts)", [101, 101, 1231]),
         ("hour(ts) + minute(ts) + second(ts)", [0, 0, 23 + 59 + 59]),
+        ("epoch_seconds(ts)", [1767225600.123456, 0.0, -1e-06]),
+        ("if_else(i > 0, x, 0)", [150.0, 0.0, -2.5]),  # an int and a float: float
+        ("if_else(j > 1, s, t)", [None, "x", "Q"]),  # a null condition takes the else branch
+        ("if_else(b, i, j)", [None, -7, 0]),
+        ("if_else(true, 1, 2)", [1, 1, 1]),
+        ("(epoch_seconds(ts) - 1767225600) * 1000000 > 123455", [True, False, False]),
         ("s == 'x' or t != 'y'", [None, True, True]),  # false or null is null
         ("null + 1", [None, None, None]),
         ("true", [True, True, True]),
@@ -110,8 +116,11 @@ def test_values_per_record_and_columnar(text, values):
         ("j is null", bool),
         ("coalesce(j, 0)", int),
         ("if_else(i > 0, i, 0)", int),
-        ("if_else(b, 1, 0)", Optional[int]),
+        ("if_else(b, 1, 0)", int),  # a null condition takes the else branch
         ("year(ts)", int),
+        ("epoch_seconds(ts)", float),
+        ("if_else(i > 0, i, 0)", int),
+        ("if_else(i > 0, i, j)", Optional[int]),
         ("upper(s)", str),
         ("ts", Timestamp),
     ],
@@ -142,10 +151,13 @@ def test_integer_overflow_is_an_error_of_the_record_on_both_paths():
         ("i and b", "and needs bool, got int"),
         ("upper(i)", "upper() needs str, got int"),
         ("year(s)", "year() needs timestamp, got str"),
+        ("epoch_seconds(x)", "epoch_seconds() needs timestamp, got float"),
+        ("if_else(i, 1, 2)", "if_else()'s condition needs bool, got int"),
+        ("if_else(b, s, i)", "if_else() of different types: int, str"),
+        ("if_else(b, 1)", "if_else() takes a condition and two values of one type"),
         ("coalesce(s, i)", "coalesce() of different types: int, str"),
         ("if_else(i, 1, 0)", "if_else()'s condition needs bool, got int"),
         ("if_else(b, s, 1)", "if_else() of different types: int, str"),
-        ("if_else(b, 1)", "if_else() takes three values"),
         ("round(x, i)", "round()'s digits must be an int literal 0-15"),
         ("i in (1, 'a')", "compares different types"),
         ("i in (j)", "takes a list of non-null literals"),

@@ -3,7 +3,7 @@
 - :func:`read_records`: ``ReadFrom`` + ``ParseRecords`` with stable labels
   (``Read<Name>``, ``Parse<Name>``), columnar where the input allows it;
 - :func:`read_hybrid`: ``--mode hybrid``'s read: ``--history``, then ``--live``
-  (:class:`~hybridflow.io.hybrid.HybridRead`), with ``--boundary``/``--horizon``;
+  (:class:`~hybridflow.io.hybrid.HybridRead`), with ``--boundary``/``--seam_horizon``;
 - :func:`stream_uri`: adds ``--duration`` to an unbounded synthetic input;
 - :func:`file_sinks`: ``{output: <output dir>/<output>.<format>}``;
 - :func:`check_window`, :func:`check_inputs`, :func:`check_side_inputs`,
@@ -73,7 +73,7 @@ def read_hybrid(
     """``--mode hybrid``: ``history`` (the pipeline's ``--history``), then
     ``--live`` from ``--boundary`` (default: just after the history's latest
     event time), records of the seam deduplicated by ``id_field`` within
-    ``--horizon`` (default 1h). Returns HybridRead's ``.records``/``.dead_letters``."""
+    ``--seam_horizon`` (default 1h). Returns HybridRead's ``.records``/``.dead_letters``."""
     import logging
 
     from hybridflow.io.hybrid import HybridRead, history_boundary
@@ -92,7 +92,7 @@ def read_hybrid(
             boundary.to_rfc3339())
     return p | "HybridRead" >> HybridRead(
         history, hf.live, boundary, record_type, id_field,
-        horizon=hf.horizon if hf.horizon is not None else "1h",
+        horizon=hf.seam_horizon if hf.seam_horizon is not None else "1h",
         timestamp_field=timestamp_field, timestamp_unit=unit,
     )
 

@@ -240,7 +240,7 @@ SPEC = PipelineSpec(
     options_class=FraudOptions,
     common=(
         "mode", "input", "output", "output_format", "duration", "window", "allowed_lateness", "cooldown",
-        "timestamp_unit", "columnar", "print_alerts", "live", "boundary", "horizon",
+        "timestamp_unit", "columnar", "print_alerts", "live", "boundary", "seam_horizon",
     ),
     defaults=DEFAULTS,
     modes=("batch", "streaming", "hybrid"),
