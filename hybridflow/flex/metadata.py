@@ -19,7 +19,7 @@ options class, in declaration order. Each becomes one metadata parameter:
   ``TEXT`` otherwise; ``defaultValue`` when the default is the same in every
   mode;
 - ``parentName: mode`` and ``parentTriggerValues`` for flags whose help starts
-  with ``Streaming:`` or ``Batch:``: the console shows them only for that mode.
+  with ``Streaming:``, ``Batch:`` or ``Hybrid:``: the console shows them only for that mode.
 
 The fields are those of Dataflow's ``TemplateMetadata`` / ``ParameterMetadata``
 (``tests/flex/metadata.schema.json``, a JSON Schema written from Google's
@@ -68,7 +68,7 @@ TYPE_PARAM_TYPES: Mapping[Any, str] = {int: "NUMBER", float: "NUMBER", bool_arg:
 #: Shared URI flags -> the console's Cloud Storage picker.
 URI_PARAM_TYPES: Mapping[str, str] = {"input": "GCS_READ_FILE", "output": "GCS_WRITE_FOLDER"}
 #: Help-text prefixes of mode-only flags -> the ``mode`` values that show them.
-_MODE_ONLY = {"Streaming:": ("streaming",), "Batch:": ("batch",)}
+_MODE_ONLY = {"Streaming:": ("streaming",), "Batch:": ("batch",), "Hybrid:": ("hybrid",)}
 #: Shared flags whose pipeline default is a local path: required in a
 #: template, and they must be a URI with a scheme (gs://, s3:// ...).
 REQUIRED_ON_DATAFLOW = ("output",)

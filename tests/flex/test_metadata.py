@@ -115,14 +115,14 @@ def test_fraud_metadata_says_what_the_pipeline_is():
     assert (metadata["supportsAtLeastOnce"], metadata["supportsExactlyOnce"]) == (False, True)
     assert metadata["defaultStreamingMode"] == "EXACTLY_ONCE"
     params = {p["name"]: p for p in metadata["parameters"]}
-    assert params["mode"]["regexes"] == ["^(?:batch|streaming)$"]
+    assert params["mode"]["regexes"] == ["^(?:batch|streaming|hybrid)$"]
     assert params["output"]["isOptional"] is False  # the default is a local directory
     assert [n for n, p in params.items() if not p["isOptional"]] == ["output"]
     assert "Default: 5m." in params["allowed_lateness"]["helpText"]
     assert "Default: 10." in params["velocity_threshold"]["helpText"]
     # the console's widgets and defaults
     assert params["mode"]["paramType"] == "ENUM" and params["mode"]["defaultValue"] == "batch"
-    assert [o["value"] for o in params["mode"]["enumOptions"]] == ["batch", "streaming"]
+    assert [o["value"] for o in params["mode"]["enumOptions"]] == ["batch", "streaming", "hybrid"]
     assert (params["input"]["paramType"], params["output"]["paramType"]) == ("GCS_READ_FILE", "GCS_WRITE_FOLDER")
     assert "defaultValue" not in params["input"]  # batch and streaming defaults differ
     assert "defaultValue" not in params["output"]  # required: the default is a local directory
@@ -132,7 +132,8 @@ def test_fraud_metadata_says_what_the_pipeline_is():
     # streaming-only parameters show only for mode=streaming; batch-only ones only for batch
     shown_for = {n: tuple(p.get("parentTriggerValues", ())) for n, p in params.items() if "parentName" in p}
     assert shown_for == {"duration": ("streaming",), "columnar": ("batch",), "early_count": ("streaming",),
-                         "early_every": ("streaming",)}
+                         "early_every": ("streaming",), "live": ("hybrid",), "boundary": ("hybrid",),
+                         "seam_horizon": ("hybrid",)}
     assert all(p["parentName"] == "mode" for p in params.values() if "parentName" in p)
 
 
