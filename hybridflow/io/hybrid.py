@@ -185,9 +185,8 @@ def history_boundary(history: str, timestamp_field: str = "event_time", timestam
                 column = pq.read_table(f, columns=[timestamp_field]).column(0)
             values = [pc.max(column).as_py()] if len(column) else []
         else:
-            text = b"".join(decompressed_chunks(path))
             values = []
-            for line in text.splitlines():
+            for line in _lines(decompressed_chunks(path)):  # chunk by chunk: a large history is not held whole
                 try:
                     values.append(json.loads(line)[timestamp_field])
                 except (ValueError, KeyError, TypeError):
@@ -203,6 +202,16 @@ def history_boundary(history: str, timestamp_field: str = "event_time", timestam
         raise InvalidOptionError(
             f"--history={endpoint.redacted}: no record with a readable {timestamp_field!r}; give --boundary=TIME")
     return Timestamp(micros=latest.micros + 1)
+
+
+def _lines(chunks):
+    """The lines of a stream of byte chunks (a line may span chunks)."""
+    rest = b""
+    for chunk in chunks:
+        *lines, rest = (rest + chunk).split(b"\n")
+        yield from lines
+    if rest:
+        yield rest
 
 
 class HybridRead(beam.PTransform):
